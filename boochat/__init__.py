@@ -1,0 +1,1 @@
+"""Boochat's platform: settings, logging, broker topology, request/reply and the command line."""

@@ -1,0 +1,66 @@
+"""Request/reply over RabbitMQ, for the gateway and for workers asking each other.
+
+FastStream's ``broker.request`` holds one lock for all requests of a broker; a gateway forwards many
+requests at once, so this client keeps its own exclusive reply queue and a future per correlation id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import DeliveryError
+
+from contracts.envelope import Command, Failure, Reply
+from contracts.routing import Names
+
+
+class RpcClient:
+    def __init__(self, channel: AbstractChannel, names: Names, timeout: float) -> None:
+        self._channel = channel
+        self._names = names
+        self._timeout = timeout
+        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._queue: AbstractQueue | None = None
+
+    async def start(self) -> None:
+        self._queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+        await self._queue.consume(self._on_reply, no_ack=True)
+
+    async def call(self, worker: str, command: Command, timeout: float | None = None) -> Reply:
+        """Send ``command`` to ``worker`` and wait for its reply, or a ``timeout``/``unavailable`` one."""
+        assert self._queue is not None, "start() first"
+        timeout = timeout or self._timeout
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        exchange = await self._channel.get_exchange(self._names.commands, ensure=False)
+        message = aio_pika.Message(
+            command.model_dump_json().encode(),
+            content_type="application/json",
+            correlation_id=correlation_id,
+            reply_to=self._queue.name,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            # A command nobody took in time is dropped, so a retry acts once.
+            expiration=timeout,
+        )
+        try:
+            await exchange.publish(message, routing_key=worker, mandatory=True)
+            return await asyncio.wait_for(future, timeout)
+        except DeliveryError:
+            return failure("unavailable", f"no {worker} worker is running")
+        except TimeoutError:
+            return failure("timeout", "no answer in time; retrying with the same id is safe")
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.get(message.correlation_id or "")
+        if future is not None and not future.done():
+            future.set_result(Reply.model_validate_json(message.body))
+
+
+def failure(code: str, message: str, details: dict[str, str] | None = None) -> Reply:
+    return Reply(error=Failure(code=code, message=message, details=details))  # type: ignore[arg-type]

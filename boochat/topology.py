@@ -1,0 +1,47 @@
+"""Declares exchanges and queues; every process calls it at start-up (declarations are idempotent).
+
+Worker queues are quorum queues with a dead-letter exchange and a delivery limit, so a message
+that keeps failing ends up in ``<ns>.dead`` instead of looping or vanishing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractQueue
+
+from contracts.routing import Names
+
+DELIVERY_LIMIT = 5
+
+
+async def declare_exchanges(channel: AbstractChannel, names: Names) -> None:
+    await channel.declare_exchange(names.commands, aio_pika.ExchangeType.DIRECT, durable=True)
+    events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
+    await channel.declare_exchange(names.deliveries, aio_pika.ExchangeType.TOPIC, durable=True)
+    dead = await channel.declare_exchange(names.dead_letters, aio_pika.ExchangeType.FANOUT, durable=True)
+    dead_queue = await channel.declare_queue(names.dead_letters, durable=True)
+    await dead_queue.bind(dead)
+    log = await channel.declare_queue(
+        names.log, durable=True, arguments={"x-queue-type": "stream", "x-max-age": "30D"}
+    )
+    await log.bind(events, routing_key="#")
+
+
+async def declare_work_queue(
+    channel: AbstractChannel, names: Names, name: str, exchange: str, keys: Iterable[str]
+) -> AbstractQueue:
+    """A worker's durable, replicated queue, bound to ``keys`` on ``exchange``."""
+    queue = await channel.declare_queue(
+        name,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": names.dead_letters,
+            "x-delivery-limit": DELIVERY_LIMIT,
+        },
+    )
+    for key in keys:
+        await queue.bind(exchange, routing_key=key)
+    return queue

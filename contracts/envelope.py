@@ -1,0 +1,88 @@
+"""Internal envelopes: a command on its way to a worker, its reply, a domain event, a delivery."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.common import Time
+from contracts.errors import REMEMBERED, ErrorCode
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Command(Envelope):
+    """A client request (or a worker's internal request) travelling to its owner.
+
+    ``id`` is the client's frame id: the idempotency key (with ``user_id`` and ``type``) and the
+    correlation id of everything the command causes.
+    """
+
+    type: str
+    id: str
+    user_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.user_id}\x1f{self.type}\x1f{self.id}"
+
+
+class Failure(Envelope):
+    code: ErrorCode
+    message: str
+    details: dict[str, str] | None = None
+
+
+class Reply(Envelope):
+    """What a worker answers: ``ok`` data, or an error."""
+
+    ok: dict[str, Any] | None = None
+    error: Failure | None = None
+
+    @property
+    def remembered(self) -> bool:
+        """Outcomes kept for the idempotency key (PROTOCOL.md: commands and idempotency)."""
+        return self.error is None or self.error.code in REMEMBERED
+
+
+class Event(Envelope, Generic[P]):
+    """A domain event: a fact a worker stored, then published on ``<ns>.events``."""
+
+    event_id: str
+    type: str
+    aggregate_id: str
+    version: int
+    occurred_at: Time
+    actor_id: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    payload: P
+
+
+class AnyEvent(Event[Any]):
+    """An event whose payload the reader does not interpret."""
+
+    payload: dict[str, Any]
+
+
+class Delivery(Envelope):
+    """A client event on its way to the gateways, routed by room, by user or to everyone.
+
+    ``id`` lets a gateway drop a copy it has already delivered to a connection.
+    """
+
+    id: str
+    event: str
+    data: dict[str, Any]
+
+
+def occurred(value: datetime) -> datetime:
+    """Events keep millisecond precision, like everything Boochat sends."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)

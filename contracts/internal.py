@@ -1,0 +1,79 @@
+"""Requests that travel between Boochat's own processes, never from clients.
+
+They go over the same request/reply path as client requests (``Command`` to the owner's command
+queue, ``Reply`` back); ``Command.user_id`` is the user on whose behalf the request is made.
+"""
+
+from __future__ import annotations
+
+from contracts.common import Input, Shape
+from contracts.requests import Spec
+from contracts.shapes import Room, User
+
+
+class SignIn(Input):
+    """Gateway -> users: a user signed in or presented a valid token; keep their profile."""
+
+    user: User
+    email: str = ""
+
+
+class ConnectionOpened(Input):
+    """Gateway -> users: a connection of ``Command.user_id`` opened (presence)."""
+
+    connection_id: str
+    gateway_id: str
+
+
+class ConnectionClosed(Input):
+    connection_id: str
+    gateway_id: str
+
+
+class ResolveUsers(Input):
+    """Worker -> users: which of these ids are known users, with their profiles."""
+
+    ids: list[str]
+
+
+class Users(Shape):
+    users: list[User]
+
+
+class UserRooms(Input):
+    """Gateway -> rooms: the rooms ``Command.user_id`` is in, to bind their deliveries."""
+
+
+class RoomIds(Shape):
+    room_ids: list[str]
+
+
+class RoomAccess(Input):
+    """Worker -> rooms: the room, if ``Command.user_id`` is a participant (else forbidden/not_found)."""
+
+    room_id: str
+
+
+class OpenMeetupRoom(Input):
+    """Meetups -> rooms: create the room of a new meetup (idempotent by ``room_id``)."""
+
+    room_id: str
+    meetup_id: str
+    name: str
+    image_url: str | None = None
+    participant_ids: list[str]
+
+
+class RoomReply(Shape):
+    room: Room
+
+
+INTERNAL: dict[str, Spec] = {
+    "sign_in": Spec(SignIn, Shape, "users", command=False),
+    "connection_opened": Spec(ConnectionOpened, Shape, "users", command=False),
+    "connection_closed": Spec(ConnectionClosed, Shape, "users", command=False),
+    "resolve_users": Spec(ResolveUsers, Users, "users", command=False),
+    "user_rooms": Spec(UserRooms, RoomIds, "rooms", command=False),
+    "room_access": Spec(RoomAccess, RoomReply, "rooms", command=False),
+    "open_meetup_room": Spec(OpenMeetupRoom, RoomReply, "rooms", command=True),
+}

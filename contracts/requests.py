@@ -1,0 +1,297 @@
+"""Every request of PROTOCOL.md: its data, its reply, its owner and whether it is a command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictInt, StrictStr, StringConstraints, model_validator
+
+from contracts.common import (
+    Content,
+    Description,
+    Id,
+    Input,
+    Location,
+    Name,
+    PositiveSeq,
+    Seq,
+    Shape,
+    Time,
+    Url,
+    format_time,
+    parse_time,
+)
+from contracts.shapes import (
+    Meetup,
+    Platform,
+    Poll,
+    PollType,
+    Room,
+    RoomItem,
+    RoomSummary,
+    Rsvp,
+    User,
+)
+
+Ids = Annotated[list[Id], Field(max_length=1000)]
+Token = Annotated[StrictStr, StringConstraints(min_length=1, max_length=8192)]
+DeviceToken = Annotated[StrictStr, StringConstraints(min_length=1, max_length=4096)]
+Choice = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _in_future(value: datetime) -> datetime:
+    if value <= datetime.now(UTC):
+        raise ValueError("must be in the future")
+    return value
+
+
+class Empty(Input):
+    """A request or reply that carries nothing: ``{}``."""
+
+
+# Authentication ------------------------------------------------------------------------------
+
+
+class DevUser(Input):
+    id: Id
+    name: Name
+    email: Annotated[StrictStr, StringConstraints(max_length=320)] = ""
+    image_url: Url | None = None
+
+
+class Authenticate(Input):
+    token: Token | None = None
+    google_id_token: Token | None = None
+    dev_user: DevUser | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Authenticate:
+        given = [self.token, self.google_id_token, self.dev_user]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("exactly one of token, google_id_token, dev_user is required")
+        return self
+
+
+class Authenticated(Shape):
+    user: User
+    token: str
+    expires_at: Time
+
+
+# Rooms --------------------------------------------------------------------------------------
+
+
+class CreateRoom(Input):
+    name: Name
+    image_url: Url | None = None
+    participant_ids: Ids
+
+
+class InviteToRoom(Input):
+    room_id: Id
+    user_id: Id
+
+
+class LeaveRoom(Input):
+    room_id: Id
+
+
+class MarkRoomRead(Input):
+    room_id: Id
+    seq: Seq | None = None
+
+
+class ChangeRoomImage(Input):
+    room_id: Id
+    image_url: Url
+
+
+class RenameRoom(Input):
+    room_id: Id
+    name: Name
+
+
+class RoomReply(Shape):
+    room: Room
+
+
+class ReadMark(Shape):
+    last_read_seq: int
+
+
+# Messages -----------------------------------------------------------------------------------
+
+
+class SendMessage(Input):
+    room_id: Id
+    content: Content
+
+
+class ItemReply(Shape):
+    item: RoomItem
+
+
+# Meetups ------------------------------------------------------------------------------------
+
+
+class CreateMeetup(Input):
+    name: Name
+    location: Location
+    takes_place_on: Annotated[Time, Field(description="strictly in the future")]
+    attendee_ids: Ids
+    image_url: Url | None = None
+
+    @model_validator(mode="after")
+    def _future(self) -> CreateMeetup:
+        _in_future(self.takes_place_on)
+        return self
+
+
+class ChangeRsvp(Input):
+    meetup_id: Id
+    rsvp: Rsvp
+
+
+class ChangeMeetupImage(Input):
+    meetup_id: Id
+    image_url: Url
+
+
+class MeetupReply(Shape):
+    meetup: Meetup
+
+
+# Polls --------------------------------------------------------------------------------------
+
+
+class CreatePoll(Input):
+    meetup_id: Id
+    poll_type: PollType
+    description: Description
+    choices: Annotated[list[Choice], Field(min_length=2, max_length=10)]
+
+    @model_validator(mode="after")
+    def _choices(self) -> CreatePoll:
+        if self.poll_type == "reschedule":
+            instants = [_in_future(parse_time(choice)) for choice in self.choices]
+            if len(set(instants)) != len(instants):
+                raise ValueError("choices must be distinct instants")
+            # Stored normalised to UTC, like every client time.
+            object.__setattr__(self, "choices", [format_time(t) for t in instants])
+        elif len(set(self.choices)) != len(self.choices):
+            raise ValueError("choices must be distinct")
+        return self
+
+
+class VotePoll(Input):
+    poll_id: Id
+    choice_index: Annotated[StrictInt, Field(ge=0)]
+
+
+class ClosePoll(Input):
+    poll_id: Id
+
+
+class PollReply(Shape):
+    poll: Poll
+
+
+# Devices ------------------------------------------------------------------------------------
+
+
+class RegisterDevice(Input):
+    token: DeviceToken
+    platform: Platform
+
+
+class UnregisterDevice(Input):
+    token: DeviceToken
+
+
+# Queries ------------------------------------------------------------------------------------
+
+
+class GetRoom(Input):
+    room_id: Id
+
+
+class GetRoomItems(Input):
+    room_id: Id
+    before_seq: PositiveSeq | None = None
+    after_seq: PositiveSeq | None = None
+    limit: Annotated[StrictInt, Field(ge=1, le=100)] = 50
+
+
+class GetMeetup(Input):
+    meetup_id: Id
+
+
+class UserReply(Shape):
+    user: User
+
+
+class RoomList(Shape):
+    rooms: list[RoomSummary]
+
+
+class ItemPage(Shape):
+    items: list[RoomItem]
+    has_more: bool
+
+
+class MeetupList(Shape):
+    meetups: list[Meetup]
+
+
+class UserList(Shape):
+    users: list[User]
+
+
+class OnlineUsers(Shape):
+    user_ids: list[str]
+
+
+# The table ----------------------------------------------------------------------------------
+
+Owner = Literal["gateway", "rooms", "messaging", "meetups", "polls", "notifications", "users"]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What PROTOCOL.md says of one request type."""
+
+    data: type[Input]
+    reply: type[Shape] | type[Input]
+    owner: Owner
+    command: bool
+
+
+REQUESTS: dict[str, Spec] = {
+    "authenticate": Spec(Authenticate, Authenticated, "gateway", command=False),
+    "ping": Spec(Empty, Empty, "gateway", command=False),
+    "get_me": Spec(Empty, UserReply, "users", command=False),
+    "create_room": Spec(CreateRoom, RoomReply, "rooms", command=True),
+    "invite_to_room": Spec(InviteToRoom, Empty, "rooms", command=True),
+    "leave_room": Spec(LeaveRoom, Empty, "rooms", command=True),
+    "mark_room_read": Spec(MarkRoomRead, ReadMark, "rooms", command=True),
+    "change_room_image": Spec(ChangeRoomImage, Empty, "rooms", command=True),
+    "rename_room": Spec(RenameRoom, Empty, "rooms", command=True),
+    "send_message": Spec(SendMessage, ItemReply, "messaging", command=True),
+    "create_meetup": Spec(CreateMeetup, MeetupReply, "meetups", command=True),
+    "change_rsvp": Spec(ChangeRsvp, Empty, "meetups", command=True),
+    "change_meetup_image": Spec(ChangeMeetupImage, Empty, "meetups", command=True),
+    "create_poll": Spec(CreatePoll, PollReply, "polls", command=True),
+    "vote_poll": Spec(VotePoll, Empty, "polls", command=True),
+    "close_poll": Spec(ClosePoll, Empty, "polls", command=True),
+    "register_device": Spec(RegisterDevice, Empty, "notifications", command=True),
+    "unregister_device": Spec(UnregisterDevice, Empty, "notifications", command=True),
+    "list_rooms": Spec(Empty, RoomList, "rooms", command=False),
+    "get_room": Spec(GetRoom, RoomReply, "rooms", command=False),
+    "get_room_items": Spec(GetRoomItems, ItemPage, "messaging", command=False),
+    "list_meetups": Spec(Empty, MeetupList, "meetups", command=False),
+    "get_meetup": Spec(GetMeetup, MeetupReply, "meetups", command=False),
+    "list_users": Spec(Empty, UserList, "users", command=False),
+    "list_online_users": Spec(Empty, OnlineUsers, "users", command=False),
+}

@@ -1,0 +1,59 @@
+"""Names of exchanges, queues and routing keys, derived from the namespace.
+
+Commands: exchange ``<ns>.commands`` (direct), routing key = the owning worker, one quorum queue
+``<ns>.<worker>.commands`` each. Domain events: exchange ``<ns>.events`` (topic), routing key = the
+event type; each reaction of a worker has its own queue ``<ns>.<worker>.<reaction>``; the stream
+``<ns>.events.log`` takes everything. Client events: exchange ``<ns>.deliveries`` (topic), routed
+``room.<room_id>``, ``user.<digest>`` or ``everyone``; each gateway binds what its connections need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+def user_key(user_id: str) -> str:
+    """Routing key of one user's deliveries: user ids may hold dots and be long, digests do not."""
+    return "user." + hashlib.blake2s(user_id.encode(), digest_size=16).hexdigest()
+
+
+def room_key(room_id: str) -> str:
+    return "room." + room_id
+
+
+EVERYONE = "everyone"
+
+
+@dataclass(frozen=True)
+class Names:
+    namespace: str
+
+    @property
+    def commands(self) -> str:
+        return f"{self.namespace}.commands"
+
+    @property
+    def events(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def deliveries(self) -> str:
+        return f"{self.namespace}.deliveries"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.namespace}.dead"
+
+    @property
+    def log(self) -> str:
+        return f"{self.namespace}.events.log"
+
+    def command_queue(self, worker: str) -> str:
+        return f"{self.namespace}.{worker}.commands"
+
+    def reaction_queue(self, worker: str, reaction: str) -> str:
+        return f"{self.namespace}.{worker}.{reaction}"
+
+    def database(self, worker: str) -> str:
+        return f"{self.namespace}_{worker}"
