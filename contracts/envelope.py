@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -86,3 +87,22 @@ class Delivery(Envelope):
 def occurred(value: datetime) -> datetime:
     """Events keep millisecond precision, like everything Boochat sends."""
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True)
+class Send:
+    """A client event a fact sends: to ``key`` (``room_key``, ``user_key`` or ``EVERYONE``)."""
+
+    key: str
+    event: str
+    data: BaseModel
+
+
+@dataclass(frozen=True)
+class Fact:
+    """An event a domain decided on, before it is numbered, stamped and stored."""
+
+    type: str
+    aggregate_id: str
+    payload: BaseModel
+    sends: tuple[Send, ...] = ()

@@ -30,3 +30,17 @@ class CloseCode(IntEnum):
     MALFORMED = 4400  # the tenth malformed frame on one connection
     UNAUTHENTICATED = 4401
     RATE_LIMITED = 4429
+
+
+class Rejected(Exception):  # noqa: N818 - the base of every worker's domain errors
+    """A command or query refused by a rule; carries a PROTOCOL.md error code.
+
+    Each worker's domain errors derive from one base of its own, itself derived from this.
+    """
+
+    code: ErrorCode = "bad_request"
+
+    def __init__(self, message: str, details: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details

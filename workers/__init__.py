@@ -1,0 +1,1 @@
+"""Boochat's workers: one FastStream app each, all with the same inner shape (see runtime)."""

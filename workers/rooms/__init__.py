@@ -1,0 +1,1 @@
+"""The rooms worker: the Room aggregate (creation, membership, names, images, read marks)."""

@@ -1,0 +1,251 @@
+"""The composition every worker shares: a FastStream app whose subscribers run the command and
+reaction tables of the worker's ``handlers.py``, with idempotency, retries and error replies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+import structlog
+from beanie import Document, init_beanie
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker, RabbitQueue
+from faststream.rabbit.schemas import Channel
+from faststream.middlewares import AckPolicy
+from pydantic import BaseModel, ValidationError
+from pymongo import AsyncMongoClient
+
+from boochat import topology
+from boochat.logs import configure
+from boochat.rpc import RpcClient
+from boochat.settings import Settings
+from contracts.envelope import AnyEvent, Command, Failure, Fact, Reply
+from contracts.errors import Rejected
+from contracts.internal import INTERNAL
+from contracts.requests import REQUESTS, Spec
+from workers.runtime.outbox import Cause, Outbox, stamp
+from workers.runtime.store import (
+    RUNTIME_DOCUMENTS,
+    Aggregate,
+    AppliedEvent,
+    ConcurrencyError,
+    ProcessedCommand,
+    StoredEvent,
+    write,
+)
+
+log = structlog.get_logger()
+
+ATTEMPTS = 20  # optimistic-concurrency retries before giving up
+
+
+class Runtime:
+    """The ports a handler may use, built once per process by ``create``."""
+
+    def __init__(self, settings: Settings, outbox: Outbox, rpc: RpcClient | None) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.rpc = rpc
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    """One command or reaction being handled."""
+
+    runtime: Runtime
+    cause: Cause
+    user_id: str | None = None
+
+    def now(self) -> datetime:
+        return self.runtime.now()
+
+    async def commit(self, doc: Aggregate, facts: list[Fact], reply: BaseModel | None = None) -> None:
+        """Write ``doc`` with ``facts`` as its next events, then publish them."""
+        now = self.now()
+        entries = [
+            stamp(fact, doc.version + i + 1, self.cause, now, reply if i == 0 else None)
+            for i, fact in enumerate(facts)
+        ]
+        await write(doc, entries)
+        await self.runtime.outbox.flush(doc, entries)
+
+    async def ask(self, worker: str, type: str, data: BaseModel) -> dict[str, Any]:
+        """A request to another worker, on behalf of this context's user; its refusal is re-raised."""
+        assert self.runtime.rpc is not None
+        command = Command(
+            type=type, id=self.cause.correlation_id or "-", user_id=self.user_id or "-",
+            data=data.model_dump(mode="json"),
+        )
+        reply = await self.runtime.rpc.call(worker, command)
+        if reply.error is not None:
+            raise Forwarded(reply.error)
+        return reply.ok or {}
+
+
+class Forwarded(Rejected):  # noqa: N818
+    """Another worker's refusal, passed on as it came."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message, failure.details)
+        self.code = failure.code
+
+
+CommandHandler = Callable[[Any, Context], Awaitable[BaseModel]]
+ReactionHandler = Callable[[AnyEvent, Context], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A worker's reaction to other events: its own queue, bound to ``types``."""
+
+    types: tuple[str, ...]
+    handle: ReactionHandler
+
+
+@dataclass
+class Worker:
+    name: str
+    commands: dict[str, CommandHandler]
+    reactions: dict[str, Reaction] = field(default_factory=dict)
+    documents: list[type[Document]] = field(default_factory=list)
+
+
+def spec_of(type: str) -> Spec | None:
+    return REQUESTS.get(type) or INTERNAL.get(type)
+
+
+def failure(code: str, message: str, details: dict[str, str] | None = None) -> Reply:
+    return Reply(error=Failure(code=code, message=message, details=details))  # type: ignore[arg-type]
+
+
+def error_details(error: ValidationError) -> dict[str, str]:
+    return {".".join(["data", *map(str, e["loc"])]): e["msg"] for e in error.errors()}
+
+
+async def run_command(worker: Worker, runtime: Runtime, command: Command) -> Reply:
+    spec = spec_of(command.type)
+    handler = worker.commands.get(command.type)
+    if spec is None or handler is None:
+        return failure("bad_request", f"{worker.name} does not handle {command.type}")
+    if spec.command:
+        if (done := await ProcessedCommand.get(command.key)) is not None:
+            return Reply.model_validate(done.reply)
+        if (stored := await StoredEvent.find_one(StoredEvent.command_key == command.key)) is not None:
+            return Reply(ok=stored.reply)
+    reply = await _decide(handler, spec, runtime, command)
+    if spec.command and reply.remembered:
+        await ProcessedCommand(id=command.key, reply=reply.model_dump(mode="json")).save()
+    return reply
+
+
+async def _decide(handler: CommandHandler, spec: Spec, runtime: Runtime, command: Command) -> Reply:
+    try:
+        data = spec.data.model_validate(command.data)
+    except ValidationError as error:
+        return failure("bad_request", "invalid data", error_details(error))
+    cause = Cause(command.user_id, command.id, command.id, command.key if spec.command else None)
+    context = Context(runtime, cause, command.user_id)
+    for _ in range(ATTEMPTS):
+        try:
+            result = await handler(data, context)
+            return Reply(ok=result.model_dump(mode="json"))
+        except ConcurrencyError:
+            continue
+        except Rejected as error:
+            return failure(error.code, error.message, error.details)
+    return failure("unavailable", "too much contention; retry with the same id")
+
+
+async def run_reaction(name: str, reaction: Reaction, runtime: Runtime, event: AnyEvent) -> None:
+    key = f"{name}:{event.event_id}"
+    if await AppliedEvent.get(key) is not None:
+        return
+    context = Context(runtime, Cause(event.actor_id, event.correlation_id, event.event_id), event.actor_id)
+    for _ in range(ATTEMPTS):
+        try:
+            await reaction.handle(event, context)
+            break
+        except ConcurrencyError:
+            continue
+    else:
+        raise ConcurrencyError(key)  # nacked: redelivered later, then dead-lettered
+    await AppliedEvent(id=key).save()
+
+
+def create(worker: Worker, settings: Settings) -> FastStream:
+    """The FastStream app of ``worker``: topology, storage, subscribers, relay and RPC."""
+    configure(worker.name, settings.log_level)
+    names = settings.names
+    broker = RabbitBroker(settings.amqp_url, default_channel=Channel(prefetch_count=settings.prefetch))
+    aggregates = [d for d in worker.documents if issubclass(d, Aggregate)]
+    outbox = Outbox(broker, names, aggregates)
+    runtime = Runtime(settings, outbox, None)
+    app = FastStream(broker)
+    background: list[asyncio.Task[None]] = []
+    connections: list[aio_pika.abc.AbstractRobustConnection] = []
+
+    @broker.subscriber(
+        RabbitQueue(names.command_queue(worker.name), declare=False), ack_policy=AckPolicy.NACK_ON_ERROR
+    )
+    async def commands(command: Command) -> dict[str, Any]:
+        structlog.contextvars.bind_contextvars(request_id=command.id, type=command.type)
+        try:
+            reply = await run_command(worker, runtime, command)
+        except Exception:
+            log.exception("command failed")
+            reply = failure("internal", "internal error")
+        return reply.model_dump(mode="json", exclude_none=True)
+
+    for name, reaction in worker.reactions.items():
+        queue = RabbitQueue(names.reaction_queue(worker.name, name), declare=False)
+
+        @broker.subscriber(queue, ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True)
+        async def react(event: AnyEvent, _name: str = name, _reaction: Reaction = reaction) -> None:
+            structlog.contextvars.bind_contextvars(request_id=event.correlation_id, event=event.type)
+            await run_reaction(_name, _reaction, runtime, event)
+
+    @app.on_startup
+    async def prepare() -> None:
+        client: AsyncMongoClient[Any] = AsyncMongoClient(settings.require_mongo_url(), tz_aware=True)
+        await init_beanie(
+            database=client[names.database(worker.name)],
+            document_models=[*RUNTIME_DOCUMENTS, *worker.documents],
+        )
+        connection = await aio_pika.connect_robust(settings.amqp_url)
+        connections.append(connection)
+        channel = await connection.channel(on_return_raises=True)
+        await topology.declare_exchanges(channel, names)
+        await topology.declare_work_queue(
+            channel, names, names.command_queue(worker.name), names.commands, [worker.name]
+        )
+        for name, reaction in worker.reactions.items():
+            await topology.declare_work_queue(
+                channel, names, names.reaction_queue(worker.name, name), names.events, reaction.types
+            )
+        runtime.rpc = RpcClient(channel, names, settings.request_timeout_seconds)
+        await runtime.rpc.start()
+
+    @app.after_startup
+    async def relay() -> None:
+        await outbox.relay_once(older_than=RELAY_AT_START)
+        background.append(asyncio.create_task(outbox.relay_forever()))
+        log.info("worker ready", worker=worker.name)
+
+    @app.on_shutdown
+    async def stop() -> None:
+        for task in background:
+            task.cancel()
+        for connection in connections:
+            await connection.close()
+
+    return app
+
+
+RELAY_AT_START = timedelta(0)  # at start-up, whatever is in an outbox was left behind

@@ -1,0 +1,1 @@
+"""The users worker: the user directory (profiles from sign-ins) and presence."""

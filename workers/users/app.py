@@ -1,0 +1,16 @@
+"""The users worker's composition root."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+
+from boochat.settings import Settings
+from workers.runtime.service import Worker, create
+from workers.users.handlers import COMMANDS, REACTIONS
+from workers.users.storage import DOCUMENTS
+
+WORKER = Worker("users", COMMANDS, REACTIONS, DOCUMENTS)
+
+
+def create_app(settings: Settings) -> FastStream:
+    return create(WORKER, settings)

@@ -1,0 +1,75 @@
+"""Users: profiles and presence, sans-I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from contracts.common import Shape
+from contracts.envelope import Fact, Send
+from contracts.errors import Rejected
+from contracts.frames import PresenceChanged
+from contracts.routing import EVERYONE
+from contracts.shapes import User
+
+
+class UsersError(Rejected):
+    pass
+
+
+class UnknownUserError(UsersError):
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("unknown user")
+
+
+class ProfileChanged(Shape):
+    user: User
+
+
+@dataclass
+class UserState:
+    id: str
+    name: str
+    image_url: str | None
+    email: str = ""
+    connections: list[str] = field(default_factory=list)  # "<gateway_id>/<connection_id>"
+
+    def view(self) -> User:
+        return User(id=self.id, name=self.name, image_url=self.image_url)
+
+
+def sign_in(state: UserState | None, profile: User, email: str) -> tuple[UserState, list[Fact]]:
+    """The profile comes from the last sign-in or token presented."""
+    if state is None:
+        state = UserState(id=profile.id, name=profile.name, image_url=profile.image_url, email=email)
+    elif (state.name, state.image_url, state.email) == (profile.name, profile.image_url, email):
+        return state, []
+    else:
+        state.name, state.image_url, state.email = profile.name, profile.image_url, email
+    return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=state.view()))]
+
+
+def connect(state: UserState, connection: str) -> list[Fact]:
+    if connection in state.connections:
+        return []
+    state.connections.append(connection)
+    return _presence(state, online=True) if len(state.connections) == 1 else []
+
+
+def disconnect(state: UserState, connection: str) -> list[Fact]:
+    if connection not in state.connections:
+        return []
+    state.connections.remove(connection)
+    return [] if state.connections else _presence(state, online=False)
+
+
+def _presence(state: UserState, online: bool) -> list[Fact]:
+    changed = PresenceChanged(user_id=state.id, online=online)
+    return [Fact("user.presence_changed", state.id, changed, (Send(EVERYONE, "presence.changed", changed),))]
+
+
+def existing(state: UserState | None) -> UserState:
+    if state is None:
+        raise UnknownUserError()
+    return state
