@@ -1,0 +1,1 @@
+"""The WebSocket gateway: authenticate, validate, forward to the owning worker, relay deliveries."""

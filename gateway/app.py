@@ -1,0 +1,95 @@
+"""Composition root of the gateway: the WebSocket server, the hub, the broker.
+
+``serve(settings)`` runs until cancelled or SIGTERM, then closes client connections with 1012
+(service restart) and stops. The HTTP port comes up at once; ``/readyz`` says when the broker is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as websockets_serve
+
+from boochat import logs
+from boochat.settings import Settings
+from contracts.errors import CloseCode
+from gateway import auth
+from gateway.http import Handshakes
+from gateway.hub import Hub
+from gateway.session import Session
+
+log = structlog.get_logger("gateway")
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        auth.require_secret(settings)
+        self.settings = settings
+        self.hub = Hub(settings)
+        self._handshakes = Handshakes(settings, lambda: self.hub.broker.ready)
+        self._server: Server | None = None
+        self._connecting: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        self._server = await websockets_serve(
+            self._handle,
+            self.settings.gateway_host,
+            self.settings.gateway_port,
+            process_request=self._handshakes,
+            max_size=self.settings.max_frame_bytes,
+            server_header="boochat",
+        )
+        self._connecting = asyncio.create_task(self._connect())
+        log.info("gateway_listening", port=self.port, gateway_id=self.hub.gateway_id)
+
+    async def _connect(self) -> None:
+        try:
+            await self.hub.broker.connect()
+        except Exception:
+            log.exception("broker_setup_failed")
+            raise
+
+    async def connected(self) -> None:
+        """Wait until the broker is set up (tests; operators look at ``/readyz``)."""
+        assert self._connecting is not None
+        await asyncio.shield(self._connecting)
+
+    async def stop(self, code: int = CloseCode.SERVICE_RESTART, reason: str = "server restarting") -> None:
+        if self._server is not None:
+            self._server.close(close_connections=True, code=code, reason=reason)
+            await self._server.wait_closed()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        await self.hub.broker.close()
+        log.info("gateway_stopped")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        await Session(self.hub, ws, self._handshakes.identity(ws)).run()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the gateway until cancelled or SIGTERM."""
+    logs.configure("gateway", settings.log_level)
+    gateway = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread: no signals
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await gateway.start()
+    try:
+        await stop.wait()
+        log.info("sigterm_received")
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        await gateway.stop()

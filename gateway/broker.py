@@ -1,0 +1,136 @@
+"""The gateway's side of RabbitMQ: requests to workers, and its own queue of deliveries.
+
+One robust connection; a confirming channel for request/reply (``RpcClient``), another for the
+deliveries queue: exclusive and auto-delete, named after this gateway process, bound to
+``everyone`` and to the user and room keys its connections need. Binding changes go through one
+lock and always move towards what ``wanted`` says at that moment, so racing joins and leaves settle
+on the right bindings whatever order they ran in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from pydantic import ValidationError
+
+from boochat.rpc import RpcClient, failure
+from boochat.settings import Settings
+from boochat.topology import declare_exchanges
+from contracts.envelope import Command, Delivery, Reply
+from contracts.routing import EVERYONE
+
+log = structlog.get_logger("gateway.broker")
+
+DELIVERY_PREFETCH = 256
+RETRY_SECONDS = (0.5, 1, 2, 5)
+
+
+class Broker:
+    def __init__(
+        self,
+        settings: Settings,
+        gateway_id: str,
+        wanted: Callable[[str], bool],
+        on_delivery: Callable[[str, Delivery], Awaitable[None]],
+    ) -> None:
+        self._settings = settings
+        self._names = settings.names
+        self._gateway_id = gateway_id
+        self._wanted = wanted
+        self._on_delivery = on_delivery
+        self._connection: AbstractRobustConnection | None = None
+        self._rpc: RpcClient | None = None
+        self._queue: AbstractQueue | None = None
+        self._bound: set[str] = set()
+        self._binding = asyncio.Lock()
+        self._consumer: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        connection = self._connection
+        return (
+            self._rpc is not None
+            and connection is not None
+            and not connection.is_closed
+            and connection.connected.is_set()
+        )
+
+    async def connect(self) -> None:
+        """Connect, retrying until the broker answers; afterwards aio-pika reconnects by itself."""
+        attempt = 0
+        while True:
+            try:
+                self._connection = await aio_pika.connect_robust(self._settings.amqp_url)
+                break
+            except (OSError, aio_pika.exceptions.AMQPError) as exc:
+                delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+                log.warning("broker_unreachable", error=str(exc), retry_in=delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+        requests = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        await declare_exchanges(requests, self._names)
+        rpc = RpcClient(requests, self._names, self._settings.request_timeout_seconds)
+        await rpc.start()
+        deliveries = await self._connection.channel()
+        await deliveries.set_qos(prefetch_count=DELIVERY_PREFETCH)
+        self._queue = await deliveries.declare_queue(
+            f"{self._names.namespace}.gateway.{self._gateway_id}", exclusive=True, auto_delete=True
+        )
+        await self.sync([EVERYONE])
+        self._consumer = asyncio.create_task(self._consume(self._queue))
+        self._rpc = rpc
+        log.info("broker_connected")
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.cancel()
+            await asyncio.gather(self._consumer, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.close()
+        self._rpc = None
+
+    async def call(self, worker: str, command: Command) -> Reply:
+        """The worker's reply, or ``unavailable`` / ``timeout``: this never raises for broker trouble."""
+        if not self.ready or self._rpc is None:
+            return failure("unavailable", "the message broker is not reachable")
+        try:
+            return await self._rpc.call(worker, command)
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            log.warning("request_failed", worker=worker, error=repr(exc))
+            return failure("unavailable", f"{worker} is not reachable")
+
+    async def sync(self, keys: Iterable[str]) -> None:
+        """Bind or unbind each key so that it matches ``wanted`` now."""
+        if self._queue is None:
+            return
+        async with self._binding:
+            for key in dict.fromkeys(keys):
+                want = self._wanted(key)
+                try:
+                    if want and key not in self._bound:
+                        await self._queue.bind(self._names.deliveries, routing_key=key)
+                        self._bound.add(key)
+                    elif not want and key in self._bound:
+                        await self._queue.unbind(self._names.deliveries, routing_key=key)
+                        self._bound.discard(key)
+                except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                    log.warning("binding_failed", key=key, bind=want, error=repr(exc))
+
+    async def _consume(self, queue: AbstractQueue) -> None:
+        # One iterator, one message at a time: events of a room reach connections in order.
+        async with queue.iterator() as messages:
+            async for message in messages:
+                async with message.process(ignore_processed=True):
+                    try:
+                        delivery = Delivery.model_validate_json(message.body)
+                    except ValidationError:
+                        log.error("bad_delivery", routing_key=message.routing_key)
+                        continue
+                    try:
+                        await self._on_delivery(message.routing_key or "", delivery)
+                    except Exception:
+                        log.exception("delivery_failed", delivery_id=delivery.id)

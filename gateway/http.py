@@ -1,0 +1,65 @@
+"""Plain HTTP on the gateway's port, and the checks made before a WebSocket upgrade.
+
+``/healthz`` while the process runs, ``/readyz`` while the broker is connected, ``/ws`` for clients;
+anything else is 404. On ``/ws``: the Origin (403) and an ``Authorization: Bearer`` header (401).
+"""
+
+from __future__ import annotations
+
+import http
+import weakref
+from collections.abc import Callable
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from boochat.settings import Settings
+from gateway import auth
+from gateway.auth import AuthError, Identity
+
+ENDPOINT = "/ws"
+
+
+class Handshakes:
+    """``process_request`` for ``serve``; remembers who a Bearer header authenticated."""
+
+    def __init__(self, settings: Settings, ready: Callable[[], bool]) -> None:
+        self._settings = settings
+        self._ready = ready
+        self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = weakref.WeakKeyDictionary()
+
+    def identity(self, connection: ServerConnection) -> Identity | None:
+        return self._identities.pop(connection, None)
+
+    def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path == "/healthz":
+            return _plain(connection, request, http.HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            if self._ready():
+                return _plain(connection, request, http.HTTPStatus.OK, "ready\n")
+            return _plain(connection, request, http.HTTPStatus.SERVICE_UNAVAILABLE, "broker not connected\n")
+        if path != ENDPOINT:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        origins = self._settings.origins
+        sent = request.headers.get_all("Origin")
+        if origins and (len(sent) > 1 or (sent and sent[0] not in origins)):
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        headers = request.headers.get_all("Authorization")
+        if headers:
+            try:
+                identity = auth.verify_token(self._settings, auth.bearer(headers))
+            except AuthError as exc:
+                response = connection.respond(http.HTTPStatus.UNAUTHORIZED, f"{exc}\n")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="boochat"'
+                return response
+            self._identities[connection] = identity
+        return None
+
+
+def _plain(connection: ServerConnection, request: Request, status: http.HTTPStatus, text: str) -> Response:
+    if request.method not in ("GET", "HEAD"):
+        response = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed\n")
+        response.headers["Allow"] = "GET"
+        return response
+    return connection.respond(status, text)

@@ -1,0 +1,80 @@
+"""What the connections of one gateway process share: the broker, the registry, the rate limiter.
+
+Registering a user tells the users worker (sign-in, presence) and binds their deliveries; a
+delivery from the queue is handed to the connections the registry names, never awaited on them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from boochat.settings import Settings
+from contracts.envelope import Command, Delivery, Reply
+from contracts.internal import ConnectionClosed, ConnectionOpened, RoomIds, SignIn, UserRooms
+from gateway import frames
+from gateway.auth import Identity
+from gateway.broker import Broker
+from gateway.limits import RateLimiter
+from gateway.registry import Registry
+
+if TYPE_CHECKING:
+    from gateway.session import Session
+
+log = structlog.get_logger("gateway.hub")
+
+
+class Hub:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.gateway_id = uuid.uuid4().hex[:12]
+        self.registry: Registry[Session] = Registry()
+        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.broker = Broker(settings, self.gateway_id, self.registry.wanted, self.deliver)
+
+    async def call(self, worker: str, command: Command) -> Reply:
+        return await self.broker.call(worker, command)
+
+    async def _internal(self, worker: str, type_: str, user_id: str, data: Any) -> Reply:
+        command = Command(type=type_, id=uuid.uuid4().hex, user_id=user_id, data=data.model_dump(mode="json"))
+        return await self.broker.call(worker, command)
+
+    async def sign_in(self, identity: Identity) -> Reply:
+        """Keep the user's profile with the users worker; ``list_users`` sees them once this returns."""
+        return await self._internal(
+            "users", "sign_in", identity.user.id, SignIn(user=identity.user, email=identity.email)
+        )
+
+    async def register(self, session: Session, user_id: str) -> None:
+        """Bind the user's deliveries and their rooms' (the user key first: no join can slip by)."""
+        await self.broker.sync(self.registry.add(user_id, session))
+        reply = await self._internal("rooms", "user_rooms", user_id, UserRooms())
+        if reply.error is not None or reply.ok is None:
+            log.warning("user_rooms_failed", user_id=user_id, error=reply.error and reply.error.code)
+        else:
+            room_ids = RoomIds.model_validate(reply.ok).room_ids
+            await self.broker.sync(self.registry.join(user_id, room_ids))
+        opened = ConnectionOpened(connection_id=session.id, gateway_id=self.gateway_id)
+        reply = await self._internal("users", "connection_opened", user_id, opened)
+        if reply.error is not None:
+            log.warning("connection_opened_failed", user_id=user_id, error=reply.error.code)
+
+    async def unregister(self, session: Session, user_id: str) -> None:
+        await self.broker.sync(self.registry.remove(user_id, session))
+        self.limiter.forget_idle(user_id, time.monotonic())
+        closed = ConnectionClosed(connection_id=session.id, gateway_id=self.gateway_id)
+        reply = await self._internal("users", "connection_closed", user_id, closed)
+        if reply.error is not None:
+            log.warning("connection_closed_failed", user_id=user_id, error=reply.error.code)
+
+    async def deliver(self, key: str, delivery: Delivery) -> None:
+        recipients, changed = self.registry.route(key, delivery)
+        if recipients:
+            text = frames.event(delivery.event, delivery.data)
+            for session in recipients:
+                session.deliver(delivery.id, text)
+        if changed:
+            await self.broker.sync(changed)

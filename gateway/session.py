@@ -1,0 +1,250 @@
+"""One client connection: authenticate, register, then validate and forward each frame.
+
+Everything sent to the client goes through a bounded outbox drained by one writer task, so a slow
+client only ever blocks itself; when its outbox is full it is closed with 1013 (try again later).
+Requests run as tasks of their own: a slow one never holds up the next, and each gets one reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from pydantic import BaseModel
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from boochat.rpc import failure
+from contracts.envelope import Command
+from contracts.errors import CloseCode
+from contracts.requests import REQUESTS, Authenticate, Authenticated
+from gateway import auth, frames
+from gateway.auth import AuthError, Identity
+from gateway.frames import Frame, InvalidDataError, MalformedFrameError
+from gateway.hub import Hub
+from gateway.limits import RecentIds
+
+log = structlog.get_logger("gateway.session")
+
+MALFORMED_LIMIT = 10
+OUTBOX_SIZE = 1000
+TRY_AGAIN_LATER = 1013  # not in PROTOCOL.md: a client that cannot keep up, or users is unreachable
+CLOSE_FLUSH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Close:
+    code: int
+    reason: str
+
+
+class Session:
+    def __init__(self, hub: Hub, ws: ServerConnection, identity: Identity | None = None) -> None:
+        self.id = uuid.uuid4().hex
+        self._hub = hub
+        self._ws = ws
+        self._identity = identity  # from an Authorization header, until registered
+        self._user_id: str | None = None
+        self._outbox: asyncio.Queue[str | Close] = asyncio.Queue(OUTBOX_SIZE)
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._closing: Close | None = None
+        self._recent = RecentIds()
+        self._malformed = 0
+        self._refused = 0
+        self._requests: set[asyncio.Task[None]] = set()
+        self._expiry: asyncio.TimerHandle | None = None
+
+    async def run(self) -> None:
+        self._writer = asyncio.create_task(self._write())
+        try:
+            await self._serve()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._expiry is not None:
+                self._expiry.cancel()
+            for task in self._requests:
+                task.cancel()
+            await self._finish()
+            if self._user_id is not None:
+                await self._hub.unregister(self, self._user_id)
+            log.info("connection_closed", connection_id=self.id, code=self._ws.close_code)
+
+    # Outgoing -----------------------------------------------------------------------------
+
+    def deliver(self, delivery_id: str, text: str) -> None:
+        """Queue an event, unless this connection already got this delivery."""
+        if self._recent.first_time(delivery_id):
+            self._send(text)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after what is already queued has been sent."""
+        if self._closing is not None:
+            return
+        self._closing = Close(code, reason)
+        try:
+            self._outbox.put_nowait(self._closing)
+        except asyncio.QueueFull:
+            self._abandon(code, reason)
+
+    def _send(self, text: str) -> None:
+        if self._closing is not None:
+            return
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            log.warning("client_too_slow", connection_id=self.id, user_id=self._user_id)
+            self._closing = Close(TRY_AGAIN_LATER, "too slow to keep up")
+            self._abandon(TRY_AGAIN_LATER, "too slow to keep up")
+
+    def _abandon(self, code: int, reason: str) -> None:
+        """Close now, dropping whatever is still queued."""
+        if self._writer is not None:
+            self._writer.cancel()
+        self._closer = asyncio.create_task(self._ws.close(code, reason))
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                item = await self._outbox.get()
+                if isinstance(item, Close):
+                    await self._ws.close(item.code, item.reason)
+                    return
+                await self._ws.send(item)
+        except ConnectionClosed:
+            pass
+
+    async def _finish(self) -> None:
+        assert self._writer is not None
+        if self._closing is not None:
+            # Let the writer flush the replies queued before the close, within reason.
+            await asyncio.wait([self._writer], timeout=CLOSE_FLUSH_SECONDS)
+        self._writer.cancel()
+        if self._closer is not None:
+            await asyncio.gather(self._closer, return_exceptions=True)
+        if self._closing is not None and self._ws.state is State.OPEN:
+            await self._ws.close(self._closing.code, self._closing.reason)
+
+    # Incoming -----------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        if self._identity is not None:
+            if not await self._open(self._identity, None):
+                return
+        elif not await self._authenticate():
+            return
+        async for message in self._ws:
+            self._receive(message)
+            if self._closing is not None:
+                return
+
+    async def _authenticate(self) -> bool:
+        """The first frame must be a valid ``authenticate``; anything else closes with 4401."""
+        try:
+            async with asyncio.timeout(self._hub.settings.auth_timeout_seconds):
+                message = await self._ws.recv()
+        except TimeoutError:
+            self.close(CloseCode.UNAUTHENTICATED, "authentication timed out")
+            return False
+        if isinstance(message, bytes):
+            self.close(CloseCode.UNSUPPORTED_DATA, "binary messages are not supported")
+            return False
+        try:
+            frame = frames.parse(message)
+            if frame.type != "authenticate":
+                return self._refuse(frame.id, "authenticate first")
+            data = frames.validate(frame)
+            assert isinstance(data, Authenticate)
+            identity = auth.sign_in(self._hub.settings, data)
+        except MalformedFrameError as exc:
+            return self._refuse(exc.re, exc.message)
+        except InvalidDataError as exc:
+            return self._refuse(frame.id, "invalid authenticate data", exc.details)
+        except AuthError as exc:
+            return self._refuse(frame.id, str(exc))
+        if not await self._open(identity, frame.id):
+            return False
+        answer = Authenticated(user=identity.user, token=identity.token, expires_at=identity.expires_at)
+        self._send(frames.ok(frame.id, answer.model_dump(mode="json")))
+        return True
+
+    def _refuse(self, re: str | None, message: str, details: dict[str, str] | None = None) -> bool:
+        self._send(frames.error(re, "unauthenticated", message, details))
+        self.close(CloseCode.UNAUTHENTICATED, "unauthenticated")
+        return False
+
+    async def _open(self, identity: Identity, re: str | None) -> bool:
+        """Sign the user in with the users worker, then register the connection and its rooms."""
+        reply = await self._hub.sign_in(identity)
+        if reply.error is not None:
+            log.warning("sign_in_failed", user_id=identity.user.id, error=reply.error.code)
+            if re is not None:
+                self._send(frames.error(re, "unavailable", "sign-in is unavailable, try again later"))
+            self.close(TRY_AGAIN_LATER, "sign-in unavailable")
+            return False
+        self._identity, self._user_id = identity, identity.user.id
+        await self._hub.register(self, identity.user.id)
+        remaining = identity.expires_at.timestamp() - time.time()
+        self._expiry = asyncio.get_running_loop().call_later(
+            max(remaining, 0), self.close, CloseCode.UNAUTHENTICATED, "token expired"
+        )
+        log.info("connection_authenticated", connection_id=self.id, user_id=identity.user.id)
+        return True
+
+    def _receive(self, message: str | bytes) -> None:
+        assert self._user_id is not None
+        if self._closing is not None:
+            return
+        if isinstance(message, bytes):
+            self.close(CloseCode.UNSUPPORTED_DATA, "binary messages are not supported")
+            return
+        try:
+            frame = frames.parse(message)
+        except MalformedFrameError as exc:
+            self._send(frames.error(exc.re, "bad_request", exc.message))
+            self._malformed += 1
+            if self._malformed >= MALFORMED_LIMIT:
+                self.close(CloseCode.MALFORMED, "too many malformed frames")
+            return
+        if not self._hub.limiter.allow(self._user_id, time.monotonic()):
+            self._send(frames.error(frame.id, "rate_limited", "too many requests, slow down"))
+            self._refused += 1
+            if self._refused > self._hub.limiter.limit:
+                self.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
+            return
+        self._refused = 0
+        if frame.type == "authenticate":
+            self._send(frames.error(frame.id, "bad_request", "already authenticated"))
+            return
+        try:
+            data = frames.validate(frame)
+        except InvalidDataError as exc:
+            self._send(frames.error(frame.id, "bad_request", "invalid data", exc.details))
+            return
+        if frame.type == "ping":
+            self._send(frames.ok(frame.id, {}))
+            return
+        task = asyncio.create_task(self._forward(frame, data))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    async def _forward(self, frame: Frame, data: BaseModel) -> None:
+        assert self._user_id is not None
+        owner = REQUESTS[frame.type].owner
+        with structlog.contextvars.bound_contextvars(request_id=frame.id, user_id=self._user_id):
+            try:
+                command = Command(
+                    type=frame.type, id=frame.id, user_id=self._user_id, data=data.model_dump(mode="json")
+                )
+                reply = await self._hub.call(owner, command)
+            except Exception:
+                log.exception("forward_failed", type=frame.type)
+                reply = failure("internal", "internal error")
+            if reply.error is not None:
+                log.info("request_failed", type=frame.type, code=reply.error.code)
+            self._send(frames.reply(frame.id, reply))
