@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from contracts.common import Shape
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
+from contracts.events import MemberAdded, MemberRemoved, ReadMarkMoved, RoomChanged, RoomOpened
 from contracts.frames import MemberJoined, MemberLeft, RoomCreated, RoomRead, RoomUpdated
 from contracts.routing import room_key, user_key
 from contracts.shapes import Room, RoomItem, User
@@ -43,39 +43,6 @@ class AlreadyParticipantError(RoomsError):
 
     def __init__(self) -> None:
         super().__init__("already a member of this room")
-
-
-# Event payloads: what other workers learn from rooms (each carries the room as it now is) ----------
-
-
-class RoomOpened(Shape):
-    room: Room
-    names: dict[str, str]  # participant id -> name, for the announcement
-    meetup_id: str | None = None
-
-
-class MemberAdded(Shape):
-    room: Room
-    user_id: str
-    user_name: str
-    invited_by: str
-    invited_by_name: str
-
-
-class MemberRemoved(Shape):
-    room: Room
-    user_id: str
-    user_name: str
-
-
-class RoomChanged(Shape):
-    room: Room
-
-
-class ReadMarkMoved(Shape):
-    room_id: str
-    user_id: str
-    last_read_seq: int
 
 
 # State ----------------------------------------------------------------------------------------

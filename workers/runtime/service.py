@@ -13,9 +13,9 @@ import aio_pika
 import structlog
 from beanie import Document, init_beanie
 from faststream import FastStream
+from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.schemas import Channel
-from faststream.middlewares import AckPolicy
 from pydantic import BaseModel, ValidationError
 from pymongo import AsyncMongoClient
 
@@ -23,7 +23,7 @@ from boochat import topology
 from boochat.logs import configure
 from boochat.rpc import RpcClient
 from boochat.settings import Settings
-from contracts.envelope import AnyEvent, Command, Failure, Fact, Reply
+from contracts.envelope import AnyEvent, Command, Fact, Failure, Reply
 from contracts.errors import Rejected
 from contracts.internal import INTERNAL
 from contracts.requests import REQUESTS, Spec

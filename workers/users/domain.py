@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from contracts.common import Shape
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
+from contracts.events import PresenceMoved, ProfileChanged
 from contracts.frames import PresenceChanged
 from contracts.routing import EVERYONE
 from contracts.shapes import User
@@ -21,10 +21,6 @@ class UnknownUserError(UsersError):
 
     def __init__(self) -> None:
         super().__init__("unknown user")
-
-
-class ProfileChanged(Shape):
-    user: User
 
 
 @dataclass
@@ -65,8 +61,9 @@ def disconnect(state: UserState, connection: str) -> list[Fact]:
 
 
 def _presence(state: UserState, online: bool) -> list[Fact]:
+    moved = PresenceMoved(user_id=state.id, online=online)
     changed = PresenceChanged(user_id=state.id, online=online)
-    return [Fact("user.presence_changed", state.id, changed, (Send(EVERYONE, "presence.changed", changed),))]
+    return [Fact("user.presence_changed", state.id, moved, (Send(EVERYONE, "presence.changed", changed),))]
 
 
 def existing(state: UserState | None) -> UserState:

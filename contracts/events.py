@@ -1,0 +1,142 @@
+"""Payloads of the domain events workers publish on ``<ns>.events`` (the internal contract).
+
+Every payload carries what its consumers need (names for announcements, the aggregate as it now is),
+so consumers never read another worker's storage and a replay of the log rebuilds the same state.
+Consumers that keep a replica apply a snapshot only when its ``version`` is newer.
+"""
+
+from __future__ import annotations
+
+from contracts.common import Shape
+from contracts.shapes import Meetup, Poll, Room, RoomItem, User
+
+# rooms --------------------------------------------------------------------------------------
+
+
+class RoomOpened(Shape):
+    """``room.created``"""
+
+    room: Room
+    names: dict[str, str]  # participant id -> name, for the announcement
+    meetup_id: str | None = None
+
+
+class MemberAdded(Shape):
+    """``room.member_joined``"""
+
+    room: Room
+    user_id: str
+    user_name: str
+    invited_by: str
+    invited_by_name: str
+
+
+class MemberRemoved(Shape):
+    """``room.member_left``: ``room`` is without the leaver."""
+
+    room: Room
+    user_id: str
+    user_name: str
+
+
+class RoomChanged(Shape):
+    """``room.updated``"""
+
+    room: Room
+
+
+class ReadMarkMoved(Shape):
+    """``room.read``"""
+
+    room_id: str
+    user_id: str
+    last_read_seq: int
+
+
+# messaging ----------------------------------------------------------------------------------
+
+
+class ItemAppended(Shape):
+    """``room.item_added``: with what a push needs (room name, sender name, who is in the room)."""
+
+    item: RoomItem
+    room_name: str
+    sender_name: str | None
+    participant_ids: list[str]
+
+
+# users --------------------------------------------------------------------------------------
+
+
+class ProfileChanged(Shape):
+    """``user.profile_changed``"""
+
+    user: User
+
+
+class PresenceMoved(Shape):
+    """``user.presence_changed``: first connection opened, or last one closed."""
+
+    user_id: str
+    online: bool
+
+
+# meetups ------------------------------------------------------------------------------------
+
+
+class MeetupOpened(Shape):
+    """``meetup.created``: ``meetup.alerts`` is empty (alerts are per recipient)."""
+
+    meetup: Meetup
+    organizer_name: str
+
+
+class MeetupChanged(Shape):
+    """``meetup.updated``: RSVP, image or attendees changed (no announcement)."""
+
+    meetup: Meetup
+
+
+class MeetupMoved(Shape):
+    """``meetup.moved``: a closed poll moved it in time or place (announced in its room)."""
+
+    meetup: Meetup
+    poll_id: str
+    field: str  # "takes_place_on" or "location"
+    value: str
+
+
+# polls --------------------------------------------------------------------------------------
+
+
+class PollOpened(Shape):
+    """``poll.created``"""
+
+    poll: Poll
+    room_id: str
+    creator_name: str
+
+
+class PollVoted(Shape):
+    """``poll.vote_cast``: ``poll`` as it is after the whole command (closed, if this vote closed it)."""
+
+    poll: Poll
+    room_id: str
+    user_id: str
+    choice_index: int
+
+
+class PollParticipantRemoved(Shape):
+    """``poll.participant_removed``: a participant left the meetup's room."""
+
+    poll: Poll
+    room_id: str
+    user_id: str
+
+
+class PollFinished(Shape):
+    """``poll.closed``: ``winner`` is the winning choice, or None when nobody voted."""
+
+    poll: Poll
+    room_id: str
+    winner: str | None
