@@ -1,0 +1,197 @@
+"""The ``boochat`` command: run the whole stack, one worker, the gateway, or issue a session token.
+
+    boochat up [--scale messaging=2,gateway=2]   everything, in the foreground (Ctrl-C stops it)
+    boochat worker NAME                          one worker: workers.<NAME>.app.create_app(settings)
+    boochat gateway                              the gateway: gateway.app.serve(settings)
+    boochat token USER_ID --name N [--email E] [--picture URL]
+
+Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). For a local run, ``up``
+fills in what a developer has not set: a Mongo stand-in, a fixed JWT secret, dev login on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import os
+import signal
+import sys
+import threading
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack
+from types import ModuleType
+from typing import Any
+
+import structlog
+
+from boochat import mongo
+from boochat.logs import configure
+from boochat.settings import Settings
+from boochat.supervisor import (
+    WORKERS,
+    Process,
+    Supervisor,
+    child_env,
+    parse_scale,
+    run_until_signalled,
+    stack_processes,
+)
+
+# Only for local runs: anyone can read it here, so it protects nothing.
+LOCAL_JWT_SECRET = "boochat-local-development-secret-do-not-use-in-production"
+
+log = structlog.get_logger("cli")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    args.run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="boochat", description="Boochat chat-and-meetups server.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the whole stack in the foreground")
+    up.add_argument("--scale", default="", help="replicas per service, e.g. messaging=2,gateway=2")
+    up.set_defaults(run=_up)
+
+    worker = commands.add_parser("worker", help="run one worker")
+    worker.add_argument("name", choices=WORKERS)
+    worker.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    worker.set_defaults(run=_worker)
+
+    gateway = commands.add_parser("gateway", help="run the WebSocket gateway")
+    gateway.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    gateway.set_defaults(run=_gateway)
+
+    token = commands.add_parser("token", help="print a session token for a user")
+    token.add_argument("user_id")
+    token.add_argument("--name", required=True)
+    token.add_argument("--email", default="")
+    token.add_argument("--picture", default=None)
+    token.set_defaults(run=_token)
+    return parser
+
+
+# up ---------------------------------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace) -> None:
+    try:
+        scale = parse_scale(args.scale)
+    except ValueError as error:
+        raise SystemExit(f"boochat up: {error}") from None
+    asyncio.run(_run_stack(scale))
+
+
+async def _run_stack(scale: dict[str, int]) -> None:
+    settings = Settings()
+    configure("supervisor", settings.log_level)
+    async with AsyncExitStack() as resources:
+        local: dict[str, Any] = {}
+        if not settings.mongo_url:
+            stand_in = await resources.enter_async_context(mongo.start())
+            log.info("mongo_stand_in_started", url=stand_in.url, log_file=str(stand_in.log_file))
+            local["mongo_url"] = stand_in.url
+        if not settings.jwt_secret:
+            log.warning(
+                "USING_FIXED_LOCAL_JWT_SECRET",
+                message="BOOCHAT_JWT_SECRET is unset: tokens are signed with a public, fixed secret. "
+                "Set BOOCHAT_JWT_SECRET for anything but a local run.",
+            )
+            local["jwt_secret"] = LOCAL_JWT_SECRET
+        if "BOOCHAT_DEV_LOGIN" not in os.environ:
+            local["dev_login"] = True
+        settings = settings.model_copy(update=local)
+        try:
+            processes = stack_processes(settings, scale)
+        except ValueError as error:
+            raise SystemExit(f"boochat up: {error}") from None
+        log.info("starting", processes=[process.name for process in processes])
+        await run_until_signalled(Supervisor(processes, env=child_env(settings)), _print_ready)
+
+
+def _print_ready(process: Process) -> None:
+    # The one line on stdout per gateway: scripts wait for it.
+    print(f"Boochat is ready: {process.ws_url}", flush=True)
+
+
+# worker, gateway --------------------------------------------------------------------------------
+
+
+def _worker(args: argparse.Namespace) -> None:
+    module = _import(f"workers.{args.name}.app", f"worker {args.name!r} is not written yet")
+    settings = Settings()
+    configure(args.name, settings.log_level)
+    if args.supervised:
+        _exit_with_supervisor()
+    app = module.create_app(settings)
+    asyncio.run(app.run())  # FastStream stops gracefully on SIGINT/SIGTERM by itself
+
+
+def _gateway(args: argparse.Namespace) -> None:
+    module = _import("gateway.app", "the gateway is not written yet")
+    settings = Settings()
+    configure("gateway", settings.log_level)
+    if args.supervised:
+        _exit_with_supervisor()
+    asyncio.run(_until_signalled(module.serve(settings)))
+
+
+async def _until_signalled(serving: Coroutine[Any, Any, None]) -> None:
+    """Run ``serving``; SIGINT/SIGTERM cancel it, which is how serve() is told to stop."""
+    task = asyncio.ensure_future(serving)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+
+
+def _exit_with_supervisor() -> None:
+    """Stop gracefully when the supervisor's pipe on our stdin closes (the supervisor died)."""
+
+    def watch() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-lifeline", daemon=True).start()
+
+
+def _import(module: str, missing: str) -> ModuleType:
+    """Import lazily: workers and the gateway are written separately and may not exist yet."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        # Only the module itself (or its package) missing means "not written"; re-raise the rest.
+        if error.name is not None and (module == error.name or module.startswith(error.name + ".")):
+            raise SystemExit(f"boochat: {missing} (no module {module})") from None
+        raise
+
+
+# token ------------------------------------------------------------------------------------------
+
+
+def _token(args: argparse.Namespace) -> None:
+    auth = _import("gateway.auth", "the gateway's auth module is not written yet")
+    settings = Settings()
+    if not settings.jwt_secret:
+        print("boochat token: BOOCHAT_JWT_SECRET is unset; using the fixed local secret", file=sys.stderr)
+        settings = settings.model_copy(update={"jwt_secret": LOCAL_JWT_SECRET})
+    issued = auth.issue_token(settings, args.user_id, args.name, email=args.email, picture=args.picture)
+    if inspect.isawaitable(issued):
+        issued = asyncio.run(issued)
+    token, expires_at = issued
+    print(token, flush=True)
+    print(f"expires at {expires_at.isoformat()}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
