@@ -1,0 +1,133 @@
+"""gateway.auth: session tokens, dev login, the Google seam and the Bearer header."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from boochat.settings import Settings
+from contracts.requests import Authenticate
+from gateway import auth
+from gateway.auth import AuthError
+
+SECRET = "s" * 32
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(jwt_secret=SECRET, dev_login=True)
+
+
+def claims(**changes: object) -> dict[str, object]:
+    now = datetime.now(UTC)
+    values: dict[str, object] = {
+        "sub": "u1",
+        "name": "Ann",
+        "iss": "boochat",
+        "aud": "boochat",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    values.update(changes)
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def hs512() -> str:
+    with warnings.catch_warnings():  # pyjwt warns that 32 bytes are short for HS512: beside the point
+        warnings.simplefilter("ignore")
+        return jwt.encode(claims(), SECRET, algorithm="HS512")
+
+
+def test_issued_tokens_verify(settings: Settings) -> None:
+    """A token round-trips the user, email and picture, and expires after the TTL."""
+    token, expires_at = auth.issue_token(settings, "u1", "Ann", "ann@example.com", "https://x.org/a.png")
+    identity = auth.verify_token(settings, token)
+    assert identity.user.model_dump() == {"id": "u1", "name": "Ann", "image_url": "https://x.org/a.png"}
+    assert identity.email == "ann@example.com"
+    assert identity.expires_at == expires_at
+    assert abs((expires_at - datetime.now(UTC)).total_seconds() - settings.token_ttl_seconds) < 5
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+
+
+def test_an_empty_picture_gives_no_image(settings: Settings) -> None:
+    token = jwt.encode(claims(picture=""), SECRET, algorithm="HS256")
+    assert auth.verify_token(settings, token).user.image_url is None
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        jwt.encode(claims(), "t" * 32, algorithm="HS256"),
+        hs512(),
+        jwt.encode(claims(), None, algorithm="none"),
+        jwt.encode(claims(iss="someone"), SECRET, algorithm="HS256"),
+        jwt.encode(claims(aud="someone"), SECRET, algorithm="HS256"),
+        jwt.encode(claims(exp=int(datetime.now(UTC).timestamp()) - 1), SECRET, algorithm="HS256"),
+        jwt.encode(claims(name=None), SECRET, algorithm="HS256"),
+        jwt.encode(claims(sub=None), SECRET, algorithm="HS256"),
+        jwt.encode(claims(iat=None), SECRET, algorithm="HS256"),
+        jwt.encode(claims(exp=None), SECRET, algorithm="HS256"),
+        jwt.encode(claims(iss=None), SECRET, algorithm="HS256"),
+        jwt.encode(claims(aud=None), SECRET, algorithm="HS256"),
+        jwt.encode(claims(name=7), SECRET, algorithm="HS256"),
+        "not.a.token",
+    ],
+    ids=[
+        "bad-signature",
+        "hs512",
+        "none",
+        "issuer",
+        "audience",
+        "expired",
+        "no-name",
+        "no-sub",
+        "no-iat",
+        "no-exp",
+        "no-iss",
+        "no-aud",
+        "name-not-string",
+        "garbage",
+    ],
+)
+def test_refused_tokens(settings: Settings, token: str) -> None:
+    with pytest.raises(AuthError):
+        auth.verify_token(settings, token)
+
+
+def test_a_token_sign_in_returns_the_same_token(settings: Settings) -> None:
+    token, _ = auth.issue_token(settings, "u1", "Ann")
+    assert auth.sign_in(settings, Authenticate(token=token)).token == token
+
+
+def test_dev_login_issues_a_token(settings: Settings) -> None:
+    identity = auth.sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+    assert identity.user.id == "u2" and auth.verify_token(settings, identity.token).user.name == "Bo"
+
+
+def test_dev_login_can_be_disabled() -> None:
+    settings = Settings(jwt_secret=SECRET, dev_login=False)
+    with pytest.raises(AuthError, match="dev login"):
+        auth.sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+
+
+def test_google_is_refused_until_it_is_wired(settings: Settings) -> None:
+    """The seam never fakes success."""
+    with pytest.raises(AuthError):
+        auth.sign_in(settings, Authenticate(google_id_token="eyJ..."))
+
+
+@pytest.mark.parametrize("secret", [None, "", "short"])
+def test_a_usable_secret_is_required(secret: str | None) -> None:
+    with pytest.raises(SystemExit, match="BOOCHAT_JWT_SECRET"):
+        auth.require_secret(Settings(jwt_secret=secret))
+
+
+def test_bearer_header() -> None:
+    assert auth.bearer(["Bearer abc"]) == "abc"
+    assert auth.bearer(["bearer  abc "]) == "abc"
+    for values in (["Basic abc"], ["Bearer"], ["Bearer "], ["abc"], ["Bearer a", "Bearer b"]):
+        with pytest.raises(AuthError):
+            auth.bearer(values)
