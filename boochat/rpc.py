@@ -18,16 +18,38 @@ from contracts.routing import Names
 
 
 class RpcClient:
-    def __init__(self, channel: AbstractChannel, names: Names, timeout: float) -> None:
+    """Calls workers and waits for their replies.
+
+    Alone, it declares and consumes its own reply queue. A gateway instead passes the queue that
+    also receives its deliveries and feeds every message to ``resolve`` from its one ordered
+    consumer: a worker publishes (with confirms) the deliveries of a command before its reply, so
+    the gateway has bound a new room before its client sees the reply that names it.
+    """
+
+    def __init__(
+        self, channel: AbstractChannel, names: Names, timeout: float, queue: AbstractQueue | None = None
+    ) -> None:
         self._channel = channel
         self._names = names
         self._timeout = timeout
         self._pending: dict[str, asyncio.Future[Reply]] = {}
-        self._queue: AbstractQueue | None = None
+        self._queue = queue
+        self._shared = queue is not None
 
     async def start(self) -> None:
-        self._queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
-        await self._queue.consume(self._on_reply, no_ack=True)
+        if self._queue is None:
+            self._queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+        if not self._shared:
+            await self._queue.consume(self._on_reply, no_ack=True)
+
+    def resolve(self, message: AbstractIncomingMessage) -> bool:
+        """Hand ``message`` to the call waiting for it; False when it is not a reply of ours."""
+        future = self._pending.get(message.correlation_id or "")
+        if future is None:
+            return False
+        if not future.done():
+            future.set_result(Reply.model_validate_json(message.body))
+        return True
 
     async def call(self, worker: str, command: Command, timeout: float | None = None) -> Reply:
         """Send ``command`` to ``worker`` and wait for its reply, or a ``timeout``/``unavailable`` one."""
@@ -57,9 +79,7 @@ class RpcClient:
             self._pending.pop(correlation_id, None)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.get(message.correlation_id or "")
-        if future is not None and not future.done():
-            future.set_result(Reply.model_validate_json(message.body))
+        self.resolve(message)
 
 
 def failure(code: str, message: str, details: dict[str, str] | None = None) -> Reply:
