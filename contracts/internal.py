@@ -54,6 +54,12 @@ class RoomAccess(Input):
     room_id: str
 
 
+class RoomSnapshot(Input):
+    """Worker -> rooms: the room as it now is, whoever asks (for announcements of other workers' events)."""
+
+    room_id: str
+
+
 class OpenMeetupRoom(Input):
     """Meetups -> rooms: create the room of a new meetup (idempotent by ``room_id``)."""
 
@@ -75,5 +81,6 @@ INTERNAL: dict[str, Spec] = {
     "resolve_users": Spec(ResolveUsers, Users, "users", command=False),
     "user_rooms": Spec(UserRooms, RoomIds, "rooms", command=False),
     "room_access": Spec(RoomAccess, RoomReply, "rooms", command=False),
+    "room_snapshot": Spec(RoomSnapshot, RoomReply, "rooms", command=False),
     "open_meetup_room": Spec(OpenMeetupRoom, RoomReply, "rooms", command=True),
 }

@@ -101,6 +101,13 @@ async def get_room(data: requests.GetRoom, ctx: Context) -> RoomReply:
 room_access = get_room  # the same answer, asked by other workers
 
 
+async def room_snapshot(data: internal.RoomSnapshot, ctx: Context) -> RoomReply:
+    doc = await storage.load(data.room_id)
+    if doc is None:
+        raise domain.RoomNotFoundError()
+    return RoomReply(room=doc.state().view())
+
+
 async def list_rooms(data: Empty, ctx: Context) -> RoomList:
     user_id = ctx.user_id or ""
     states = sorted((doc.state() for doc in await storage.rooms_of(user_id)),
@@ -140,6 +147,7 @@ COMMANDS = {
     "get_room": get_room,
     "user_rooms": user_rooms,
     "room_access": room_access,
+    "room_snapshot": room_snapshot,
     "open_meetup_room": open_meetup_room,
 }
 

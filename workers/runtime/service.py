@@ -179,6 +179,15 @@ async def run_reaction(name: str, reaction: Reaction, runtime: Runtime, event: A
     await AppliedEvent(id=key).save()
 
 
+def _subscriber(name: str, reaction: Reaction, runtime: Runtime) -> Callable[[AnyEvent], Awaitable[None]]:
+    async def react(event: AnyEvent) -> None:
+        structlog.contextvars.bind_contextvars(request_id=event.correlation_id, event=event.type)
+        await run_reaction(name, reaction, runtime, event)
+
+    react.__name__ = name  # FastStream names the subscriber (and its AsyncAPI entry) after it
+    return react
+
+
 def create(worker: Worker, settings: Settings) -> FastStream:
     """The FastStream app of ``worker``: topology, storage, subscribers, relay and RPC."""
     configure(worker.name, settings.log_level)
@@ -205,11 +214,9 @@ def create(worker: Worker, settings: Settings) -> FastStream:
 
     for name, reaction in worker.reactions.items():
         queue = RabbitQueue(names.reaction_queue(worker.name, name), declare=False)
-
-        @broker.subscriber(queue, ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True)
-        async def react(event: AnyEvent, _name: str = name, _reaction: Reaction = reaction) -> None:
-            structlog.contextvars.bind_contextvars(request_id=event.correlation_id, event=event.type)
-            await run_reaction(_name, _reaction, runtime, event)
+        broker.subscriber(queue, ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True)(
+            _subscriber(name, reaction, runtime)
+        )
 
     @app.on_startup
     async def prepare() -> None:
