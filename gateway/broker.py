@@ -59,6 +59,11 @@ class Broker:
             and connection.connected.is_set()
         )
 
+    @property
+    def bound(self) -> frozenset[str]:
+        """The routing keys the deliveries queue is bound to."""
+        return frozenset(self._bound)
+
     async def connect(self) -> None:
         """Connect, retrying until the broker answers; afterwards aio-pika reconnects by itself."""
         attempt = 0

@@ -122,12 +122,18 @@ class Users:
 
 
 class Rooms:
-    """A rooms worker that knows which rooms each user is in."""
+    """A rooms worker that knows which rooms each user is in, and echoes other requests.
+
+    A test changes how a request type is answered through ``answers``.
+    """
 
     def __init__(self) -> None:
         self.of: dict[str, list[str]] = {}
+        self.answers: dict[str, Handler] = {}
 
-    def __call__(self, command: Command) -> Reply | None:
+    def __call__(self, command: Command) -> Reply | None | Awaitable[Reply | None]:
+        if command.type in self.answers:
+            return self.answers[command.type](command)
         if command.type == "user_rooms":
             return ok({"room_ids": self.of.get(command.user_id, [])})
         return ok({"echo": command.data})

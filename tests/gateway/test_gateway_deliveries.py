@@ -1,0 +1,108 @@
+"""Deliveries from the real RabbitMQ to connections: by user, by room, to everyone.
+
+The gateway handles its queue in order, so a marker published after some deliveries arrives after
+whatever those deliveries caused: a test waits for the marker instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from gwclient import event, receive, sign_in
+
+from contracts.envelope import Delivery
+from contracts.routing import EVERYONE, room_key, user_key
+
+pytestmark = pytest.mark.integration
+
+
+def delivery(name: str, **data) -> Delivery:
+    return Delivery(id=uuid.uuid4().hex, event=name, data=data)
+
+
+def room(room_id: str, *participants: str) -> dict:
+    return {"id": room_id, "participant_ids": list(participants)}
+
+
+async def marker(publish, ws, user_id: str) -> list[dict]:
+    """Everything the connection got before a marker sent to its user."""
+    mark = delivery("room.read", room_id="marker", last_read_seq=0)
+    await publish(user_key(user_id), mark)
+    frames = []
+    while (frame := await receive(ws))["data"] != mark.data:
+        frames.append(frame)
+    return frames
+
+
+async def test_presence_goes_to_everyone(url: str, workers, publish) -> None:
+    ann, bo = await sign_in(url, "ann"), await sign_in(url, "bo")
+    await publish(EVERYONE, delivery("presence.changed", user_id="cy", online=True))
+    for ws in (ann, bo):
+        frame = await event(ws, "presence.changed")
+        assert frame == {"type": "event", "event": "presence.changed", "data": {"user_id": "cy", "online": True}}
+
+
+async def test_user_deliveries_reach_all_their_connections_only(url: str, workers, publish) -> None:
+    ann1, ann2, bo = await sign_in(url, "ann"), await sign_in(url, "ann"), await sign_in(url, "bo")
+    read = delivery("room.read", room_id="r1", last_read_seq=3)
+    await publish(user_key("ann"), read)
+    assert (await event(ann1, "room.read"))["data"] == read.data
+    assert (await event(ann2, "room.read"))["data"] == read.data
+    assert await marker(publish, bo, "bo") == []
+
+
+async def test_room_deliveries_reach_the_rooms_users(url: str, workers, rooms, publish) -> None:
+    rooms.of = {"ann": ["r1"], "bo": ["r2"]}
+    ann, bo = await sign_in(url, "ann"), await sign_in(url, "bo")
+    item = delivery("room.item_added", item={"room_id": "r1", "seq": 1})
+    await publish(room_key("r1"), item)
+    assert (await event(ann, "room.item_added"))["data"] == item.data
+    assert await marker(publish, bo, "bo") == []
+
+
+async def test_a_second_copy_is_dropped(url: str, workers, rooms, publish) -> None:
+    """The room copy and the user copy of one delivery, or a redelivery, reach a client once."""
+    rooms.of = {"ann": ["r1"]}
+    ann = await sign_in(url, "ann")
+    item = delivery("room.item_added", item={"room_id": "r1", "seq": 1})
+    await publish(room_key("r1"), item)
+    await publish(user_key("ann"), item)
+    await publish(room_key("r1"), item)
+    got = await marker(publish, ann, "ann")
+    assert [frame["event"] for frame in got if frame["type"] == "event"] == ["room.item_added"]
+
+
+async def test_a_joined_user_gets_the_room_from_then_on(url: str, workers, publish) -> None:
+    ann, bo = await sign_in(url, "ann"), await sign_in(url, "bo")
+    await publish(user_key("bo"), delivery("room.created", room=room("r1", "bo")))
+    joined = delivery("room.member_joined", room_id="r2", user_id="ann", invited_by="bo", room=room("r2"))
+    await publish(user_key("ann"), joined)
+    assert [f["event"] for f in await marker(publish, bo, "bo")] == ["room.created"]
+    assert [f["event"] for f in await marker(publish, ann, "ann")] == ["room.member_joined"]
+    await publish(room_key("r1"), delivery("room.item_added", item={"room_id": "r1"}))
+    await publish(room_key("r2"), delivery("room.item_added", item={"room_id": "r2"}))
+    assert [f["data"]["item"] for f in await marker(publish, bo, "bo")] == [{"room_id": "r1"}]
+    assert [f["data"]["item"] for f in await marker(publish, ann, "ann")] == [{"room_id": "r2"}]
+
+
+async def test_the_leaver_gets_member_left_and_nothing_after(url: str, workers, rooms, publish) -> None:
+    rooms.of = {"ann": ["r1"], "bo": ["r1"]}
+    ann, bo = await sign_in(url, "ann"), await sign_in(url, "bo")
+    left = delivery("room.member_left", room_id="r1", user_id="bo")
+    await publish(room_key("r1"), left)
+    await publish(user_key("bo"), left)  # the leaver's own copy: a duplicate by now
+    announcement = delivery("room.item_added", item={"room_id": "r1", "content": "Bo left"})
+    await publish(room_key("r1"), announcement)
+    assert [f["event"] for f in await marker(publish, bo, "bo")] == ["room.member_left"]
+    assert [f["event"] for f in await marker(publish, ann, "ann")] == ["room.member_left", "room.item_added"]
+
+
+async def test_a_room_nobody_here_is_in_is_unbound(url: str, workers, rooms, publish, gateway) -> None:
+    rooms.of = {"ann": ["r1"]}
+    ann = await sign_in(url, "ann")
+    assert gateway.hub.registry.wanted(room_key("r1"))
+    await publish(user_key("ann"), delivery("room.member_left", room_id="r1", user_id="ann"))
+    assert [f["event"] for f in await marker(publish, ann, "ann")] == ["room.member_left"]
+    assert not gateway.hub.registry.wanted(room_key("r1"))
+    assert room_key("r1") not in gateway.hub.broker.bound
