@@ -84,3 +84,22 @@ INTERNAL: dict[str, Spec] = {
     "room_snapshot": Spec(RoomSnapshot, RoomReply, "rooms", command=False),
     "open_meetup_room": Spec(OpenMeetupRoom, RoomReply, "rooms", command=True),
 }
+
+
+# meetups ------------------------------------------------------------------------------------
+
+
+class MeetupAccess(Input):
+    """Polls -> meetups: the meetup, if ``Command.user_id`` attends it (else forbidden/not_found)."""
+
+    meetup_id: str
+
+
+class MeetupAccessReply(Shape):
+    meetup_id: str
+    room_id: str
+    organizer_id: str
+    attendee_ids: list[str]
+
+
+INTERNAL["meetup_access"] = Spec(MeetupAccess, MeetupAccessReply, "meetups", command=False)

@@ -1,0 +1,16 @@
+"""The meetups worker's composition root."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+
+from boochat.settings import Settings
+from workers.meetups.handlers import COMMANDS, REACTIONS
+from workers.meetups.storage import DOCUMENTS
+from workers.runtime.service import Worker, create
+
+WORKER = Worker("meetups", COMMANDS, REACTIONS, DOCUMENTS)
+
+
+def create_app(settings: Settings) -> FastStream:
+    return create(WORKER, settings)

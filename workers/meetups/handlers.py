@@ -1,0 +1,112 @@
+"""Everything the meetups worker consumes and answers: read these two tables to know its interface."""
+
+from __future__ import annotations
+
+import uuid
+
+from contracts import internal, requests
+from contracts.envelope import AnyEvent
+from contracts.internal import MeetupAccessReply, Users
+from contracts.requests import Empty, MeetupList, MeetupReply
+from contracts.shapes import Poll, Room, User
+from workers.meetups import domain, storage
+from workers.meetups.storage import MeetupDoc
+from workers.runtime.service import Context, Reaction
+
+
+async def known_users(ctx: Context, ids: list[str]) -> dict[str, User]:
+    reply = await ctx.ask("users", "resolve_users", internal.ResolveUsers(ids=ids))
+    return {user.id: user for user in Users.model_validate(reply).users}
+
+
+async def attendee(ctx: Context, meetup_id: str) -> tuple[MeetupDoc, domain.MeetupState]:
+    doc = await storage.load(meetup_id)
+    state = domain.readable(doc.state() if doc else None, ctx.user_id or "")
+    assert doc is not None
+    return doc, state
+
+
+async def create_meetup(data: requests.CreateMeetup, ctx: Context) -> MeetupReply:
+    assert ctx.user_id and ctx.cause.command_key
+    # Ids derive from the command, so a retried create_meetup can only ever make one meetup and room.
+    meetup_id = uuid.uuid5(uuid.NAMESPACE_URL, ctx.cause.command_key).hex
+    if (doc := await storage.load(meetup_id)) is not None:  # the same id, reused after 24 hours
+        return MeetupReply(meetup=doc.state().view(ctx.user_id))
+    known = await known_users(ctx, [ctx.user_id, *data.attendee_ids])
+    invited = domain.invitees(ctx.user_id, data.attendee_ids, known)
+    opened = internal.OpenMeetupRoom(
+        room_id=uuid.uuid5(uuid.NAMESPACE_URL, meetup_id).hex, meetup_id=meetup_id, name=data.name,
+        image_url=data.image_url, participant_ids=invited,
+    )
+    room = Room.model_validate((await ctx.ask("rooms", "open_meetup_room", opened))["room"])
+    state, facts = domain.open_meetup(meetup_id, room, known[ctx.user_id], data, ctx.now())
+    reply = MeetupReply(meetup=state.view(ctx.user_id))
+    await ctx.commit(MeetupDoc.new(state), facts, reply)
+    return reply
+
+
+async def change_rsvp(data: requests.ChangeRsvp, ctx: Context) -> Empty:
+    doc, state = await attendee(ctx, data.meetup_id)
+    if facts := domain.change_rsvp(state, ctx.user_id or "", data.rsvp):
+        await ctx.commit(doc.update(state), facts, Empty())
+    return Empty()
+
+
+async def change_meetup_image(data: requests.ChangeMeetupImage, ctx: Context) -> Empty:
+    doc, state = await attendee(ctx, data.meetup_id)
+    if facts := domain.change_image(state, ctx.user_id or "", data.image_url):
+        await ctx.commit(doc.update(state), facts, Empty())
+    return Empty()
+
+
+async def get_meetup(data: requests.GetMeetup, ctx: Context) -> MeetupReply:
+    _, state = await attendee(ctx, data.meetup_id)
+    return MeetupReply(meetup=state.view(ctx.user_id))
+
+
+async def list_meetups(data: Empty, ctx: Context) -> MeetupList:
+    user_id = ctx.user_id or ""
+    states = sorted((doc.state() for doc in await storage.attended_by(user_id)),
+                    key=lambda s: (s.takes_place_on, s.created_at, s.id))
+    return MeetupList(meetups=[state.view(user_id) for state in states])
+
+
+async def meetup_access(data: internal.MeetupAccess, ctx: Context) -> MeetupAccessReply:
+    _, state = await attendee(ctx, data.meetup_id)
+    return MeetupAccessReply(
+        meetup_id=state.id, room_id=state.room_id, organizer_id=state.organizer_id,
+        attendee_ids=state.attendee_ids,
+    )
+
+
+async def follow_room(event: AnyEvent, ctx: Context) -> None:
+    room = Room.model_validate(event.payload["room"])
+    if (doc := await storage.of_room(room.id)) is None:  # not a meetup's room
+        return
+    state = doc.state()
+    if (facts := domain.follow_room(state, room, event.version)) is not None:
+        await ctx.commit(doc.update(state), facts)
+
+
+async def track_poll(event: AnyEvent, ctx: Context) -> None:
+    poll = Poll.model_validate(event.payload["poll"])
+    if (doc := await storage.load(poll.meetup_id)) is None:
+        return
+    state = doc.state()
+    if (facts := domain.apply_poll(state, event.type, poll, event.version)) is not None:
+        await ctx.commit(doc.update(state), facts)
+
+
+COMMANDS = {
+    "create_meetup": create_meetup,
+    "change_rsvp": change_rsvp,
+    "change_meetup_image": change_meetup_image,
+    "get_meetup": get_meetup,
+    "list_meetups": list_meetups,
+    "meetup_access": meetup_access,
+}
+
+REACTIONS = {
+    "follow_room": Reaction(("room.member_joined", "room.member_left"), follow_room),
+    "track_poll": Reaction(("poll.created", "poll.vote_cast", "poll.participant_removed", "poll.closed"), track_poll),
+}

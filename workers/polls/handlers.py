@@ -1,0 +1,74 @@
+"""Everything the polls worker consumes and answers: read these two tables to know its interface."""
+
+from __future__ import annotations
+
+import uuid
+
+from contracts import internal, requests
+from contracts.envelope import AnyEvent
+from contracts.internal import MeetupAccessReply, Users
+from contracts.requests import Empty, PollReply
+from workers.polls import domain, storage
+from workers.polls.storage import PollDoc
+from workers.runtime.service import Context, Reaction
+
+
+async def meetup_access(ctx: Context, meetup_id: str) -> MeetupAccessReply:
+    """The meetup, if the user attends it (the meetups worker says forbidden or not_found otherwise)."""
+    reply = await ctx.ask("meetups", "meetup_access", internal.MeetupAccess(meetup_id=meetup_id))
+    return MeetupAccessReply.model_validate(reply)
+
+
+async def poll(poll_id: str) -> tuple[PollDoc, domain.PollState]:
+    doc = await storage.load(poll_id)
+    state = domain.existing(doc.state() if doc else None)
+    assert doc is not None
+    return doc, state
+
+
+async def create_poll(data: requests.CreatePoll, ctx: Context) -> PollReply:
+    assert ctx.user_id and ctx.cause.command_key
+    # The id derives from the command, so a retried create_poll can only ever make one poll.
+    poll_id = uuid.uuid5(uuid.NAMESPACE_URL, ctx.cause.command_key).hex
+    if (doc := await storage.load(poll_id)) is not None:  # the same id, reused after 24 hours
+        return PollReply(poll=doc.state().view())
+    meetup = await meetup_access(ctx, data.meetup_id)
+    users = Users.model_validate(await ctx.ask("users", "resolve_users", internal.ResolveUsers(ids=[ctx.user_id])))
+    state, facts = domain.open_poll(poll_id, meetup, users.users[0], data, ctx.now())
+    reply = PollReply(poll=state.view())
+    await ctx.commit(PollDoc.new(state), facts, reply)
+    return reply
+
+
+async def vote_poll(data: requests.VotePoll, ctx: Context) -> Empty:
+    doc, state = await poll(data.poll_id)
+    facts = domain.vote(state, ctx.user_id or "", data.choice_index)
+    await ctx.commit(doc.update(state), facts, Empty())
+    return Empty()
+
+
+async def close_poll(data: requests.ClosePoll, ctx: Context) -> Empty:
+    doc, state = await poll(data.poll_id)
+    meetup = await meetup_access(ctx, state.meetup_id)
+    facts = domain.close(state, ctx.user_id or "", meetup)
+    await ctx.commit(doc.update(state), facts, Empty())
+    return Empty()
+
+
+async def remove_leaver(event: AnyEvent, ctx: Context) -> None:
+    user_id = event.payload["user_id"]
+    for doc in await storage.open_in_room(event.payload["room"]["id"]):
+        state = doc.state()
+        if facts := domain.remove_participant(state, user_id):
+            await ctx.commit(doc.update(state), facts)
+
+
+COMMANDS = {
+    "create_poll": create_poll,
+    "vote_poll": vote_poll,
+    "close_poll": close_poll,
+}
+
+REACTIONS = {
+    "remove_leaver": Reaction(("room.member_left",), remove_leaver),
+}
