@@ -1,0 +1,125 @@
+"""Shared fixtures: the Mongo stand-in, RabbitMQ, a namespace per test, settings, the running stack.
+
+- ``mongo_url`` (session): one stand-in for the whole run.
+- ``amqp_url`` (session): ``BOOCHAT_AMQP_URL`` or the default; fails clearly if RabbitMQ is down.
+- ``namespace``: a fresh ``t<hex>`` per test, so tests never see each other's data; every
+  namespace's queues and exchanges are deleted at the end of the session.
+- ``settings``: Settings for that namespace, built from these fixtures only (never from the
+  developer's BOOCHAT_* environment).
+- ``stack`` (session): the real stack, one namespace for the whole run; tests use fresh users and
+  rooms. ``start_stack(scale=..., **settings)``: more stacks, stopped after the test.
+
+Helpers live in ``tests/support`` and are imported as ``support.*`` (pytest puts ``tests/`` on
+``sys.path`` for this conftest).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+from support.broker import check_reachable, delete_namespaces
+from support.stack import Stack, free_ports
+
+from boochat import mongo
+from boochat.settings import Settings
+
+TEST_JWT_SECRET = "boochat-tests-jwt-secret-0123456789abcdef"  # 32+ bytes, as the gateway requires
+REQUEST_TIMEOUT = 5.0
+
+
+class IsolatedSettings(Settings):
+    """Settings from explicit values only: a developer's BOOCHAT_* variables must not leak into tests."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **sources):  # type: ignore[no-untyped-def, override]
+        return (init_settings,)
+
+
+def make_settings(namespace: str, mongo_url: str, amqp_url: str, **overrides: Any) -> Settings:
+    """Test settings for ``namespace``: dev login on, a test secret, short timeouts, a free port."""
+    values: dict[str, Any] = {
+        "namespace": namespace,
+        "mongo_url": mongo_url,
+        "amqp_url": amqp_url,
+        "dev_login": True,
+        "jwt_secret": TEST_JWT_SECRET,
+        "request_timeout_seconds": REQUEST_TIMEOUT,
+        "gateway_port": free_ports(1),
+    }
+    values.update(overrides)
+    return IsolatedSettings(**values)
+
+
+def new_namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+async def mongo_url() -> AsyncIterator[str]:
+    async with mongo.start() as stand_in:
+        yield stand_in.url
+
+
+@pytest.fixture(scope="session")
+async def amqp_url() -> str:
+    url = os.environ.get("BOOCHAT_AMQP_URL") or Settings.model_fields["amqp_url"].default
+    problem = await check_reachable(url)
+    if problem is not None:
+        pytest.fail(f"RabbitMQ is not reachable at {url} ({problem}); start it with deploy/ensure-rabbitmq.sh")
+    return url
+
+
+@pytest.fixture(scope="session")
+async def namespaces(amqp_url: str) -> AsyncIterator[list[str]]:
+    """Every namespace made in this session; their queues and exchanges go at the end."""
+    made: list[str] = []
+    yield made
+    await delete_namespaces(amqp_url, made)
+
+
+@pytest.fixture
+def namespace(namespaces: list[str]) -> str:
+    namespace = new_namespace()
+    namespaces.append(namespace)
+    return namespace
+
+
+@pytest.fixture
+def settings(namespace: str, mongo_url: str, amqp_url: str) -> Settings:
+    return make_settings(namespace, mongo_url, amqp_url)
+
+
+@pytest.fixture(scope="session")
+async def stack(namespaces: list[str], mongo_url: str, amqp_url: str) -> AsyncIterator[Stack]:
+    namespace = new_namespace()
+    namespaces.append(namespace)
+    async with Stack(make_settings(namespace, mongo_url, amqp_url)) as running:
+        yield running
+
+
+StartStack = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+async def start_stack(namespaces: list[str], mongo_url: str, amqp_url: str) -> AsyncIterator[StartStack]:
+    """``await start_stack(scale={"messaging": 2, "gateway": 2}, **settings_overrides)``: a fresh
+    namespace's stack, stopped when the test ends."""
+    started: list[Stack] = []
+
+    async def start(scale: Mapping[str, int] | None = None, **overrides: Any) -> Stack:
+        namespace = overrides.pop("namespace", None) or new_namespace()
+        namespaces.append(namespace)
+        gateways = (scale or {}).get("gateway", 1)
+        overrides.setdefault("gateway_port", free_ports(max(gateways, 1)))
+        stack = Stack(make_settings(namespace, mongo_url, amqp_url, **overrides), scale)
+        await stack.start()
+        started.append(stack)
+        return stack
+
+    yield start
+    for stack in reversed(started):
+        await stack.stop()
