@@ -1,8 +1,9 @@
 """The gateway's side of RabbitMQ: requests to workers, and its own queue of deliveries.
 
-One robust connection; a confirming channel for request/reply (``RpcClient``), another for the
+One robust connection; a confirming channel for requests (``RpcClient``), another for the
 deliveries queue: exclusive and auto-delete, named after this gateway process, bound to
-``everyone`` and to the user and room keys its connections need. Binding changes go through one
+``everyone`` and to the user and room keys its connections need. Replies arrive on that queue too,
+in order with the deliveries. Binding changes go through one
 lock and always move towards what ``wanted`` says at that moment, so racing joins and leaves settle
 on the right bindings whatever order they ran in.
 """
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from pydantic import ValidationError
 
 from boochat.rpc import RpcClient, failure
@@ -78,15 +79,17 @@ class Broker:
                 await asyncio.sleep(delay)
         requests = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await declare_exchanges(requests, self._names)
-        rpc = RpcClient(requests, self._names, self._settings.request_timeout_seconds)
-        await rpc.start()
         deliveries = await self._connection.channel()
         await deliveries.set_qos(prefetch_count=DELIVERY_PREFETCH)
         self._queue = await deliveries.declare_queue(
             f"{self._names.namespace}.gateway.{self._gateway_id}", exclusive=True, auto_delete=True
         )
+        # Replies come through the deliveries queue too: a worker publishes a command's deliveries
+        # before its reply, so the rooms they bind are bound before the client sees the reply.
+        rpc = RpcClient(requests, self._names, self._settings.request_timeout_seconds, queue=self._queue)
+        await rpc.start()
         await self.sync([EVERYONE])
-        self._consumer = asyncio.create_task(self._consume(self._queue))
+        self._consumer = asyncio.create_task(self._consume(self._queue, rpc))
         self._rpc = rpc
         log.info("broker_connected")
 
@@ -125,17 +128,25 @@ class Broker:
                 except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                     log.warning("binding_failed", key=key, bind=want, error=repr(exc))
 
-    async def _consume(self, queue: AbstractQueue) -> None:
+    async def _consume(self, queue: AbstractQueue, rpc: RpcClient) -> None:
         # One iterator, one message at a time: events of a room reach connections in order.
         async with queue.iterator() as messages:
             async for message in messages:
                 async with message.process(ignore_processed=True):
                     try:
-                        delivery = Delivery.model_validate_json(message.body)
-                    except ValidationError:
-                        log.error("bad_delivery", routing_key=message.routing_key)
-                        continue
-                    try:
-                        await self._on_delivery(message.routing_key or "", delivery)
+                        await self._handle(message, rpc)
                     except Exception:
-                        log.exception("delivery_failed", delivery_id=delivery.id)
+                        log.exception("delivery_failed", routing_key=message.routing_key)
+
+    async def _handle(self, message: AbstractIncomingMessage, rpc: RpcClient) -> None:
+        if message.correlation_id and rpc.resolve(message):
+            return
+        try:
+            delivery = Delivery.model_validate_json(message.body)
+        except ValidationError:
+            if message.correlation_id:  # a reply that came after its caller gave up
+                log.info("late_reply", correlation_id=message.correlation_id)
+            else:
+                log.error("bad_delivery", routing_key=message.routing_key)
+            return
+        await self._on_delivery(message.routing_key or "", delivery)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aio_pika
 import pytest
 from gwclient import closed, receive, reply_to, request, send, sign_in
 from websockets.asyncio.client import connect
 
 from boochat.rpc import failure
 from boochat.settings import Settings
-from contracts.envelope import Command
+from contracts.envelope import Command, Delivery, Reply
 from contracts.internal import SignIn
+from contracts.routing import room_key, user_key
 from gateway import auth
 
 pytestmark = pytest.mark.integration
@@ -193,6 +195,42 @@ async def test_no_answer_in_time_is_timeout(url: str, workers, rooms) -> None:
     ws = await sign_in(url, "ann")
     answer = await request(ws, "get_room", {"room_id": "r1"})
     assert answer["error"]["code"] == "timeout"
+    await ws.close()
+
+
+@pytest.mark.parametrize("overrides", [{"request_timeout_seconds": 0.5}])
+async def test_a_late_reply_is_dropped(url: str, workers, rooms) -> None:
+    """A reply after the timeout changes nothing; the next requests still get theirs."""
+    late = asyncio.Event()
+
+    async def get_room(command: Command):
+        await late.wait()
+        return failure("not_found", "late")
+
+    rooms.answers["get_room"] = get_room
+    ws = await sign_in(url, "ann")
+    assert (await request(ws, "get_room", {"room_id": "r1"}))["error"]["code"] == "timeout"
+    late.set()
+    rooms.answers.pop("get_room")
+    assert (await request(ws, "get_room", {"room_id": "r1"}))["type"] == "ok"
+    await ws.close()
+
+
+async def test_deliveries_before_a_reply_are_handled_before_it(url: str, workers, rooms, amqp, gateway) -> None:
+    """A worker publishes a command's deliveries, then its reply: the new room is bound by then."""
+    exchange = await amqp.get_exchange(gateway.settings.names.deliveries)
+
+    async def create_room(command: Command):
+        room = {"id": "r9", "participant_ids": [command.user_id]}
+        created = Delivery(id="d1", event="room.created", data={"room": room})
+        await exchange.publish(aio_pika.Message(created.model_dump_json().encode()), routing_key=user_key("ann"))
+        return Reply(ok={"room": room})
+
+    rooms.answers["create_room"] = create_room
+    ws = await sign_in(url, "ann")
+    answer = await request(ws, "create_room", {"name": "Nine", "participant_ids": []})
+    assert answer["data"]["room"]["id"] == "r9"
+    assert room_key("r9") in gateway.hub.broker.bound
     await ws.close()
 
 
