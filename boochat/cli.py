@@ -18,7 +18,6 @@ import inspect
 import os
 import signal
 import sys
-import threading
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from types import ModuleType
@@ -34,6 +33,7 @@ from boochat.supervisor import (
     Process,
     Supervisor,
     child_env,
+    exit_when_supervisor_dies,
     parse_scale,
     run_until_signalled,
     stack_processes,
@@ -127,7 +127,7 @@ def _worker(args: argparse.Namespace) -> None:
     settings = Settings()
     configure(args.name, settings.log_level)
     if args.supervised:
-        _exit_with_supervisor()
+        exit_when_supervisor_dies()
     app = module.create_app(settings)
     asyncio.run(app.run())  # FastStream stops gracefully on SIGINT/SIGTERM by itself
 
@@ -137,7 +137,7 @@ def _gateway(args: argparse.Namespace) -> None:
     settings = Settings()
     configure("gateway", settings.log_level)
     if args.supervised:
-        _exit_with_supervisor()
+        exit_when_supervisor_dies()
     asyncio.run(_until_signalled(module.serve(settings)))
 
 
@@ -152,17 +152,6 @@ async def _until_signalled(serving: Coroutine[Any, Any, None]) -> None:
     except asyncio.CancelledError:
         if not task.cancelled():
             raise
-
-
-def _exit_with_supervisor() -> None:
-    """Stop gracefully when the supervisor's pipe on our stdin closes (the supervisor died)."""
-
-    def watch() -> None:
-        while sys.stdin.buffer.read(4096):
-            pass
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="supervisor-lifeline", daemon=True).start()
 
 
 def _import(module: str, missing: str) -> ModuleType:

@@ -16,6 +16,7 @@ import importlib.util
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Process:
     env: Mapping[str, str] = field(default_factory=dict)
     ready_url: str | None = None  # plain HTTP URL answering 200 once the child is ready
     ws_url: str | None = None  # what a ready gateway serves, for the ready line
+    service: str = ""  # "gateway" or the worker's name; replicas share it
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,17 @@ async def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
+def exit_when_supervisor_dies() -> None:
+    """In a child: SIGTERM ourselves (a graceful stop) once the supervisor's pipe on stdin closes."""
+
+    def watch() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-lifeline", daemon=True).start()
+
+
 # The stack ------------------------------------------------------------------------------------
 
 
@@ -284,12 +297,13 @@ def stack_processes(settings: Settings, scale: Mapping[str, int] | None = None) 
                 env={"BOOCHAT_GATEWAY_PORT": str(port)},
                 ready_url=f"http://{_probe_host(settings.gateway_host)}:{port}/readyz",
                 ws_url=f"ws://{settings.gateway_host}:{port}/ws",
+                service=GATEWAY,
             )
         )
     for worker in written:
         for index in range(scale.get(worker, 1)):
             argv = (*command, "worker", worker, "--supervised")
-            processes.append(Process(name=f"{worker}-{index + 1}", argv=argv))
+            processes.append(Process(name=f"{worker}-{index + 1}", argv=argv, service=worker))
     return processes
 
 

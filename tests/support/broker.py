@@ -1,0 +1,99 @@
+"""RabbitMQ helpers for tests: reachability, consumer counts, deleting a namespace's topology."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterable, Mapping
+
+import aio_pika
+from aio_pika.exceptions import AMQPError, ChannelClosed
+
+from boochat.supervisor import WORKERS
+from contracts.routing import Names
+
+
+async def check_reachable(amqp_url: str, timeout: float = 5.0) -> str | None:
+    """None when RabbitMQ accepts a connection at ``amqp_url``, else why not."""
+    try:
+        connection = await asyncio.wait_for(aio_pika.connect(amqp_url), timeout)
+    except (OSError, AMQPError, TimeoutError) as error:
+        return f"{type(error).__name__}: {error}"
+    await connection.close()
+    return None
+
+
+async def wait_for_consumers(amqp_url: str, wanted: Mapping[str, int], timeout: float) -> None:
+    """Wait until each queue in ``wanted`` exists and has at least that many consumers."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        async with asyncio.timeout(timeout):
+            for queue, count in wanted.items():
+                while True:
+                    try:
+                        declared = await channel.declare_queue(queue, passive=True)
+                        if declared.declaration_result.consumer_count >= count:
+                            break
+                    except ChannelClosed:  # 404: not declared yet, and the channel is gone
+                        channel = await connection.channel()
+                    await asyncio.sleep(0.1)  # polling interval: AMQP has no "consumer added" signal
+    finally:
+        await connection.close()
+
+
+async def queues_named(prefixes: Iterable[str]) -> list[str]:
+    """Queues whose name starts with one of ``prefixes``, listed by rabbitmqctl (AMQP cannot list).
+
+    Best effort: an empty list when rabbitmqctl is missing or refuses (not root, say).
+    """
+    prefixes = tuple(prefixes)
+    if not prefixes or shutil.which("rabbitmqctl") is None:
+        return []
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "-q", "list_queues", "name", "--no-table-headers",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+    except TimeoutError:
+        process.kill()
+        return []
+    names = output.decode(errors="replace").split()
+    return [name for name in names if name.startswith(prefixes)]
+
+
+async def delete_namespaces(amqp_url: str, namespaces: Iterable[str]) -> None:
+    """Delete the exchanges and queues of ``namespaces`` (best effort, never raises).
+
+    Known names come from ``contracts.routing.Names``; reaction queues, whose names only workers
+    know, are found with ``queues_named``.
+    """
+    namespaces = list(namespaces)
+    if not namespaces:
+        return
+    queues: set[str] = set(await queues_named(f"{namespace}." for namespace in namespaces))
+    exchanges: list[str] = []
+    for namespace in namespaces:
+        names = Names(namespace)
+        queues.update((names.dead_letters, names.log, *(names.command_queue(w) for w in WORKERS)))
+        exchanges.extend((names.commands, names.events, names.deliveries, names.dead_letters))
+    try:
+        connection = await aio_pika.connect(amqp_url)
+    except (OSError, AMQPError):
+        return
+    async with connection:
+        channel = await connection.channel()
+        for queue in sorted(queues):
+            channel = await _quietly(connection, channel, channel.queue_delete(queue))
+        for exchange in exchanges:
+            channel = await _quietly(connection, channel, channel.exchange_delete(exchange))
+
+
+async def _quietly(connection, channel, operation):  # type: ignore[no-untyped-def]
+    """Run ``operation``; a refusal closes the channel, so hand back a usable one either way."""
+    try:
+        await operation
+        return channel
+    except AMQPError:
+        return await connection.channel()

@@ -1,0 +1,105 @@
+"""The real stack as subprocesses, built and supervised by boochat.supervisor exactly as ``boochat up``
+does, for one namespace. Ready means: every gateway answers ``/readyz`` 200 and every worker replica
+consumes its command queue (so its whole topology is declared)."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from boochat.settings import Settings
+from boochat.supervisor import GATEWAY, Process, Supervisor, child_env, stack_processes
+from support.broker import wait_for_consumers
+
+START_TIMEOUT = 90.0  # a cold start of every process against the slow stand-in
+
+
+class Stack:
+    def __init__(self, settings: Settings, scale: Mapping[str, int] | None = None, log_dir: Path | None = None) -> None:
+        """``settings.gateway_port`` is the first gateway's port; more gateways take the next ones."""
+        self.settings = settings
+        self.processes = stack_processes(settings, scale)
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix=f"boochat-{settings.namespace}-"))
+        self.supervisor = Supervisor(self.processes, env=child_env(settings), log_dir=self.log_dir)
+
+    @property
+    def gateways(self) -> list[Process]:
+        return [process for process in self.processes if process.ready_url]
+
+    @property
+    def ws_urls(self) -> list[str]:
+        return [process.ws_url for process in self.gateways if process.ws_url]
+
+    @property
+    def ws_url(self) -> str:
+        """The first gateway's WebSocket URL (``ws://127.0.0.1:PORT/ws``)."""
+        return self.ws_urls[0]
+
+    @property
+    def http_url(self) -> str:
+        """The first gateway's plain HTTP root (``http://127.0.0.1:PORT``), for /healthz and /readyz."""
+        return f"http://{urlsplit(self.ws_url).netloc}"
+
+    async def start(self, timeout: float = START_TIMEOUT) -> Stack:
+        await self.supervisor.start()
+        try:
+            for gateway in self.gateways:
+                await self.supervisor.wait_ready(gateway.name, timeout=timeout)
+            await wait_for_consumers(self.settings.amqp_url, self._command_consumers(), timeout)
+        except BaseException as error:
+            await self.stop()
+            if isinstance(error, TimeoutError):
+                raise TimeoutError(f"stack {self.settings.namespace} not ready in {timeout} s\n{self.logs()}") from None
+            raise
+        return self
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+
+    def logs(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of every child's output, for failure messages."""
+        parts = []
+        for process in self.processes:
+            path = self.log_dir / f"{process.name}.log"
+            text = path.read_text(errors="replace") if path.exists() else ""
+            parts.append(f"--- {process.name} ({path})\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(parts)
+
+    def _command_consumers(self) -> dict[str, int]:
+        replicas: dict[str, int] = {}
+        for process in self.processes:
+            if process.service != GATEWAY:
+                replicas[process.service] = replicas.get(process.service, 0) + 1
+        return {self.settings.names.command_queue(worker): count for worker, count in replicas.items()}
+
+    async def __aenter__(self) -> Stack:
+        return await self.start()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive loopback ports that are free right now."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if all(_free(port) for port in range(first, first + count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
