@@ -1,0 +1,20 @@
+"""The notifications worker's composition root: the push port is chosen here, from settings, unless
+a test passes its own."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+
+from boochat.settings import Settings
+from workers.notifications.handlers import COMMANDS, reactions
+from workers.notifications.sender import Sender, create_sender
+from workers.notifications.storage import DOCUMENTS
+from workers.runtime.service import Worker, create
+
+
+def create_app(settings: Settings, sender: Sender | None = None) -> FastStream:
+    """Raises ``CredentialsError`` (a ``SystemExit`` naming BOOCHAT_FCM_CREDENTIALS) for a bad file."""
+    sender = sender or create_sender(settings.fcm_credentials, settings.fcm_endpoint)
+    app = create(Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS), settings)
+    app.on_shutdown(sender.close)
+    return app

@@ -1,0 +1,80 @@
+"""Everything the notifications worker consumes and answers: read ``COMMANDS`` and ``reactions()``.
+
+The push port is passed in by ``app.py``: ``reactions(sender)`` builds the reaction table around it.
+
+Only room items are pushed. Invitations (``room.member_joined``), new meetups (``meetup.created``)
+and moved meetups (``meetup.moved``) are announced in their room by messaging, and an announcement
+is a room item: its push already reaches the invitee and every attendee who is offline, so a push
+of their own would notify the same people twice about one thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+import structlog
+
+from contracts import events, requests
+from contracts.envelope import AnyEvent
+from contracts.requests import Empty
+from workers.notifications import domain, storage
+from workers.notifications.domain import Delivery, Target
+from workers.notifications.sender import Sender
+from workers.runtime.service import Context, Reaction
+
+log = structlog.get_logger()
+
+TOKEN = "token"  # the kind of target register_device's ``token`` is: an FCM registration token
+
+
+async def register_device(data: requests.RegisterDevice, ctx: Context) -> Empty:
+    await storage.save_device(domain.register(ctx.user_id or "", Target(TOKEN, data.token), data.platform, ctx.now()))
+    return Empty()
+
+
+async def unregister_device(data: requests.UnregisterDevice, ctx: Context) -> Empty:
+    target = Target(TOKEN, data.token)
+    if domain.owned_by(await storage.device(target), ctx.user_id or ""):
+        await storage.delete_device(target, ctx.user_id or "")
+    return Empty()
+
+
+async def track_presence(event: AnyEvent, ctx: Context) -> None:
+    moved = events.PresenceMoved.model_validate(event.payload)
+    current = await storage.presence(moved.user_id)
+    if (new := domain.move_presence(current, moved.user_id, moved.online, event.version)) is not None:
+        await storage.save_presence(new, current)
+
+
+async def push_to_offline_members(event: AnyEvent, ctx: Context, sender: Sender) -> None:
+    added = events.ItemAppended.model_validate(event.payload)
+    candidates = domain.item_recipients(added)
+    pushes = domain.item_pushes(added, domain.offline(candidates, await storage.presences(candidates)))
+    devices = await storage.devices_of([push.user_id for push in pushes])
+    planned = domain.deliveries(pushes, devices, await storage.claimed(event.event_id))
+    await asyncio.gather(*(deliver(sender, event.event_id, delivery) for delivery in planned))
+
+
+async def deliver(sender: Sender, event_id: str, delivery: Delivery) -> None:
+    """One push to one target, at most once per event (claimed first: a crash loses it rather than
+    sending it twice); a target the service says is gone is forgotten."""
+    if not await storage.claim(event_id, delivery.target):
+        return
+    outcome = await sender.send(delivery.push, delivery.target)
+    if domain.forget_target(outcome):
+        await storage.delete_device(delivery.target, delivery.push.user_id)
+        log.info("device forgotten", user_id=delivery.push.user_id, target=delivery.target.short())
+
+
+COMMANDS = {
+    "register_device": register_device,
+    "unregister_device": unregister_device,
+}
+
+
+def reactions(sender: Sender) -> dict[str, Reaction]:
+    return {
+        "track_presence": Reaction(("user.presence_changed",), track_presence),
+        "push_to_offline_members": Reaction(("room.item_added",), partial(push_to_offline_members, sender=sender)),
+    }
