@@ -1,6 +1,5 @@
-"""The real stack as subprocesses, built and supervised by boochat.supervisor exactly as ``boochat up``
-does, for one namespace. Ready means: every gateway answers ``/readyz`` 200 and every worker replica
-consumes its command queue (so its whole topology is declared)."""
+"""The real stack as subprocesses, built, supervised and waited for by boochat.supervisor exactly as
+``boochat up`` does, for one namespace."""
 
 from __future__ import annotations
 
@@ -12,8 +11,7 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from boochat.settings import Settings
-from boochat.supervisor import GATEWAY, Process, Supervisor, child_env, stack_processes
-from support.broker import wait_for_consumers
+from boochat.supervisor import Process, Supervisor, child_env, stack_processes, wait_stack_ready
 
 START_TIMEOUT = 90.0  # a cold start of every process against the slow stand-in
 
@@ -47,9 +45,7 @@ class Stack:
     async def start(self, timeout: float = START_TIMEOUT) -> Stack:
         await self.supervisor.start()
         try:
-            for gateway in self.gateways:
-                await self.supervisor.wait_ready(gateway.name, timeout=timeout)
-            await wait_for_consumers(self.settings.amqp_url, self._command_consumers(), timeout)
+            await wait_stack_ready(self.supervisor, self.settings, timeout)
         except BaseException as error:
             await self.stop()
             if isinstance(error, TimeoutError):
@@ -69,12 +65,15 @@ class Stack:
             parts.append(f"--- {process.name} ({path})\n" + "\n".join(text.splitlines()[-lines:]))
         return "\n".join(parts)
 
-    def _command_consumers(self) -> dict[str, int]:
-        replicas: dict[str, int] = {}
+    def handled_by(self, worker: str) -> dict[str, int]:
+        """Commands and queries each replica of ``worker`` has answered so far, from its log."""
+        counts = {}
         for process in self.processes:
-            if process.service != GATEWAY:
-                replicas[process.service] = replicas.get(process.service, 0) + 1
-        return {self.settings.names.command_queue(worker): count for worker, count in replicas.items()}
+            if process.name.startswith(f"{worker}-"):
+                path = self.log_dir / f"{process.name}.log"
+                text = path.read_text(errors="replace") if path.exists() else ""
+                counts[process.name] = text.count('"command handled"')
+        return counts
 
     async def __aenter__(self) -> Stack:
         return await self.start()

@@ -28,12 +28,13 @@ async def sender(ctx: Context) -> User:
 
 
 async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply:
-    room = await readable_room(ctx, data.room_id)
-    doc = await storage.timeline(data.room_id)
-    state = doc.state()
-    item, facts = domain.send_message(state, room, await sender(ctx), data.content, uuid.uuid4().hex, ctx.now())
-    reply = ItemReply(item=item)
-    await ctx.commit(doc.update(state), facts, reply)
+    room, me = await readable_room(ctx, data.room_id), await sender(ctx)
+    async with ctx.lock(data.room_id):
+        doc = await storage.timeline(data.room_id)
+        state = doc.state()
+        item, facts = domain.send_message(state, room, me, data.content, uuid.uuid4().hex, ctx.now())
+        reply = ItemReply(item=item)
+        await ctx.commit(doc.update(state), facts, reply)
     return reply
 
 
@@ -62,11 +63,11 @@ def announcement(
     async def announce(event: AnyEvent, ctx: Context) -> None:
         data = payload.model_validate(event.payload)
         room: Room = data.room if room_id is None else await room_snapshot(ctx, room_id(data))  # type: ignore[attr-defined]
-        doc = await storage.timeline(room.id)
-        state = doc.state()
-        facts = domain.announce(state, room, text(data), event.event_id, uuid.uuid4().hex, ctx.now())
-        if facts:
-            await ctx.commit(doc.update(state), facts)
+        async with ctx.lock(room.id):
+            doc = await storage.timeline(room.id)
+            state = doc.state()
+            if facts := domain.announce(state, room, text(data), event.event_id, uuid.uuid4().hex, ctx.now()):
+                await ctx.commit(doc.update(state), facts)
 
     return Reaction((type,), announce)
 

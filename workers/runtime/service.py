@@ -4,6 +4,7 @@ reaction tables of the worker's ``handlers.py``, with idempotency, retries and e
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,16 @@ class Runtime:
         self.settings = settings
         self.outbox = outbox
         self.rpc = rpc
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def lock(self, key: str) -> asyncio.Lock:
+        """One lock per aggregate in this process: concurrent commands on a hot aggregate (a busy
+        room) wait their turn instead of racing and retrying; replicas still race, and the
+        revision check settles that."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -65,6 +76,9 @@ class Context:
 
     def now(self) -> datetime:
         return self.runtime.now()
+
+    def lock(self, key: str) -> asyncio.Lock:
+        return self.runtime.lock(key)
 
     async def commit(self, doc: Aggregate, facts: list[Fact], reply: BaseModel | None = None) -> None:
         """Write ``doc`` with ``facts`` as its next events, then publish them."""
@@ -210,6 +224,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         except Exception:
             log.exception("command failed")
             reply = failure("internal", "internal error")
+        log.info("command handled", outcome=reply.error.code if reply.error else "ok")
         return reply.model_dump(mode="json", exclude_none=True)
 
     for name, reaction in worker.reactions.items():
