@@ -90,6 +90,6 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
         log.info("sigterm_received")
     finally:
+        await gateway.stop()  # a second SIGTERM meanwhile changes nothing
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)
-        await gateway.stop()
