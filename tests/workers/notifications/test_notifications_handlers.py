@@ -1,0 +1,222 @@
+"""The notifications handlers through the runtime, with an in-memory push port and the Mongo stand-in."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from notification_fakes import FakeSender, item_added, presence
+from structlog.testing import capture_logs
+
+from contracts.envelope import Command
+from workers.notifications import storage as store
+from workers.notifications.domain import Outcome, Push, Target
+from workers.notifications.handlers import COMMANDS, reactions
+from workers.notifications.sender import LogSender, Retrying, create_sender
+from workers.notifications.storage import DOCUMENTS
+from workers.runtime.service import Runtime, Worker, run_command, run_reaction
+
+pytestmark = pytest.mark.usefixtures("storage")
+
+
+@pytest.fixture
+def worker(sender: FakeSender) -> Worker:
+    return Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS)
+
+
+@pytest.fixture
+def runtime(settings) -> Runtime:
+    return Runtime(settings, outbox=None, rpc=None)  # type: ignore[arg-type]  # these handlers publish nothing
+
+
+def user() -> str:
+    return f"u-{uuid.uuid4().hex[:8]}"
+
+
+def token() -> str:
+    return f"tok-{uuid.uuid4().hex}"
+
+
+async def command(worker, runtime, user_id, type, data, id=None):
+    reply = await run_command(
+        worker, runtime, Command(type=type, id=id or uuid.uuid4().hex, user_id=user_id, data=data)
+    )
+    assert reply.error is None, reply.error
+    return reply.ok
+
+
+async def register(worker, runtime, user_id, value, platform="android", id=None):
+    return await command(worker, runtime, user_id, "register_device", {"token": value, "platform": platform}, id)
+
+
+async def react(worker, runtime, event):
+    name = "track_presence" if event.type == "user.presence_changed" else "push_to_offline_members"
+    await run_reaction(name, worker.reactions[name], runtime, event)
+
+
+async def owner(value: str) -> str | None:
+    device = await store.device(Target("token", value))
+    return device.user_id if device else None
+
+
+# Devices --------------------------------------------------------------------------------------
+
+
+async def test_a_user_may_have_several_devices(worker, runtime):
+    bob, one, two = user(), token(), token()
+    assert await register(worker, runtime, bob, one) == {}
+    await register(worker, runtime, bob, two, platform="ios")
+    assert sorted(d.target.value for d in await store.devices_of([bob])) == sorted([one, two])
+
+
+async def test_a_token_registered_by_another_user_moves_to_them(worker, runtime):
+    bob, cid, shared = user(), user(), token()
+    await register(worker, runtime, bob, shared)
+    await register(worker, runtime, cid, shared)
+    assert await owner(shared) == cid
+    assert await store.devices_of([bob]) == []
+
+
+async def test_unregister_removes_only_ones_own_token(worker, runtime):
+    bob, cid, mine, theirs = user(), user(), token(), token()
+    await register(worker, runtime, bob, mine)
+    await register(worker, runtime, cid, theirs)
+    assert await command(worker, runtime, bob, "unregister_device", {"token": mine}) == {}
+    assert await command(worker, runtime, bob, "unregister_device", {"token": theirs}) == {}
+    assert await command(worker, runtime, bob, "unregister_device", {"token": token()}) == {}  # unknown: fine
+    assert (await owner(mine), await owner(theirs)) == (None, cid)
+
+
+async def test_a_repeated_command_acts_once(worker, runtime):
+    """The same id again gets the first reply and changes nothing, even after an unregister."""
+    bob, value = user(), token()
+    await register(worker, runtime, bob, value, id="same")
+    await command(worker, runtime, bob, "unregister_device", {"token": value})
+    await register(worker, runtime, bob, value, id="same")
+    assert await owner(value) is None
+
+
+async def test_bad_data_is_refused(worker, runtime):
+    reply = await run_command(
+        worker,
+        runtime,
+        Command(type="register_device", id="x", user_id=user(), data={"token": "", "platform": "nokia"}),
+    )
+    assert reply.error is not None and reply.error.code == "bad_request"
+    assert set(reply.error.details or {}) == {"data.token", "data.platform"}
+
+
+# Pushes ---------------------------------------------------------------------------------------
+
+
+async def test_offline_participants_get_one_push_per_device(worker, runtime, sender):
+    ann, bob, cid = user(), user(), user()
+    b1, b2, a1 = token(), token(), token()
+    for who, value in ((bob, b1), (bob, b2), (ann, a1)):
+        await register(worker, runtime, who, value)
+    await react(worker, runtime, item_added("r1", [ann, bob, cid], sender_id=ann, content="hi", seq=4))
+    assert sorted(t.value for _, t in sender.sent) == sorted([b1, b2])  # not the sender; cid has no device
+    push = sender.to(b1)[0]
+    assert (push.user_id, push.title, push.body, push.data) == (bob, "Den", "Ann: hi", {"room_id": "r1", "seq": "4"})
+    assert push.collapse_key == push.tag == "r1"
+
+
+async def test_online_users_get_no_push_until_they_go_offline(worker, runtime, sender):
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    await react(worker, runtime, presence(bob, True, 2))
+    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=ann, seq=1))
+    assert sender.sent == []
+    await react(worker, runtime, presence(bob, False, 3))
+    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=ann, seq=2))
+    assert [p.data["seq"] for p in sender.to(value)] == ["2"]
+
+
+async def test_an_older_presence_event_arriving_late_is_ignored(worker, runtime, sender):
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    await react(worker, runtime, presence(bob, False, 5))
+    await react(worker, runtime, presence(bob, True, 4))  # older: bob stays offline
+    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=ann))
+    assert len(sender.to(value)) == 1
+    assert (await store.presence(bob)).version == 5  # type: ignore[union-attr]
+
+
+async def test_announcements_go_to_every_offline_participant(worker, runtime, sender):
+    ann, bob, a1, b1 = user(), user(), token(), token()
+    await register(worker, runtime, ann, a1)
+    await register(worker, runtime, bob, b1)
+    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=None, content="Ann added Bob"))
+    assert [p.body for p in sender.to(a1)] == [p.body for p in sender.to(b1)] == ["Ann added Bob"]
+
+
+async def test_a_redelivered_event_pushes_once(worker, runtime, sender):
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    added = item_added("r1", [ann, bob], sender_id=ann)
+    await react(worker, runtime, added)
+    await react(worker, runtime, added)
+    assert len(sender.to(value)) == 1
+
+
+async def test_a_crash_midway_resends_to_none_already_done(worker, runtime, sender):
+    """A send blows up midway and the event is redelivered: no device is pushed twice (the one that blew up
+    is not tried again either: pushes are at most once)."""
+    ann, bob = user(), user()
+    values = [token() for _ in range(3)]
+    for value in values:
+        await register(worker, runtime, bob, value)
+    sender.answer(values[1], ConnectionError("worker lost its network"))
+    added = item_added("r1", [ann, bob], sender_id=ann)
+    with pytest.raises(ConnectionError):
+        await react(worker, runtime, added)
+    await react(worker, runtime, added)  # the redelivery
+    assert sorted(len(sender.to(value)) for value in values) == [1, 1, 1]
+
+
+async def test_gone_tokens_are_forgotten_and_others_kept(worker, runtime, sender):
+    ann, bob, gone, refused, busy = user(), user(), token(), token(), token()
+    for value in (gone, refused, busy):
+        await register(worker, runtime, bob, value)
+    sender.answer(gone, Outcome.GONE)
+    sender.answer(refused, Outcome.FAILED)
+    sender.answer(busy, Outcome.RETRY)
+    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=ann))
+    assert (await owner(gone), await owner(refused), await owner(busy)) == (None, bob, bob)
+
+
+async def test_a_gone_token_that_moved_meanwhile_is_kept(worker, runtime):
+    bob, cid, value = user(), user(), token()
+    await register(worker, runtime, cid, value)
+    await store.delete_device(Target("token", value), bob)  # bob's push found it gone, but it is cid's now
+    assert await owner(value) == cid
+
+
+# The port's adapters --------------------------------------------------------------------------
+
+
+async def test_retrying_tries_again_then_stops():
+    fake = FakeSender()
+    push = Push("bob", "Den", "hi", {}, "r1", "r1")
+    fake.answer("t1", Outcome.RETRY, Outcome.RETRY)
+    assert await Retrying(fake, attempts=4, backoff=0).send(push, Target("token", "t1")) is Outcome.SENT
+    fake.answer("t2", *[Outcome.RETRY] * 10)
+    assert await Retrying(fake, attempts=4, backoff=0).send(push, Target("token", "t2")) is Outcome.RETRY
+    assert (len(fake.to("t1")), len(fake.to("t2"))) == (3, 4)
+    fake.answer("t3", Outcome.GONE)
+    assert await Retrying(fake, attempts=4, backoff=0).send(push, Target("token", "t3")) is Outcome.GONE
+    assert len(fake.to("t3")) == 1
+
+
+async def test_without_credentials_pushes_are_logged_with_tokens_shortened():
+    value = "secret-" + "x" * 150
+    sender = create_sender(None, "https://unused/{project_id}")
+    assert isinstance(sender, LogSender)
+    with capture_logs() as logs:
+        outcome = await sender.send(
+            Push("bob", "Den", "Ann: hi", {"room_id": "r1", "seq": "1"}, "r1", "r1"), Target("token", value)
+        )
+    assert outcome is Outcome.SENT
+    [entry] = logs
+    assert entry["log_level"] == "info" and entry["user_id"] == "bob" and entry["body"] == "Ann: hi"
+    assert value not in repr(entry) and entry["target"].startswith("token:secret-x")
