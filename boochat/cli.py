@@ -30,13 +30,13 @@ from boochat.logs import configure
 from boochat.settings import Settings
 from boochat.supervisor import (
     WORKERS,
-    Process,
     Supervisor,
     child_env,
     exit_when_supervisor_dies,
     parse_scale,
     run_until_signalled,
     stack_processes,
+    wait_stack_ready,
 )
 
 # Only for local runs: anyone can read it here, so it protects nothing.
@@ -111,12 +111,23 @@ async def _run_stack(scale: dict[str, int]) -> None:
         except ValueError as error:
             raise SystemExit(f"boochat up: {error}") from None
         log.info("starting", processes=[process.name for process in processes])
-        await run_until_signalled(Supervisor(processes, env=child_env(settings)), _print_ready)
+        supervisor = Supervisor(processes, env=child_env(settings))
+        await run_until_signalled(supervisor, lambda: _announce_when_ready(supervisor, settings))
 
 
-def _print_ready(process: Process) -> None:
-    # The one line on stdout per gateway: scripts wait for it.
-    print(f"Boochat is ready: {process.ws_url}", flush=True)
+async def _announce_when_ready(supervisor: Supervisor, settings: Settings) -> None:
+    waited = 0
+    while True:
+        try:
+            await wait_stack_ready(supervisor, settings, timeout=15)
+            break
+        except TimeoutError:
+            waited += 15
+            log.warning("still_waiting_for_ready", seconds=waited)
+    for process in supervisor.processes:
+        if process.ws_url:
+            # The one line on stdout per gateway: scripts wait for it.
+            print(f"Boochat is ready: {process.ws_url}", flush=True)
 
 
 # worker, gateway --------------------------------------------------------------------------------

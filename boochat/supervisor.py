@@ -18,13 +18,15 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
+import aio_pika
 import structlog
+from aio_pika.exceptions import AMQPError, ChannelClosed
 
 from boochat.settings import Settings
 
@@ -323,38 +325,63 @@ def _probe_host(host: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
-async def run_until_signalled(supervisor: Supervisor, on_ready: Callable[[Process], None]) -> None:
-    """Run ``supervisor`` until SIGINT or SIGTERM; call ``on_ready`` once for each process with a
-    ready URL, the first time it answers."""
+async def wait_stack_ready(supervisor: Supervisor, settings: Settings, timeout: float | None = None) -> None:
+    """Every gateway answers ``/readyz`` 200 and every worker replica consumes its command queue
+    (a worker declares all its queues before it consumes, so its topology is then complete)."""
+    replicas: dict[str, int] = {}
+    for process in supervisor.processes:
+        if process.service in WORKERS:
+            queue = settings.names.command_queue(process.service)
+            replicas[queue] = replicas.get(queue, 0) + 1
+    async with asyncio.timeout(timeout):
+        for process in supervisor.processes:
+            if process.ready_url:
+                await supervisor.wait_ready(process.name)
+        await wait_for_consumers(settings.amqp_url, replicas)
+
+
+async def wait_for_consumers(amqp_url: str, wanted: Mapping[str, int]) -> None:
+    """Wait until each queue in ``wanted`` has at least that many consumers (bound it by a timeout)."""
+    while True:
+        try:
+            connection = await aio_pika.connect(amqp_url)
+            break
+        except (OSError, AMQPError) as error:
+            log.info("broker_not_reachable", error=str(error))
+            await asyncio.sleep(1)  # polling interval until the broker answers
+    try:
+        channel = await connection.channel()
+        for queue, count in wanted.items():
+            while True:
+                try:
+                    declared = await channel.declare_queue(queue, passive=True)
+                    if declared.declaration_result.consumer_count >= count:
+                        break
+                except ChannelClosed:  # 404: not declared yet, and the channel is gone
+                    channel = await connection.channel()
+                await asyncio.sleep(0.1)  # polling interval: AMQP has no "consumer added" signal
+    finally:
+        await connection.close()
+
+
+async def run_until_signalled(
+    supervisor: Supervisor, when_started: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Run ``supervisor`` until SIGINT or SIGTERM, and ``when_started()`` alongside (cancelled at
+    the end if still running)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         async with supervisor:
-            watchers = [
-                asyncio.create_task(_announce_when_ready(supervisor, process, on_ready))
-                for process in supervisor.processes
-                if process.ready_url
-            ]
+            alongside = asyncio.create_task(when_started()) if when_started else None
             await stop.wait()
             log.info("stopping")
-            for watcher in watchers:
-                watcher.cancel()
+            if alongside is not None:
+                alongside.cancel()
+                await asyncio.gather(alongside, return_exceptions=True)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     log.info("stopped")
-
-
-async def _announce_when_ready(supervisor: Supervisor, process: Process, on_ready: Callable[[Process], None]) -> None:
-    waited = 0.0
-    while True:
-        try:
-            await supervisor.wait_ready(process.name, timeout=15)
-        except TimeoutError:
-            waited += 15
-            log.warning("still_waiting_for_ready", child=process.name, url=process.ready_url, seconds=waited)
-            continue
-        on_ready(process)
-        return

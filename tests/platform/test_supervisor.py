@@ -144,8 +144,7 @@ async def main():
             await supervisor.wait_started(name, 1, timeout=10)
         print(supervisor.pid("a"), supervisor.pid("b"), flush=True)
 
-    reporting = asyncio.create_task(report())
-    await run_until_signalled(supervisor, on_ready=print)
+    await run_until_signalled(supervisor, report)
 
 asyncio.run(main())
 """

@@ -1,13 +1,13 @@
-"""RabbitMQ helpers for tests: reachability, consumer counts, deleting a namespace's topology."""
+"""RabbitMQ helpers for tests: reachability, deleting a namespace's topology."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import aio_pika
-from aio_pika.exceptions import AMQPError, ChannelClosed
+from aio_pika.exceptions import AMQPError
 
 from boochat.supervisor import WORKERS
 from contracts.routing import Names
@@ -21,25 +21,6 @@ async def check_reachable(amqp_url: str, timeout: float = 5.0) -> str | None:
         return f"{type(error).__name__}: {error}"
     await connection.close()
     return None
-
-
-async def wait_for_consumers(amqp_url: str, wanted: Mapping[str, int], timeout: float) -> None:
-    """Wait until each queue in ``wanted`` exists and has at least that many consumers."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        async with asyncio.timeout(timeout):
-            for queue, count in wanted.items():
-                while True:
-                    try:
-                        declared = await channel.declare_queue(queue, passive=True)
-                        if declared.declaration_result.consumer_count >= count:
-                            break
-                    except ChannelClosed:  # 404: not declared yet, and the channel is gone
-                        channel = await connection.channel()
-                    await asyncio.sleep(0.1)  # polling interval: AMQP has no "consumer added" signal
-    finally:
-        await connection.close()
 
 
 async def queues_named(prefixes: Iterable[str]) -> list[str]:

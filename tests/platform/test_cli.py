@@ -1,0 +1,87 @@
+"""boochat.cli: ``token`` prints a valid session JWT; ``up`` runs the stack, says when it is ready,
+and stops everything on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+from support.client import Client
+from support.stack import free_ports
+
+SECRET = "cli-test-secret-0123456789abcdef0123"
+BOOCHAT = (sys.executable, "-m", "boochat.cli")
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BOOCHAT_")}
+    return {**env, **values}
+
+
+def test_token_prints_a_session_jwt() -> None:
+    """One line on stdout: an HS256 JWT with the claims PROTOCOL.md requires."""
+    result = subprocess.run(
+        [*BOOCHAT, "token", "u-1", "--name", "Ann", "--email", "ann@example.com"],
+        env=clean_env(BOOCHAT_JWT_SECRET=SECRET),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert "\n" not in token
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="boochat", issuer="boochat")
+    assert (claims["sub"], claims["name"], claims["email"]) == ("u-1", "Ann", "ann@example.com")
+    assert claims["exp"] > claims["iat"]
+
+
+def test_up_refuses_an_unknown_service() -> None:
+    result = subprocess.run([*BOOCHAT, "up", "--scale", "mailer=1"], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "unknown service 'mailer'" in result.stderr
+
+
+@pytest.mark.e2e
+async def test_up_runs_the_stack_until_sigterm(amqp_url: str, namespace: str, tmp_path: Path) -> None:
+    """With no Mongo URL it starts the stand-in; prints one ready line per gateway; SIGTERM: exit 0,
+    no child left."""
+    port = free_ports(1)
+    stderr = (tmp_path / "up.log").open("wb")
+    up = await asyncio.create_subprocess_exec(
+        *BOOCHAT,
+        "up",
+        env=clean_env(BOOCHAT_NAMESPACE=namespace, BOOCHAT_GATEWAY_PORT=str(port), BOOCHAT_AMQP_URL=amqp_url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+    )
+    assert up.stdout is not None
+    try:
+        line = await asyncio.wait_for(up.stdout.readline(), 90)
+        assert line.decode() == f"Boochat is ready: ws://127.0.0.1:{port}/ws\n", (tmp_path / "up.log").read_text()
+        children = child_pids(up.pid)
+        assert children  # the stand-in, the gateway, the workers
+        async with await Client.connect(f"ws://127.0.0.1:{port}/ws", dev_user={"id": "cli-u1", "name": "Cli"}) as c:
+            assert (await c.ok("get_me"))["user"]["id"] == "cli-u1"
+    finally:
+        up.send_signal(signal.SIGTERM)
+        returncode = await asyncio.wait_for(up.wait(), 40)
+        stderr.close()
+    assert returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
+    assert await up.stdout.read() == b""  # nothing else on stdout
+    assert not still_running(children)
+
+
+def still_running(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
