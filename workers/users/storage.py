@@ -50,7 +50,7 @@ async def everyone() -> list[UserDoc]:
 
 
 async def online() -> list[UserDoc]:
-    return await UserDoc.find(UserDoc.online == True)  # noqa: E712 - a query expression.to_list()
+    return await UserDoc.find(UserDoc.online == True).to_list()  # noqa: E712 - a query expression
 
 
 DOCUMENTS = [UserDoc]

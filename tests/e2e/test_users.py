@@ -1,0 +1,49 @@
+"""Users and presence through the gateway."""
+
+from __future__ import annotations
+
+import uuid
+
+from support.client import Client
+
+
+async def test_get_me_and_profile_from_the_last_sign_in(connect, stack):
+    """get_me answers the profile of the last sign-in; a new sign-in updates name and picture."""
+    alice = await connect("Alice")
+    assert (await alice.ok("get_me"))["user"] == {"id": alice.user["id"], "name": "Alice", "image_url": None}
+    renamed = {"id": alice.user["id"], "name": "Alice B.", "image_url": "https://img.example/alice.png"}
+    again = await connect(as_user=renamed)
+    assert again.user == renamed
+    assert (await alice.ok("get_me"))["user"] == renamed
+
+
+async def test_list_users_by_name_then_id(connect):
+    """list_users orders by name in code point order, then by id."""
+    tag = uuid.uuid4().hex[:6]
+    names = [f"{tag} b", f"{tag} B", f"{tag} a", f"{tag} a"]
+    clients = [await connect(name) for name in names]
+    listed = [u for u in (await clients[0].ok("list_users"))["users"] if u["name"].startswith(tag)]
+    assert [u["name"] for u in listed] == sorted(names)
+    twins = [u["id"] for u in listed if u["name"] == f"{tag} a"]
+    assert twins == sorted(twins)
+
+
+async def test_presence_counts_connections(connect, stack):
+    """Online with the first connection, offline after the last; everyone connected is told, the user too."""
+    watcher = await connect("Watcher")
+    profile = {"id": f"pat-{uuid.uuid4().hex[:8]}", "name": "Pat"}
+    first = await Client.connect(stack.ws_url, dev_user=profile)
+    second = await Client.connect(stack.ws_url, dev_user=profile)
+    online = await watcher.expect_event("presence.changed", lambda d: d["user_id"] == profile["id"])
+    assert online["online"] is True
+    await first.expect_event("presence.changed", lambda d: d["user_id"] == profile["id"] and d["online"])
+    assert profile["id"] in (await watcher.ok("list_online_users"))["user_ids"]
+    await first.close()
+    await second.sync()
+    await watcher.sync()
+    assert watcher.pending("presence.changed", lambda d: d["user_id"] == profile["id"]) == []
+    assert profile["id"] in (await watcher.ok("list_online_users"))["user_ids"]
+    await second.close()
+    offline = await watcher.expect_event("presence.changed", lambda d: d["user_id"] == profile["id"])
+    assert offline["online"] is False
+    assert profile["id"] not in (await watcher.ok("list_online_users"))["user_ids"]
