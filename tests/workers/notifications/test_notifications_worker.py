@@ -1,0 +1,112 @@
+"""The notifications worker in this process against the real RabbitMQ and the Mongo stand-in: commands
+over request/reply, events on the namespace's exchange as the other workers publish them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import aio_pika
+import pytest
+from notification_fakes import FakeSender, item_added, presence
+from support.fcm import FakeFcm, write_service_account
+
+from boochat.rpc import RpcClient
+from contracts.envelope import AnyEvent, Command
+from workers.notifications.app import create_app
+from workers.notifications.domain import Target
+from workers.notifications.sender import Sender, create_sender
+from workers.notifications.storage import DeviceDoc, PresenceDoc
+
+pytestmark = pytest.mark.integration
+
+WAIT = 10.0
+
+
+class Bus:
+    """The test's side of the broker: commands to the worker, events as other workers publish them."""
+
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, rpc: RpcClient, settings) -> None:
+        self.channel, self.rpc, self.settings = channel, rpc, settings
+
+    async def command(self, user_id: str, type: str, data: dict) -> dict:
+        command = Command(type=type, id=uuid.uuid4().hex, user_id=user_id, data=data)
+        reply = await self.rpc.call("notifications", command)
+        assert reply.error is None, reply.error
+        return reply.ok or {}
+
+    async def publish(self, event: AnyEvent) -> None:
+        exchange = await self.channel.get_exchange(self.settings.names.events, ensure=False)
+        body = json.loads(event.model_dump_json())
+        await exchange.publish(
+            aio_pika.Message(json.dumps(body).encode(), content_type="application/json", message_id=event.event_id),
+            routing_key=event.type,
+        )
+
+
+@asynccontextmanager
+async def running(settings, sender: Sender) -> AsyncIterator[Bus]:
+    app = create_app(settings, sender)
+    await app.start()
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        rpc = RpcClient(channel, settings.names, WAIT)
+        await rpc.start()
+        yield Bus(channel, rpc, settings)
+    finally:
+        await connection.close()
+        await app.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
+    """Wait until ``check()`` holds: the worker's own state has no signal to wait on, so poll it."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110 - the stand-in has no change signal to wait on
+            await asyncio.sleep(0.05)
+
+
+def user() -> str:
+    return f"u-{uuid.uuid4().hex[:8]}"
+
+
+async def test_offline_participants_get_pushes_online_ones_and_the_sender_none(settings):
+    sender = FakeSender()
+    ann, bob, cid = user(), user(), user()
+    async with running(settings, sender) as bus:
+        for who in (ann, bob, cid):
+            await bus.command(who, "register_device", {"token": f"tok-{who}", "platform": "android"})
+        await bus.publish(presence(cid, True, 2))
+        await eventually(lambda: PresenceDoc.find_one({"_id": cid, "online": True}).exists())
+        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, content="hello", seq=1))
+        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, content="again", seq=2))
+        await sender.wait_for(lambda: len(sender.to(f"tok-{bob}")) == 2)
+    assert sorted(p.body for p in sender.to(f"tok-{bob}")) == ["Ann: again", "Ann: hello"]
+    assert sender.to(f"tok-{ann}") == sender.to(f"tok-{cid}") == []
+    assert sender.closed
+
+
+async def test_through_firebase_admin_a_token_reported_unregistered_is_deleted(settings, tmp_path):
+    async with FakeFcm() as fcm:
+        account = write_service_account(tmp_path, fcm.url + "/token")
+        sender = create_sender(str(account), fcm.endpoint)
+        ann, bob = user(), user()
+        async with running(settings, sender) as bus:
+            for value in ("tok-live", "tok-dead"):
+                await bus.command(bob, "register_device", {"token": value, "platform": "android"})
+            fcm.answer("tok-dead", "unregistered")
+            await bus.publish(item_added("r1", [ann, bob], sender_id=ann, content="hi", seq=1))
+            await fcm.wait_sends("tok-live", 1)
+            await fcm.wait_sends("tok-dead", 1)
+            await eventually(lambda: _gone("tok-dead"))
+            assert await DeviceDoc.get(Target("token", "tok-live").id) is not None
+        [push] = fcm.sends_to("tok-live")
+        assert push.message["notification"] == {"title": "Den", "body": "Ann: hi"}
+        assert push.message["data"] == {"room_id": "r1", "seq": "1"}
+
+
+async def _gone(value: str) -> bool:
+    return await DeviceDoc.get(Target("token", value).id) is None
