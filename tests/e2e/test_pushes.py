@@ -1,0 +1,87 @@
+"""Pushes through the whole stack: WebSocket clients on the gateway, the notifications worker sending
+through firebase-admin to the fake FCM server (BOOCHAT_FCM_CREDENTIALS / BOOCHAT_FCM_ENDPOINT)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from support.client import Client
+from support.fcm import FakeFcm, write_service_account
+
+pytestmark = pytest.mark.e2e
+
+WAIT = 15.0
+
+
+def dev_user(name: str) -> dict[str, str]:
+    return {"id": f"{name.lower()}-{uuid.uuid4().hex[:8]}", "name": name}
+
+
+@pytest.fixture
+async def fcm() -> AsyncIterator[FakeFcm]:
+    async with FakeFcm() as server:
+        yield server
+
+
+class Replica:
+    """The notifications worker's database, read to know when it has caught up (it sends no signal)."""
+
+    def __init__(self, stack: Any) -> None:
+        self.client: AsyncMongoClient[Any] = AsyncMongoClient(stack.settings.mongo_url)
+        self.db = self.client[stack.settings.names.database("notifications")]
+
+    async def until(self, collection: str, query: dict[str, Any], count: int = 1) -> None:
+        async with asyncio.timeout(WAIT):
+            while await self.db[collection].count_documents(query) < count:  # noqa: ASYNC110 - no change signal
+                await asyncio.sleep(0.05)
+
+    async def presence(self, user_id: str, online: bool) -> None:
+        await self.until("presence", {"_id": user_id, "online": online})
+
+    async def pushes_done(self, count: int) -> None:
+        """``count`` room items have been through the push reaction, every device included."""
+        await self.until("applied", {"_id": {"$regex": "^push_to_offline_members:"}}, count)
+
+
+async def test_offline_users_get_one_push_per_message_connected_users_and_senders_none(start_stack, fcm, tmp_path):
+    account = write_service_account(tmp_path, fcm.url + "/token")
+    stack = await start_stack(fcm_credentials=str(account), fcm_endpoint=fcm.endpoint)
+    replica = Replica(stack)
+    ann = await Client.connect(stack.ws_url, dev_user=dev_user("Ann"))
+    bob = await Client.connect(stack.ws_url, dev_user=dev_user("Bob"))
+    cid = await Client.connect(stack.ws_url, dev_user=dev_user("Cid"))
+    tokens = {client.user["id"]: f"fcm-{uuid.uuid4().hex}" for client in (ann, bob, cid)}  # type: ignore[index]
+    for client in (ann, bob, cid):
+        await client.ok("register_device", {"token": tokens[client.user["id"]], "platform": "android"})  # type: ignore[index]
+    ann_id, bob_id, cid_id = (client.user["id"] for client in (ann, bob, cid))  # type: ignore[index]
+    for user_id in (ann_id, bob_id, cid_id):  # everyone is connected while the room is announced
+        await replica.presence(user_id, online=True)
+    room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob_id, cid_id]}))["room"]
+    await bob.close()  # Bob has no open connection from now on
+    await replica.presence(bob_id, online=False)
+
+    sent = [(await ann.ok("send_message", {"room_id": room["id"], "content": text}))["item"] for text in ("hi", "yo")]
+    items = (await ann.ok("get_room_items", {"room_id": room["id"]}))["items"]
+    await replica.pushes_done(len(items))
+
+    to_bob = [push for push in fcm.sends_to(tokens[bob_id]) if push.message["data"]["room_id"] == room["id"]]
+    by_seq = {str(item["seq"]): item for item in sent}
+    messages = [push for push in to_bob if push.message["data"]["seq"] in by_seq]
+    assert sorted(push.message["data"]["seq"] for push in messages) == sorted(by_seq)  # exactly one each
+    for push in messages:
+        assert push.message["notification"] == {
+            "title": "Den",
+            "body": f"Ann: {by_seq[push.message['data']['seq']]['content']}",
+        }
+        assert push.message["android"]["collapse_key"] == room["id"]
+    assert fcm.sends_to(tokens[ann_id]) == []  # the sender, and connected
+    assert [p for p in fcm.sends_to(tokens[cid_id]) if p.message["data"].get("seq") in by_seq] == []  # connected
+    assert all(push.headers["authorization"].startswith("Bearer fake-access-") for push in fcm.sends)
+    await ann.close()
+    await cid.close()
+    await replica.client.close()
