@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from support.client import Client
 
+from e2e.helpers import new_user
+
 Connect = Callable[..., Awaitable[Client]]
-
-
-def new_user(name: str) -> dict[str, str]:
-    return {"id": f"{name.lower()}-{uuid.uuid4().hex[:10]}", "name": name}
 
 
 @pytest.fixture
@@ -30,30 +27,3 @@ async def connect(stack) -> AsyncIterator[Connect]:
     yield open_
     for client in opened:
         await client.close()
-
-
-async def make_room(owner: Client, *others: Client, name: str = "Den") -> dict:
-    """A room of ``owner`` and ``others``, once every member has seen room.created."""
-    room = (await owner.ok("create_room", {"name": name, "participant_ids": [o.user["id"] for o in others]}))["room"]
-    for member in (owner, *others):
-        await member.expect_event("room.created", lambda d: d["room"]["id"] == room["id"])
-    return room
-
-
-async def announced(client: Client, room_id: str, text: str) -> dict:
-    """Wait for the announcement in ``room_id`` whose content contains ``text``."""
-    data = await client.expect_event(
-        "room.item_added",
-        lambda d: d["item"]["room_id"] == room_id and d["item"]["kind"] == "announcement" and text in d["item"]["content"],
-    )
-    return data["item"]
-
-
-async def rooms_saw(sender: Client, item: dict) -> None:
-    """Wait until the rooms worker has taken in ``item``: it moves the sender's read mark (room.read).
-
-    list_rooms reads rooms' copy of each room's last item, which follows messaging's events.
-    """
-    await sender.expect_event(
-        "room.read", lambda d: d["room_id"] == item["room_id"] and d["last_read_seq"] >= item["seq"]
-    )

@@ -6,7 +6,7 @@ import asyncio
 
 from support.client import Client
 
-from e2e.conftest import announced, make_room, new_user
+from e2e.helpers import announced, make_room, new_user
 
 
 async def test_two_users_two_connections_each(connect):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from e2e.conftest import announced, make_room, rooms_saw
+from e2e.helpers import announced, make_room, rooms_saw
 
 
 async def test_create_room_announces_and_includes_the_creator(connect):

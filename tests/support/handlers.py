@@ -1,0 +1,119 @@
+"""Run a worker's command and reaction tables in-process, with the real pipeline (idempotency,
+retries, the outbox) and storage on the Mongo stand-in, but fake neighbours: other workers answer
+from scripts, and published events are recorded instead of sent."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+
+from boochat.settings import Settings
+from contracts.envelope import AnyEvent, Command, Failure, Reply
+from contracts.internal import Users
+from contracts.routing import Names
+from contracts.shapes import User
+from workers.runtime.outbox import Outbox, envelope
+from workers.runtime.service import Runtime, Worker, run_command, run_reaction
+from workers.runtime.store import RUNTIME_DOCUMENTS, Aggregate
+
+Answer = Callable[[Command], dict[str, Any] | Failure]
+
+
+class FakeRpc:
+    """Other workers, scripted: ``answer(worker, type, fn)``; unscripted calls are ``unavailable``."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], Answer] = {}
+        self.calls: list[tuple[str, Command]] = []
+
+    def answer(self, worker: str, type: str, fn: Answer) -> None:
+        self.answers[(worker, type)] = fn
+
+    async def call(self, worker: str, command: Command, timeout: float | None = None) -> Reply:
+        self.calls.append((worker, command))
+        fn = self.answers.get((worker, command.type))
+        if fn is None:
+            return Reply(error=Failure(code="unavailable", message=f"no fake for {worker} {command.type}"))
+        answer = fn(command)
+        return Reply(error=answer) if isinstance(answer, Failure) else Reply(ok=answer)
+
+
+class RecordingOutbox(Outbox):
+    """The real outbox (event store, outbox clearing), publishing into a list."""
+
+    def __init__(self, aggregates: list[type[Aggregate]]) -> None:
+        super().__init__(None, Names("test"), aggregates)  # type: ignore[arg-type]
+        self.events: list[dict[str, Any]] = []
+        self.deliveries: list[dict[str, Any]] = []
+
+    async def _publish(self, entry: dict[str, Any]) -> None:
+        self.events.append(envelope(entry))
+        self.deliveries += [{"key": d["key"], **d["body"]} for d in entry["deliveries"]]
+
+
+class Harness:
+    def __init__(self, worker: Worker, runtime: Runtime, outbox: RecordingOutbox, rpc: FakeRpc) -> None:
+        self.worker = worker
+        self.runtime = runtime
+        self.outbox = outbox
+        self.rpc = rpc
+        self.directory: dict[str, User] = {}
+        rpc.answer("users", "resolve_users", self._resolve)
+
+    def add_users(self, *names: str) -> list[User]:
+        """Known users, as the users worker would resolve them."""
+        users = [User(id=f"{name.lower()}-{uuid.uuid4().hex[:6]}", name=name) for name in names]
+        self.directory.update({user.id: user for user in users})
+        return users
+
+    def _resolve(self, command: Command) -> dict[str, Any]:
+        ids = command.data["ids"]
+        return Users(users=[self.directory[i] for i in dict.fromkeys(ids) if i in self.directory]).model_dump(mode="json")
+
+    async def command(self, type: str, user: User | str, data: dict[str, Any] | None = None, id: str | None = None) -> Reply:
+        user_id = user if isinstance(user, str) else user.id
+        command = Command(type=type, id=id or uuid.uuid4().hex, user_id=user_id, data=data or {})
+        return await run_command(self.worker, self.runtime, command)
+
+    async def ok(self, type: str, user: User | str, data: dict[str, Any] | None = None, id: str | None = None) -> dict:
+        reply = await self.command(type, user, data, id)
+        assert reply.error is None, reply.error
+        return reply.ok or {}
+
+    async def error(self, type: str, user: User | str, data: dict[str, Any] | None = None) -> str:
+        reply = await self.command(type, user, data)
+        assert reply.error is not None, reply.ok
+        return reply.error.code
+
+    async def react(self, name: str, event: AnyEvent) -> None:
+        await run_reaction(name, self.worker.reactions[name], self.runtime, event)
+
+    def events(self, type: str) -> list[dict[str, Any]]:
+        return [event for event in self.outbox.events if event["type"] == type]
+
+    def sent(self, event: str, key: str | None = None) -> list[dict[str, Any]]:
+        return [d for d in self.outbox.deliveries if d["event"] == event and (key is None or d["key"] == key)]
+
+
+def event(type: str, payload: Any, aggregate_id: str = "agg", version: int = 1, actor_id: str | None = None) -> AnyEvent:
+    """A domain event as another worker would publish it."""
+    body = payload.model_dump(mode="json") if hasattr(payload, "model_dump") else payload
+    return AnyEvent(
+        event_id=uuid.uuid4().hex, type=type, aggregate_id=aggregate_id, version=version,
+        occurred_at=datetime.now(UTC), actor_id=actor_id, correlation_id="c", causation_id="c", payload=body,
+    )
+
+
+async def harness(worker: Worker, mongo_url: str) -> Harness:
+    """A worker on a fresh database of the stand-in."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
+    await init_beanie(database=client[f"h{uuid.uuid4().hex[:12]}"], document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
+    outbox = RecordingOutbox([d for d in worker.documents if issubclass(d, Aggregate)])
+    rpc = FakeRpc()
+    runtime = Runtime(Settings(), outbox, rpc)  # type: ignore[arg-type]
+    return Harness(worker, runtime, outbox, rpc)
