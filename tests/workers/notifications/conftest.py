@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from beanie import init_beanie
-from notification_fakes import FakeSender
 from pymongo import AsyncMongoClient
+from support.fcm import FakeSender
 
 from workers.notifications.storage import DOCUMENTS
 from workers.runtime.store import RUNTIME_DOCUMENTS

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from notification_fakes import FakeSender, item_added, presence
 from structlog.testing import capture_logs
+from support.fcm import FakeSender, item_added, presence
 
 from contracts.envelope import Command
 from workers.notifications import storage as store

@@ -11,8 +11,7 @@ from contextlib import asynccontextmanager
 
 import aio_pika
 import pytest
-from notification_fakes import FakeSender, item_added, presence
-from support.fcm import FakeFcm, write_service_account
+from support.fcm import FakeFcm, FakeSender, item_added, presence, write_service_account
 
 from boochat.rpc import RpcClient
 from contracts.envelope import AnyEvent, Command
