@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     auth_timeout_seconds: float = 10.0
     prefetch: int = 16
     log_level: str = "info"
+    # Plain HTTP for operators, apart from the client port: /metrics (Prometheus), /healthz, /readyz.
+    # Every gateway and worker process serves it; 0 turns it off. ``boochat up`` gives each child
+    # its own port, counting up from this one.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9100
 
     @field_validator("dev_login", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -46,6 +46,7 @@ class Process:
     ready_url: str | None = None  # plain HTTP URL answering 200 once the child is ready
     ws_url: str | None = None  # what a ready gateway serves, for the ready line
     service: str = ""  # "gateway" or the worker's name; replicas share it
+    metrics_url: str | None = None  # the child's /metrics (see boochat.health), None when off
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,8 @@ def parse_scale(text: str | None) -> dict[str, int]:
 
 def stack_processes(settings: Settings, scale: Mapping[str, int] | None = None) -> list[Process]:
     """One ``Process`` per replica: gateways on consecutive ports from ``settings.gateway_port``,
-    then every written worker (one replica each unless ``scale`` says otherwise)."""
+    then every written worker (one replica each unless ``scale`` says otherwise). Each child serves
+    its metrics on its own port, ``settings.metrics_port`` + its index in this list (0: none)."""
     scale = dict(scale or {})
     written = available_workers()
     for name, count in scale.items():
@@ -306,7 +308,18 @@ def stack_processes(settings: Settings, scale: Mapping[str, int] | None = None) 
         for index in range(scale.get(worker, 1)):
             argv = (*command, "worker", worker, "--supervised")
             processes.append(Process(name=f"{worker}-{index + 1}", argv=argv, service=worker))
-    return processes
+    return [_with_metrics_port(settings, process, index) for index, process in enumerate(processes)]
+
+
+def _with_metrics_port(settings: Settings, process: Process, index: int) -> Process:
+    if not settings.metrics_port:
+        return replace(process, env={**process.env, "BOOCHAT_METRICS_PORT": "0"})
+    port = settings.metrics_port + index
+    return replace(
+        process,
+        env={**process.env, "BOOCHAT_METRICS_PORT": str(port)},
+        metrics_url=f"http://{_probe_host(settings.metrics_host)}:{port}/metrics",
+    )
 
 
 def child_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:

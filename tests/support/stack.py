@@ -18,7 +18,10 @@ START_TIMEOUT = 90.0  # a cold start of every process against the slow stand-in
 
 class Stack:
     def __init__(self, settings: Settings, scale: Mapping[str, int] | None = None, log_dir: Path | None = None) -> None:
-        """``settings.gateway_port`` is the first gateway's port; more gateways take the next ones."""
+        """``settings.gateway_port`` is the first gateway's port; more gateways take the next ones.
+        Metrics ports (unless ``metrics_port`` is 0) are free ones found here, one per process."""
+        if settings.metrics_port:
+            settings = settings.model_copy(update={"metrics_port": _metrics_ports(settings, scale)})
         self.settings = settings
         self.processes = stack_processes(settings, scale)
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix=f"boochat-{settings.namespace}-"))
@@ -102,3 +105,14 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _metrics_ports(settings: Settings, scale: Mapping[str, int] | None) -> int:
+    """The first of enough free consecutive ports for every process, clear of the gateways' ports
+    (free too, but not bound yet)."""
+    count = len(stack_processes(settings, scale))
+    gateways = range(settings.gateway_port, settings.gateway_port + (scale or {}).get("gateway", 1))
+    while True:
+        first = free_ports(count)
+        if not set(gateways) & set(range(first, first + count)):
+            return first

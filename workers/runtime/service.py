@@ -17,10 +17,13 @@ from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.schemas import Channel
+from faststream.specification import AsyncAPI
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from pymongo import AsyncMongoClient
 
 from boochat import topology
+from boochat.health import HealthServer, rabbit_metrics
 from boochat.logs import configure
 from boochat.rpc import RpcClient
 from boochat.settings import Settings
@@ -28,6 +31,7 @@ from contracts.envelope import AnyEvent, Command, Fact, Failure, Reply
 from contracts.errors import Rejected
 from contracts.internal import INTERNAL
 from contracts.requests import REQUESTS, Spec
+from contracts.routing import Names
 from workers.runtime.outbox import Cause, Outbox, stamp
 from workers.runtime.store import (
     RUNTIME_DOCUMENTS,
@@ -42,6 +46,10 @@ from workers.runtime.store import (
 log = structlog.get_logger()
 
 ATTEMPTS = 20  # optimistic-concurrency retries before giving up
+# On SIGTERM, in-flight messages get this long to finish (unfinished ones are not acknowledged, so
+# RabbitMQ redelivers them); an orchestrator's stop grace must be longer (compose: stop_grace_period).
+GRACEFUL_TIMEOUT_SECONDS = 10.0
+PING_TIMEOUT = 1.0  # seconds /readyz waits for the broker and for MongoDB
 
 
 class Runtime:
@@ -206,13 +214,36 @@ def create(worker: Worker, settings: Settings) -> FastStream:
     """The FastStream app of ``worker``: topology, storage, subscribers, relay and RPC."""
     configure(worker.name, settings.log_level)
     names = settings.names
-    broker = RabbitBroker(settings.amqp_url, default_channel=Channel(prefetch_count=settings.prefetch))
+    registry = CollectorRegistry()
+    broker = RabbitBroker(
+        settings.amqp_url,
+        default_channel=Channel(prefetch_count=settings.prefetch),
+        graceful_timeout=GRACEFUL_TIMEOUT_SECONDS,
+        middlewares=[rabbit_metrics(registry, worker.name, names.deliveries)],
+    )
     aggregates = [d for d in worker.documents if issubclass(d, Aggregate)]
     outbox = Outbox(broker, names, aggregates)
     runtime = Runtime(settings, outbox, None)
-    app = FastStream(broker)
+    spec = AsyncAPI(title=f"Boochat {worker.name} worker", description=_describe(worker, names))
+    app = FastStream(broker, specification=spec)
     background: list[asyncio.Task[None]] = []
     connections: list[aio_pika.abc.AbstractRobustConnection] = []
+    mongo: list[AsyncMongoClient[Any]] = []
+
+    async def readiness() -> str | None:
+        if not await broker.ping(PING_TIMEOUT):  # a bool: it never raises
+            return "broker not connected"
+        if not mongo:
+            return "storage not initialised"
+        try:
+            await asyncio.wait_for(mongo[0].admin.command("ping"), PING_TIMEOUT)
+        except Exception as error:
+            return f"mongodb not answering: {error!r}"
+        if not all(subscriber.running for subscriber in broker.subscribers):
+            return "subscribers not running"
+        return None
+
+    health = HealthServer(settings.metrics_host, settings.metrics_port, registry, readiness, worker.name)
 
     @broker.subscriber(
         RabbitQueue(names.command_queue(worker.name), declare=False), ack_policy=AckPolicy.NACK_ON_ERROR
@@ -233,9 +264,15 @@ def create(worker: Worker, settings: Settings) -> FastStream:
             _subscriber(name, reaction, runtime)
         )
 
+    if settings.metrics_port:
+        # First in, last out: /healthz answers while the rest starts and stops.
+        app.on_startup(health.start)
+        app.after_shutdown(health.stop)
+
     @app.on_startup
     async def prepare() -> None:
         client: AsyncMongoClient[Any] = AsyncMongoClient(settings.require_mongo_url(), tz_aware=True)
+        mongo.append(client)
         await init_beanie(
             database=client[names.database(worker.name)],
             document_models=[*RUNTIME_DOCUMENTS, *worker.documents],
@@ -261,13 +298,30 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         log.info("worker ready", worker=worker.name)
 
     @app.on_shutdown
-    async def stop() -> None:
+    async def stop_relay() -> None:
         for task in background:
             task.cancel()
+
+    # After the broker has stopped: in-flight commands may still ask other workers until then.
+    @app.after_shutdown
+    async def disconnect() -> None:
         for connection in connections:
             await connection.close()
 
     return app
+
+
+def _describe(worker: Worker, names: Names) -> str:
+    """The AsyncAPI description: what the queues' bindings (declared by ``topology``) route to them."""
+    lines = [
+        f"Commands on `{names.command_queue(worker.name)}` (exchange `{names.commands}`, key "
+        f"`{worker.name}`): {', '.join(f'`{c}`' for c in sorted(worker.commands))}. Each gets a reply.",
+    ]
+    for name, reaction in worker.reactions.items():
+        types = ", ".join(f"`{t}`" for t in reaction.types)
+        lines.append(f"Reaction `{name}` on `{names.reaction_queue(worker.name, name)}`: events {types}.")
+    lines.append(f"Publishes its events on `{names.events}` and client deliveries on `{names.deliveries}`.")
+    return "\n\n".join(lines)
 
 
 RELAY_AT_START = timedelta(0)  # at start-up, whatever is in an outbox was left behind

@@ -1,0 +1,140 @@
+"""Health and metrics for operators: a small plain-HTTP server that every worker and gateway process
+runs on ``BOOCHAT_METRICS_PORT`` (``BOOCHAT_METRICS_HOST``), apart from the clients' port.
+
+    GET /metrics   the process's Prometheus registry, in the text exposition format
+    GET /healthz   200 while the process runs
+    GET /readyz    200 when the process's readiness check finds nothing wrong, else 503 and the reason
+
+Anything else is 404, methods other than GET and HEAD 405. prometheus_client's own server cannot
+answer /readyz from an async check, hence this one (asyncio streams, one request per connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from faststream.prometheus.middleware import PrometheusMiddleware
+from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = structlog.get_logger("health")
+
+# What is wrong, or None when ready. Slow checks are cut off and answered 503.
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+READY_TIMEOUT = 3.0  # seconds a readiness check may take before /readyz says 503
+REQUEST_TIMEOUT = 5.0  # seconds a client has to send its request line and headers
+MAX_HEADER_LINES = 100
+
+
+class HealthServer:
+    def __init__(
+        self, host: str, port: int, registry: CollectorRegistry, check: ReadinessCheck, name: str = ""
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._registry = registry
+        self._check = check
+        self._name = name
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int | None:
+        """The bound port (useful with port 0 in tests), None when not listening."""
+        if self._server is None or not self._server.sockets:
+            return None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        """Listen. A port that cannot be bound is logged, not raised: chat keeps working without
+        its metrics, and the orchestrator's health check on that port reports the problem."""
+        try:
+            self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        except OSError as error:
+            log.error("metrics_port_unavailable", service=self._name, port=self._port, error=str(error))
+            return
+        log.info("metrics_listening", service=self._name, host=self._host, port=self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                method, path = await _read_request(reader)
+            status, content_type, body = await self._answer(method, path)
+            head = (
+                f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + (b"" if method == "HEAD" else body))
+            await writer.drain()
+        except (TimeoutError, ValueError, ConnectionError):
+            pass  # a client that sends garbage or goes away gets nothing more
+        finally:
+            writer.close()
+
+    async def _answer(self, method: str, path: str) -> tuple[http.HTTPStatus, str, bytes]:
+        text = "text/plain; charset=utf-8"
+        if path not in ("/metrics", "/healthz", "/readyz"):
+            return http.HTTPStatus.NOT_FOUND, text, b"not found\n"
+        if method not in ("GET", "HEAD"):
+            return http.HTTPStatus.METHOD_NOT_ALLOWED, text, b"method not allowed\n"
+        if path == "/metrics":
+            return http.HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+        if path == "/healthz":
+            return http.HTTPStatus.OK, text, b"ok\n"
+        problem = await self._readiness()
+        if problem is None:
+            return http.HTTPStatus.OK, text, b"ready\n"
+        return http.HTTPStatus.SERVICE_UNAVAILABLE, text, f"{problem}\n".encode()
+
+    async def _readiness(self) -> str | None:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                return await self._check()
+        except TimeoutError:
+            return "readiness check timed out"
+        except Exception as error:  # a failing check means "not ready", never a crashed server
+            return f"readiness check failed: {error!r}"
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
+    parts = (await reader.readline()).decode("latin-1").split()
+    if len(parts) != 3:
+        raise ValueError("not an HTTP request line")
+    for _ in range(MAX_HEADER_LINES):  # headers are read and ignored
+        if (await reader.readline()) in (b"\r\n", b"\n", b""):
+            return parts[0], parts[1].partition("?")[0]
+    raise ValueError("too many header lines")
+
+
+# Worker metrics ---------------------------------------------------------------------------------
+
+
+class _BoundedDestinations(RabbitMetricsSettingsProvider):
+    """FastStream labels a publish with ``<exchange>.<routing key>``: on the deliveries exchange the
+    keys name rooms and users, one time series each. Those are labelled by kind instead."""
+
+    def __init__(self, deliveries_exchange: str) -> None:
+        super().__init__()
+        self._deliveries = deliveries_exchange
+
+    def get_publish_destination_name_from_cmd(self, cmd: Any) -> str:
+        if cmd.exchange.name == self._deliveries:
+            return f"{self._deliveries}.{cmd.destination.partition('.')[0]}"
+        return super().get_publish_destination_name_from_cmd(cmd)
+
+
+def rabbit_metrics(registry: CollectorRegistry, app_name: str, deliveries_exchange: str) -> PrometheusMiddleware:
+    """FastStream's Prometheus middleware for RabbitMQ (``RabbitPrometheusMiddleware``), with the
+    deliveries exchange's per-room and per-user keys folded into one label value each."""
+    provider = _BoundedDestinations(deliveries_exchange)
+    return PrometheusMiddleware(settings_provider_factory=lambda _: provider, registry=registry, app_name=app_name)
