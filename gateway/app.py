@@ -2,6 +2,7 @@
 
 ``serve(settings)`` runs until cancelled or SIGTERM, then closes client connections with 1012
 (service restart) and stops. The HTTP port comes up at once; ``/readyz`` says when the broker is.
+Operators' metrics (and the same health checks) are on the metrics port, never on the clients' port.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
 
 from boochat import logs
+from boochat.health import HealthServer
 from boochat.settings import Settings
 from contracts.errors import CloseCode
 from gateway import auth
@@ -73,6 +75,10 @@ class Gateway:
         await self.hub.broker.close()
         log.info("gateway_stopped")
 
+    async def readiness(self) -> str | None:
+        """For the metrics port's ``/readyz``: what the clients' port's ``/readyz`` answers."""
+        return None if self.hub.broker.ready else "broker not connected"
+
     async def _handle(self, ws: ServerConnection) -> None:
         await Session(self.hub, ws, self._handshakes.identity(ws)).run()
 
@@ -81,15 +87,21 @@ async def serve(settings: Settings) -> None:
     """Run the gateway until cancelled or SIGTERM."""
     logs.configure("gateway", settings.log_level)
     gateway = Gateway(settings)
+    health = HealthServer(
+        settings.metrics_host, settings.metrics_port, gateway.hub.metrics.registry, gateway.readiness, "gateway"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread: no signals
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if settings.metrics_port:
+        await health.start()
     await gateway.start()
     try:
         await stop.wait()
         log.info("sigterm_received")
     finally:
         await gateway.stop()  # a second SIGTERM meanwhile changes nothing
+        await health.stop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)

@@ -19,6 +19,7 @@ from gateway import frames
 from gateway.auth import Identity
 from gateway.broker import Broker
 from gateway.limits import RateLimiter
+from gateway.metrics import GatewayMetrics
 from gateway.registry import Registry
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class Hub:
         self.registry: Registry[Session] = Registry()
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.broker = Broker(settings, self.gateway_id, self.registry.wanted, self.deliver)
+        self.metrics = GatewayMetrics()
+        self.metrics.watch_broker(lambda: self.broker.ready)
 
     async def call(self, worker: str, command: Command) -> Reply:
         return await self.broker.call(worker, command)
@@ -71,6 +74,7 @@ class Hub:
             log.warning("connection_closed_failed", user_id=user_id, error=reply.error.code)
 
     async def deliver(self, key: str, delivery: Delivery) -> None:
+        self.metrics.deliveries.inc()
         recipients, changed = self.registry.route(key, delivery)
         if recipients:
             text = frames.event(delivery.event, delivery.data)

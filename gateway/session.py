@@ -27,6 +27,7 @@ from gateway.auth import AuthError, Identity
 from gateway.frames import Frame, InvalidDataError, MalformedFrameError
 from gateway.hub import Hub
 from gateway.limits import RecentIds
+from gateway.metrics import INVALID
 
 log = structlog.get_logger("gateway.session")
 
@@ -49,7 +50,9 @@ class Session:
         self._ws = ws
         self._identity = identity  # from an Authorization header, until registered
         self._user_id: str | None = None
-        self._outbox: asyncio.Queue[str | Close] = asyncio.Queue(OUTBOX_SIZE)
+        # (when queued, kind, text): the wait is measured when the writer takes it
+        self._outbox: asyncio.Queue[tuple[float, str, str] | Close] = asyncio.Queue(OUTBOX_SIZE)
+        self._metrics = hub.metrics
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._closing: Close | None = None
@@ -60,12 +63,14 @@ class Session:
         self._expiry: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
+        self._metrics.connections.inc()
         self._writer = asyncio.create_task(self._write())
         try:
             await self._serve()
         except ConnectionClosed:
             pass
         finally:
+            self._metrics.connections.dec()
             if self._expiry is not None:
                 self._expiry.cancel()
             for task in self._requests:
@@ -80,7 +85,7 @@ class Session:
     def deliver(self, delivery_id: str, text: str) -> None:
         """Queue an event, unless this connection already got this delivery."""
         if self._recent.first_time(delivery_id):
-            self._send(text)
+            self._send(text, "event")
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued has been sent."""
@@ -92,12 +97,13 @@ class Session:
         except asyncio.QueueFull:
             self._abandon(code, reason)
 
-    def _send(self, text: str) -> None:
+    def _send(self, text: str, kind: str = "reply") -> None:
         if self._closing is not None:
             return
         try:
-            self._outbox.put_nowait(text)
+            self._outbox.put_nowait((time.monotonic(), kind, text))
         except asyncio.QueueFull:
+            self._metrics.slow_clients.inc()
             log.warning("client_too_slow", connection_id=self.id, user_id=self._user_id)
             self._closing = Close(TRY_AGAIN_LATER, "too slow to keep up")
             self._abandon(TRY_AGAIN_LATER, "too slow to keep up")
@@ -115,7 +121,10 @@ class Session:
                 if isinstance(item, Close):
                     await self._ws.close(item.code, item.reason)
                     return
-                await self._ws.send(item)
+                queued_at, kind, text = item
+                self._metrics.send_wait.labels(kind).observe(time.monotonic() - queued_at)
+                await self._ws.send(text)
+                self._metrics.frames_sent.labels(kind).inc()
         except ConnectionClosed:
             pass
 
@@ -148,6 +157,7 @@ class Session:
         try:
             async with asyncio.timeout(self._hub.settings.auth_timeout_seconds):
                 message = await self._ws.recv()
+            self._metrics.frames_received.inc()
         except TimeoutError:
             self.close(CloseCode.UNAUTHENTICATED, "authentication timed out")
             return False
@@ -170,10 +180,12 @@ class Session:
         if not await self._open(identity, frame.id):
             return False
         answer = Authenticated(user=identity.user, token=identity.token, expires_at=identity.expires_at)
+        self._metrics.request("authenticate", "ok")
         self._send(frames.ok(frame.id, answer.model_dump(mode="json")))
         return True
 
     def _refuse(self, re: str | None, message: str, details: dict[str, str] | None = None) -> bool:
+        self._metrics.request("authenticate", "unauthenticated")
         self._send(frames.error(re, "unauthenticated", message, details))
         self.close(CloseCode.UNAUTHENTICATED, "unauthenticated")
         return False
@@ -198,6 +210,7 @@ class Session:
 
     def _receive(self, message: str | bytes) -> None:
         assert self._user_id is not None
+        self._metrics.frames_received.inc()
         if self._closing is not None:
             return
         if isinstance(message, bytes):
@@ -207,12 +220,14 @@ class Session:
             frame = frames.parse(message)
         except MalformedFrameError as exc:
             self._send(frames.error(exc.re, "bad_request", exc.message))
+            self._metrics.request(INVALID, "bad_request")
             self._malformed += 1
             if self._malformed >= MALFORMED_LIMIT:
                 self.close(CloseCode.MALFORMED, "too many malformed frames")
             return
         if not self._hub.limiter.allow(self._user_id, time.monotonic()):
             self._send(frames.error(frame.id, "rate_limited", "too many requests, slow down"))
+            self._metrics.request(frame.type, "rate_limited")
             self._refused += 1
             if self._refused > self._hub.limiter.limit:
                 self.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
@@ -220,14 +235,17 @@ class Session:
         self._refused = 0
         if frame.type == "authenticate":
             self._send(frames.error(frame.id, "bad_request", "already authenticated"))
+            self._metrics.request(frame.type, "bad_request")
             return
         try:
             data = frames.validate(frame)
         except InvalidDataError as exc:
             self._send(frames.error(frame.id, "bad_request", "invalid data", exc.details))
+            self._metrics.request(frame.type, "bad_request")
             return
         if frame.type == "ping":
             self._send(frames.ok(frame.id, {}))
+            self._metrics.request(frame.type, "ok")
             return
         task = asyncio.create_task(self._forward(frame, data))
         self._requests.add(task)
@@ -248,3 +266,4 @@ class Session:
             if reply.error is not None:
                 log.info("request_failed", type=frame.type, code=reply.error.code)
             self._send(frames.reply(frame.id, reply))
+            self._metrics.request(frame.type, reply.error.code if reply.error is not None else "ok")

@@ -1,0 +1,63 @@
+"""The gateway's Prometheus metrics, one registry per gateway (served by ``boochat.health`` on the
+metrics port, never on the clients' port).
+
+Labels stay bounded: request types are the protocol's (or ``invalid`` for a frame that names none),
+outcomes are ``ok`` or an error code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+INVALID = "invalid"  # the type label of a frame without a known type
+
+# Seconds a frame waits in a connection's send queue: a healthy client drains it in milliseconds.
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Gauge("boochat_gateway_connections", "Open WebSocket connections", registry=self.registry)
+        self.frames_received = Counter(
+            "boochat_gateway_frames_received", "Messages received from clients", registry=self.registry
+        )
+        self.frames_sent = Counter(
+            "boochat_gateway_frames_sent",
+            "Messages sent to clients, by kind (reply or event)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "boochat_gateway_requests",
+            "Requests answered, by type and outcome (ok or the error code)",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.send_wait = Histogram(
+            "boochat_gateway_send_wait_seconds",
+            "Time a frame waited in its connection's send queue before being written, by kind: "
+            "for events, the delivery lag the gateway adds",
+            ["kind"],
+            buckets=WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "boochat_gateway_deliveries", "Deliveries taken from the broker", registry=self.registry
+        )
+        self.slow_clients = Counter(
+            "boochat_gateway_slow_clients_dropped",
+            "Connections closed because their send queue was full",
+            registry=self.registry,
+        )
+        self.broker_ready = Gauge(
+            "boochat_gateway_broker_ready", "1 while connected to the broker", registry=self.registry
+        )
+
+    def watch_broker(self, ready: Callable[[], bool]) -> None:
+        self.broker_ready.set_function(lambda: float(ready()))
+
+    def request(self, type_: str, outcome: str) -> None:
+        self.requests.labels(type_, outcome).inc()

@@ -1,0 +1,87 @@
+"""Every process of the running stack serves health and metrics on its own metrics port."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from ops_http import get
+from support.client import Client
+from support.stack import Stack
+
+from boochat.supervisor import http_status
+
+pytestmark = pytest.mark.e2e
+
+
+def sample(body: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample (0 when absent), matching the given labels."""
+    total = 0.0
+    for line in body.splitlines():
+        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
+        if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def test_every_child_has_its_own_ready_metrics_port(stack: Stack) -> None:
+    urls = [process.metrics_url for process in stack.processes]
+    assert None not in urls and len(set(urls)) == len(urls)
+    for process in stack.processes:
+        base = process.metrics_url.removesuffix("/metrics")  # type: ignore[union-attr]
+        assert await http_status(f"{base}/healthz") == 200, process.name
+        assert await http_status(f"{base}/readyz") == 200, process.name
+        assert await http_status(f"{base}/ws") == 404, process.name
+
+
+async def test_gateway_counts_connections_frames_and_requests(stack: Stack) -> None:
+    gateway = stack.gateways[0].metrics_url
+    assert gateway is not None
+    before = (await get(gateway))[1]
+    user = {"id": f"m-{uuid.uuid4().hex[:8]}", "name": "Metered"}
+    async with await Client.connect(stack.ws_url, dev_user=user) as client:
+        await client.ok("get_me")
+        await client.sync()  # a ping
+        during = (await get(gateway))[1]
+    assert sample(during, "boochat_gateway_connections") >= 1
+    assert sample(during, "boochat_gateway_broker_ready") == 1
+    for type_ in ("authenticate", "get_me", "ping"):
+        counted = sample(during, "boochat_gateway_requests_total", type=type_, outcome="ok")
+        assert counted == sample(before, "boochat_gateway_requests_total", type=type_, outcome="ok") + 1
+    assert (
+        sample(during, "boochat_gateway_frames_received_total")
+        >= sample(before, "boochat_gateway_frames_received_total") + 3
+    )
+    assert sample(during, "boochat_gateway_send_wait_seconds_count", kind="reply") >= 3
+    assert "boochat_gateway_slow_clients_dropped_total" in during
+
+
+async def test_workers_count_the_messages_they_handle(stack: Stack) -> None:
+    """FastStream's Prometheus middleware: signing in and get_me went through the users worker."""
+    user = {"id": f"m-{uuid.uuid4().hex[:8]}", "name": "Metered"}
+    async with await Client.connect(stack.ws_url, dev_user=user) as client:
+        await client.ok("get_me")
+    users = next(p for p in stack.processes if p.service == "users").metrics_url
+    assert users is not None
+    body = (await get(users))[1]
+    commands = f"{stack.settings.names.commands}.users"
+    assert sample(body, "faststream_received_messages_total", handler=commands, app_name="users") >= 2
+    assert sample(body, "faststream_received_processed_messages_total", handler=commands, status="acked") >= 2
+
+
+async def test_worker_publish_labels_do_not_name_rooms(stack: Stack) -> None:
+    """Deliveries go to one routing key per room or user; their metrics are labelled by kind only."""
+    user = {"id": f"m-{uuid.uuid4().hex[:8]}", "name": "Metered"}
+    async with await Client.connect(stack.ws_url, dev_user=user) as client:
+        room = (await client.ok("create_room", {"name": "metered", "participant_ids": []}))["room"]
+        await client.ok("send_message", {"room_id": room["id"], "content": "hi"})
+    names = stack.settings.names
+    for worker in ("rooms", "messaging"):
+        url = next(p for p in stack.processes if p.service == worker).metrics_url
+        assert url is not None
+        body = (await get(url))[1]
+        assert room["id"] not in body
+        destinations = set(re.findall(r'destination="([^"]+)"', body))
+        kinds = {d.removeprefix(f"{names.deliveries}.") for d in destinations if d.startswith(names.deliveries)}
+        assert kinds and kinds <= {"room", "user", "everyone"}, (worker, destinations)
