@@ -74,6 +74,12 @@ class ProfileChanged(Shape):
     user: User
 
 
+class ConnectionCounted(Shape):
+    """``user.connection_opened`` / ``user.connection_closed``: ``<gateway_id>/<connection_id>``."""
+
+    connection: str
+
+
 class PresenceMoved(Shape):
     """``user.presence_changed``: first connection opened, or last one closed."""
 

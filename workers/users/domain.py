@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
-from contracts.events import PresenceMoved, ProfileChanged
+from contracts.events import ConnectionCounted, PresenceMoved, ProfileChanged
 from contracts.frames import PresenceChanged
 from contracts.routing import EVERYONE
 from contracts.shapes import User
@@ -47,17 +47,21 @@ def sign_in(state: UserState | None, profile: User, email: str) -> tuple[UserSta
 
 
 def connect(state: UserState, connection: str) -> list[Fact]:
+    """A connection opened on some gateway; the first one makes the user online."""
     if connection in state.connections:
         return []
     state.connections.append(connection)
-    return _presence(state, online=True) if len(state.connections) == 1 else []
+    opened = Fact("user.connection_opened", state.id, ConnectionCounted(connection=connection))
+    return [opened, *(_presence(state, online=True) if len(state.connections) == 1 else [])]
 
 
 def disconnect(state: UserState, connection: str) -> list[Fact]:
+    """A connection closed; the last one makes the user offline."""
     if connection not in state.connections:
         return []
     state.connections.remove(connection)
-    return [] if state.connections else _presence(state, online=False)
+    closed = Fact("user.connection_closed", state.id, ConnectionCounted(connection=connection))
+    return [closed, *([] if state.connections else _presence(state, online=False))]
 
 
 def _presence(state: UserState, online: bool) -> list[Fact]:
