@@ -1,11 +1,12 @@
-"""Who a connection belongs to: session tokens (JWT HS256), dev login, and the Google seam.
+"""Who a connection belongs to: session tokens (JWT HS256), dev login, Google sign-in.
 
-PROTOCOL.md, Authentication. Everything here is sans-I/O except ``verify_google``, the seam where
-Google ID tokens will be checked against Google's keys.
+PROTOCOL.md, Authentication. Everything here is sans-I/O: Google ID tokens are checked by the
+``google`` function passed to ``sign_in`` (``gateway.google.GoogleVerifier.verify`` in the gateway).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,11 @@ MIN_SECRET_BYTES = 32
 
 class AuthError(Exception):
     """A credential was refused: the client gets ``unauthenticated`` with this message."""
+
+
+class AuthUnavailableError(Exception):
+    """A credential could not be checked right now (Google's certificates unreachable): the client
+    gets ``unavailable`` and may try again; the credential itself was not judged."""
 
 
 @dataclass(frozen=True)
@@ -100,17 +106,20 @@ class GoogleProfile:
     picture: str | None
 
 
-def verify_google(settings: Settings, id_token: str) -> GoogleProfile:
-    """Check a Google ID token against Google's keys (audience: the client id; verified, allowed email).
+GoogleCheck = Callable[[str], Awaitable[GoogleProfile]]
 
-    Not wired yet: google-auth's ``verify_oauth2_token`` goes here. Until then every Google token is
-    refused, never accepted.
-    """
+
+async def refuse_google(id_token: str) -> GoogleProfile:
+    """A Google check for places without one: every Google token is refused, never accepted."""
     raise AuthError("Google sign-in is not available on this server")
 
 
-def sign_in(settings: Settings, data: Authenticate) -> Identity:
-    """The identity behind one ``authenticate`` request; a new token unless a token was presented."""
+async def sign_in(settings: Settings, data: Authenticate, google: GoogleCheck = refuse_google) -> Identity:
+    """The identity behind one ``authenticate`` request; a new token unless a token was presented.
+
+    ``google`` checks a Google ID token and returns its profile, or raises AuthError (refused) or
+    AuthUnavailableError (could not check).
+    """
     if data.token is not None:
         return verify_token(settings, data.token)
     if data.dev_user is not None:
@@ -119,7 +128,7 @@ def sign_in(settings: Settings, data: Authenticate) -> Identity:
         dev = data.dev_user
         return _issue(settings, User(id=dev.id, name=dev.name, image_url=dev.image_url), dev.email)
     assert data.google_id_token is not None  # Authenticate holds exactly one of the three
-    profile = verify_google(settings, data.google_id_token)
+    profile = await google(data.google_id_token)
     user = User(id=profile.user_id, name=profile.name, image_url=profile.picture or None)
     return _issue(settings, user, profile.email)
 

@@ -1,4 +1,5 @@
-"""What the connections of one gateway process share: the broker, the registry, the rate limiter.
+"""What the connections of one gateway process share: the broker, the registry, the rate limiter,
+the Google token verifier (and its certificate cache).
 
 Registering a user tells the users worker (sign-in, presence) and binds their deliveries; a
 delivery from the queue is handed to the connections the registry names, never awaited on them.
@@ -18,6 +19,7 @@ from contracts.internal import ConnectionClosed, ConnectionOpened, RoomIds, Sign
 from gateway import frames
 from gateway.auth import Identity
 from gateway.broker import Broker
+from gateway.google import GoogleVerifier
 from gateway.limits import RateLimiter
 from gateway.metrics import GatewayMetrics
 from gateway.registry import Registry
@@ -34,6 +36,7 @@ class Hub:
         self.gateway_id = uuid.uuid4().hex[:12]
         self.registry: Registry[Session] = Registry()
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.google = GoogleVerifier(settings)
         self.broker = Broker(settings, self.gateway_id, self.registry.wanted, self.deliver)
         self.metrics = GatewayMetrics()
         self.metrics.watch_broker(lambda: self.broker.ready)

@@ -23,7 +23,7 @@ from contracts.envelope import Command
 from contracts.errors import CloseCode
 from contracts.requests import REQUESTS, Authenticate, Authenticated
 from gateway import auth, frames
-from gateway.auth import AuthError, Identity
+from gateway.auth import AuthError, AuthUnavailableError, Identity
 from gateway.frames import Frame, InvalidDataError, MalformedFrameError
 from gateway.hub import Hub
 from gateway.limits import RecentIds
@@ -170,13 +170,18 @@ class Session:
                 return self._refuse(frame.id, "authenticate first")
             data = frames.validate(frame)
             assert isinstance(data, Authenticate)
-            identity = auth.sign_in(self._hub.settings, data)
+            identity = await auth.sign_in(self._hub.settings, data, self._hub.google.verify)
         except MalformedFrameError as exc:
             return self._refuse(exc.re, exc.message)
         except InvalidDataError as exc:
             return self._refuse(frame.id, "invalid authenticate data", exc.details)
         except AuthError as exc:
             return self._refuse(frame.id, str(exc))
+        except AuthUnavailableError as exc:
+            self._metrics.request("authenticate", "unavailable")
+            self._send(frames.error(frame.id, "unavailable", str(exc)))
+            self.close(TRY_AGAIN_LATER, "sign-in unavailable")
+            return False
         if not await self._open(identity, frame.id):
             return False
         answer = Authenticated(user=identity.user, token=identity.token, expires_at=identity.expires_at)

@@ -1,4 +1,4 @@
-"""gateway.auth: session tokens, dev login, the Google seam and the Bearer header."""
+"""gateway.auth: session tokens, dev login, the Google check and the Bearer header."""
 
 from __future__ import annotations
 
@@ -97,26 +97,38 @@ def test_refused_tokens(settings: Settings, token: str) -> None:
         auth.verify_token(settings, token)
 
 
-def test_a_token_sign_in_returns_the_same_token(settings: Settings) -> None:
+async def test_a_token_sign_in_returns_the_same_token(settings: Settings) -> None:
     token, _ = auth.issue_token(settings, "u1", "Ann")
-    assert auth.sign_in(settings, Authenticate(token=token)).token == token
+    assert (await auth.sign_in(settings, Authenticate(token=token))).token == token
 
 
-def test_dev_login_issues_a_token(settings: Settings) -> None:
-    identity = auth.sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+async def test_dev_login_issues_a_token(settings: Settings) -> None:
+    identity = await auth.sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
     assert identity.user.id == "u2" and auth.verify_token(settings, identity.token).user.name == "Bo"
 
 
-def test_dev_login_can_be_disabled() -> None:
+async def test_dev_login_can_be_disabled() -> None:
     settings = Settings(jwt_secret=SECRET, dev_login=False)
     with pytest.raises(AuthError, match="dev login"):
-        auth.sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+        await auth.sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
 
 
-def test_google_is_refused_until_it_is_wired(settings: Settings) -> None:
-    """The seam never fakes success."""
+async def test_google_is_refused_without_a_google_check(settings: Settings) -> None:
+    """The default check never fakes success."""
     with pytest.raises(AuthError):
-        auth.sign_in(settings, Authenticate(google_id_token="eyJ..."))
+        await auth.sign_in(settings, Authenticate(google_id_token="eyJ..."))
+
+
+async def test_a_google_profile_issues_a_token(settings: Settings) -> None:
+    """The profile of the Google check becomes the user and the session token's claims."""
+
+    async def google(id_token: str) -> auth.GoogleProfile:
+        assert id_token == "eyJ..."
+        return auth.GoogleProfile("1234", "Ann", "ann@example.com", None)
+
+    identity = await auth.sign_in(settings, Authenticate(google_id_token="eyJ..."), google)
+    assert identity.user.model_dump() == {"id": "1234", "name": "Ann", "image_url": None}
+    assert auth.verify_token(settings, identity.token).email == "ann@example.com"
 
 
 @pytest.mark.parametrize("secret", [None, "", "short"])
