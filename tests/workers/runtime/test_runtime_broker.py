@@ -1,0 +1,113 @@
+"""The worker runtime against the real RabbitMQ and the Mongo stand-in: request/reply, the event
+log, deliveries, the relay after a crash, and dead-lettering of a reaction that keeps failing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from boochat import topology
+from boochat.rpc import RpcClient
+from contracts.envelope import Command
+from contracts.routing import EVERYONE
+from workers.rooms.app import create_app as create_rooms
+from workers.runtime.store import StoredEvent
+from workers.users.app import create_app as create_users
+from workers.users.storage import UserDoc
+
+WAIT = 10.0
+
+
+@pytest.fixture
+async def connection(settings) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def channel(connection, settings) -> aio_pika.abc.AbstractChannel:
+    channel = await connection.channel(on_return_raises=True)
+    await topology.declare_exchanges(channel, settings.names)
+    return channel
+
+
+@pytest.fixture
+async def rpc(channel, settings) -> RpcClient:
+    client = RpcClient(channel, settings.names, timeout=WAIT)
+    await client.start()
+    return client
+
+
+async def read_log(connection, settings, count: int) -> list[dict]:
+    """The first ``count`` events of the namespace's stream, from its first offset."""
+    stream_channel = await connection.channel()
+    await stream_channel.set_qos(prefetch_count=100)
+    queue = await stream_channel.declare_queue(settings.names.log, passive=True)
+    found: list[dict] = []
+    async with asyncio.timeout(WAIT), queue.iterator(arguments={"x-stream-offset": "first"}) as messages:
+        async for message in messages:
+            found.append(json.loads(message.body))
+            await message.ack()
+            if len(found) == count:
+                break
+    await stream_channel.close()
+    return found
+
+
+async def test_commands_reply_and_events_reach_the_log_and_gateways(settings, connection, channel, rpc):
+    """A request gets its reply; the event is in the stream; the delivery reaches a bound queue."""
+    everyone = await channel.declare_queue(exclusive=True)
+    await everyone.bind(settings.names.deliveries, routing_key=EVERYONE)
+    async with create_users(settings):
+        signed = await rpc.call("users", Command(type="sign_in", id="s1", user_id="pat",
+                                                 data={"user": {"id": "pat", "name": "Pat"}}))
+        assert signed.error is None
+        opened = await rpc.call("users", Command(type="connection_opened", id="o1", user_id="pat",
+                                                 data={"connection_id": "c", "gateway_id": "g"}))
+        assert opened.error is None
+        types = [event["type"] for event in await read_log(connection, settings, 3)]
+        assert types == ["user.profile_changed", "user.connection_opened", "user.presence_changed"]
+        message = await everyone.get(timeout=WAIT, fail=True)
+        assert json.loads(message.body)["data"] == {"user_id": "pat", "online": True}
+
+
+async def test_relay_publishes_what_a_crash_left_in_an_outbox(settings, connection):
+    """An event written to an aggregate's outbox but never published goes out when the worker starts."""
+    async with create_users(settings):
+        pass  # the first start declares the topology and storage
+    written = datetime.now(UTC)
+    entry = {
+        "event_id": "left-behind", "type": "user.profile_changed", "aggregate_id": "kim", "version": 1,
+        "occurred_at": written, "actor_id": "kim", "correlation_id": "r1", "causation_id": "r1",
+        "payload": {"user": {"id": "kim", "name": "Kim", "image_url": None}}, "command_key": None,
+        "reply": None, "deliveries": [],
+    }
+    doc = UserDoc(id="kim", name="Kim", revision=1, version=1, outbox=[entry], outbox_since=written.timestamp())
+    await UserDoc.get_pymongo_collection().insert_one(doc.model_dump(by_alias=True, exclude={"revision_id"}))
+    async with create_users(settings):
+        [event] = await read_log(connection, settings, 1)
+        assert event["event_id"] == "left-behind" and event["correlation_id"] == "r1"
+    assert (await UserDoc.get("kim")).outbox == []
+    assert await StoredEvent.get("left-behind") is not None
+
+
+async def test_a_reaction_that_keeps_failing_is_dead_lettered(settings, channel):
+    """A poison event is retried a bounded number of times, then parked in <ns>.dead."""
+    dead = await channel.declare_queue(settings.names.dead_letters, passive=True)
+    async with create_rooms(settings):
+        exchange = await channel.get_exchange(settings.names.events)
+        poison = {"event_id": "bad", "type": "room.item_added", "aggregate_id": "r", "version": 1,
+                  "occurred_at": "2026-01-01T00:00:00.000Z", "payload": {"not": "an item"}}
+        await exchange.publish(aio_pika.Message(json.dumps(poison).encode(), content_type="application/json"),
+                               routing_key="room.item_added")
+        async with asyncio.timeout(30):
+            while (message := await dead.get(fail=False)) is None:
+                await asyncio.sleep(0.1)  # polling a queue: RabbitMQ offers no wait for "non-empty"
+    assert json.loads(message.body)["event_id"] == "bad"
+    assert message.headers["x-first-death-reason"] == "delivery_limit"
