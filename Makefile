@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # Touched after a successful install, so `make venv` is instant until pyproject.toml changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint
+.PHONY: venv run test lint docs image
 
 venv: $(STAMP)
 
@@ -25,3 +25,12 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Every worker's AsyncAPI document, generated from its code into docs/asyncapi/ (a test fails when
+# a committed one is stale).
+docs: venv
+	$(BIN)/python docs/asyncapi/generate.py
+
+# The one image every service runs (compose.yaml builds it too).
+image:
+	docker build -f deploy/Dockerfile -t boochat:latest .
