@@ -4,6 +4,7 @@ reaction tables of the worker's ``handlers.py``, with idempotency, retries and e
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -220,12 +221,16 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         default_channel=Channel(prefetch_count=settings.prefetch),
         graceful_timeout=GRACEFUL_TIMEOUT_SECONDS,
         middlewares=[rabbit_metrics(registry, worker.name, names.deliveries)],
+        # FastStream's own lines as JSON like ours; its per-message lines only at debug level
+        # ("command handled" says the same, with the request id).
+        logger=structlog.get_logger("faststream"),
+        log_level=logging.DEBUG,
     )
     aggregates = [d for d in worker.documents if issubclass(d, Aggregate)]
     outbox = Outbox(broker, names, aggregates)
     runtime = Runtime(settings, outbox, None)
     spec = AsyncAPI(title=f"Boochat {worker.name} worker", description=_describe(worker, names))
-    app = FastStream(broker, specification=spec)
+    app = FastStream(broker, specification=spec, logger=structlog.get_logger("faststream"))
     background: list[asyncio.Task[None]] = []
     connections: list[aio_pika.abc.AbstractRobustConnection] = []
     mongo: list[AsyncMongoClient[Any]] = []
