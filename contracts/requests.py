@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StrictStr, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contracts.common import (
     Content,
@@ -139,14 +148,9 @@ class ItemReply(Shape):
 class CreateMeetup(Input):
     name: Name
     location: Location
-    takes_place_on: Annotated[Time, Field(description="strictly in the future")]
+    takes_place_on: Annotated[Time, AfterValidator(_in_future), Field(description="strictly in the future")]
     attendee_ids: Ids
     image_url: Url | None = None
-
-    @model_validator(mode="after")
-    def _future(self) -> CreateMeetup:
-        _in_future(self.takes_place_on)
-        return self
 
 
 class ChangeRsvp(Input):
@@ -172,17 +176,17 @@ class CreatePoll(Input):
     description: Description
     choices: Annotated[list[Choice], Field(min_length=2, max_length=10)]
 
-    @model_validator(mode="after")
-    def _choices(self) -> CreatePoll:
-        if self.poll_type == "reschedule":
-            instants = [_in_future(parse_time(choice)) for choice in self.choices]
+    @field_validator("choices")
+    @classmethod
+    def _choices(cls, choices: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("poll_type") == "reschedule":
+            instants = [_in_future(parse_time(choice)) for choice in choices]
             if len(set(instants)) != len(instants):
                 raise ValueError("choices must be distinct instants")
-            # Stored normalised to UTC, like every client time.
-            object.__setattr__(self, "choices", [format_time(t) for t in instants])
-        elif len(set(self.choices)) != len(self.choices):
+            return [format_time(t) for t in instants]  # stored normalised to UTC, like every client time
+        if len(set(choices)) != len(choices):
             raise ValueError("choices must be distinct")
-        return self
+        return choices
 
 
 class VotePoll(Input):

@@ -93,7 +93,7 @@ def test_times_need_an_offset_and_the_future():
     meetup = CreateMeetup.model_validate(base | {"takes_place_on": "2099-01-01T10:00:00+02:00"})
     assert format_time(meetup.takes_place_on) == "2099-01-01T08:00:00.000Z"
     assert "takes_place_on" in errors(CreateMeetup, base | {"takes_place_on": "2099-01-01T10:00:00"})
-    assert errors(CreateMeetup, base | {"takes_place_on": "2001-01-01T10:00:00Z"})
+    assert "takes_place_on" in errors(CreateMeetup, base | {"takes_place_on": "2001-01-01T10:00:00Z"})
     assert "takes_place_on" in errors(CreateMeetup, base | {"takes_place_on": 4102444800})
 
 
@@ -105,9 +105,10 @@ def test_poll_choices():
     assert errors(CreatePoll, base | {"poll_type": "relocate", "choices": ["a"]})
     assert errors(CreatePoll, base | {"poll_type": "generic", "choices": [str(i) for i in range(11)]})
     same = ["2099-01-01T10:00:00+02:00", "2099-01-01T08:00:00Z"]
-    assert errors(CreatePoll, base | {"poll_type": "reschedule", "choices": same})
+    assert "choices" in errors(CreatePoll, base | {"poll_type": "reschedule", "choices": same})
     assert errors(CreatePoll, base | {"poll_type": "reschedule", "choices": ["tomorrow", FUTURE]})
-    poll = CreatePoll.model_validate(base | {"poll_type": "reschedule", "choices": ["2099-01-01T10:00:00+02:00", FUTURE]})
+    choices = ["2099-01-01T10:00:00+02:00", FUTURE]
+    poll = CreatePoll.model_validate(base | {"poll_type": "reschedule", "choices": choices})
     assert poll.choices[0] == "2099-01-01T08:00:00.000Z"
 
 
