@@ -4,6 +4,7 @@
     boochat worker NAME                          one worker: workers.<NAME>.app.create_app(settings)
     boochat gateway                              the gateway: gateway.app.serve(settings)
     boochat token USER_ID --name N [--email E] [--picture URL]
+    boochat replay WORKER [--from first|TIME]    rebuild a worker's projections from the event log
 
 Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). For a local run, ``up``
 fills in what a developer has not set: a Mongo stand-in, a fixed JWT secret, dev login on.
@@ -20,6 +21,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -38,6 +40,7 @@ from boochat.supervisor import (
     stack_processes,
     wait_stack_ready,
 )
+from contracts.common import parse_time
 
 # Only for local runs: anyone can read it here, so it protects nothing.
 LOCAL_JWT_SECRET = "boochat-local-development-secret-do-not-use-in-production"
@@ -66,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     gateway = commands.add_parser("gateway", help="run the WebSocket gateway")
     gateway.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     gateway.set_defaults(run=_gateway)
+
+    replay = commands.add_parser("replay", help="rebuild a worker's projections from the event log")
+    replay.add_argument("name", choices=WORKERS, metavar="WORKER")
+    replay.add_argument(
+        "--from", dest="start", default="first", type=_offset,
+        help="'first' (default: drop the projections, rebuild from the start) or an ISO 8601 time "
+        "(re-apply from then, dropping nothing)",
+    )
+    replay.set_defaults(run=_replay)
 
     token = commands.add_parser("token", help="print a session token for a user")
     token.add_argument("user_id")
@@ -174,6 +186,28 @@ def _import(module: str, missing: str) -> ModuleType:
         if error.name is not None and (module == error.name or module.startswith(error.name + ".")):
             raise SystemExit(f"boochat: {missing} (no module {module})") from None
         raise
+
+
+# replay -----------------------------------------------------------------------------------------
+
+
+def _offset(value: str) -> str | datetime:
+    if value == "first":
+        return value
+    try:
+        return parse_time(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"'first' or an ISO 8601 time with Z or an offset ({error})") from None
+
+
+def _replay(args: argparse.Namespace) -> None:
+    module = _import(f"workers.{args.name}.app", f"worker {args.name!r} is not written yet")
+    replay = _import("workers.runtime.replay", "replay is not written yet")
+    settings = Settings()
+    configure(f"replay-{args.name}", settings.log_level)
+    projections = module.WORKER.projections
+    print(f"replaying {args.name} from {args.start}: {', '.join(projections) or 'no projections'}", flush=True)
+    asyncio.run(replay.replay(module.WORKER, settings, args.start, report=lambda line: print(line, flush=True)))
 
 
 # token ------------------------------------------------------------------------------------------

@@ -91,7 +91,10 @@ class Harness:
         return reply.error.code
 
     async def react(self, name: str, event: AnyEvent) -> None:
-        await run_reaction(name, self.worker.reactions[name], self.runtime, event)
+        if name in self.worker.projections:
+            await self.worker.projections[name].apply(event)
+        else:
+            await run_reaction(name, self.worker.reactions[name], self.runtime, event)
 
     def events(self, type: str) -> list[dict[str, Any]]:
         return [event for event in self.outbox.events if event["type"] == type]
@@ -115,5 +118,5 @@ async def harness(worker: Worker, mongo_url: str) -> Harness:
     await init_beanie(database=client[f"h{uuid.uuid4().hex[:12]}"], document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
     outbox = RecordingOutbox([d for d in worker.documents if issubclass(d, Aggregate)])
     rpc = FakeRpc()
-    runtime = Runtime(Settings(), outbox, rpc)  # type: ignore[arg-type]
+    runtime = Runtime(Settings(), outbox, rpc, worker.projections.values())  # type: ignore[arg-type]
     return Harness(worker, runtime, outbox, rpc)

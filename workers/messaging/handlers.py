@@ -11,9 +11,9 @@ from contracts.common import Shape
 from contracts.envelope import AnyEvent
 from contracts.internal import Users
 from contracts.requests import ItemPage, ItemReply
-from contracts.shapes import Room, User
+from contracts.shapes import Room, RoomItem, User
 from workers.messaging import domain, storage
-from workers.runtime.service import Context, Reaction
+from workers.runtime.service import Context, Projection, Reaction
 
 
 async def readable_room(ctx: Context, room_id: str) -> Room:
@@ -72,6 +72,10 @@ def announcement(
     return Reaction((type,), announce)
 
 
+async def index_item(event: AnyEvent) -> None:
+    await storage.put_item(RoomItem.model_validate(event.payload["item"]))
+
+
 COMMANDS = {
     "send_message": send_message,
     "get_room_items": get_room_items,
@@ -89,4 +93,8 @@ REACTIONS = {
     ),
     "announce_poll_created": announcement("poll.created", events.PollOpened, domain.poll_created, lambda e: e.room_id),
     "announce_poll_closed": announcement("poll.closed", events.PollFinished, domain.poll_closed, lambda e: e.room_id),
+}
+
+PROJECTIONS = {
+    "index_items": Projection(("room.item_added",), index_item, (storage.Item,)),
 }

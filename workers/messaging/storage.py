@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import datetime
 
-from contracts.shapes import RoomItem
+from beanie import Document
+from pymongo import ASCENDING, IndexModel
+
+from contracts.shapes import ItemKind, RoomItem
 from workers.messaging.domain import Page, Timeline
-from workers.runtime.store import Aggregate, StoredEvent
+from workers.runtime.store import Aggregate
 
 STATE_FIELDS = [f.name for f in fields(Timeline)]
-ITEM_ADDED = "room.item_added"
 
 
 class TimelineDoc(Aggregate):
@@ -28,6 +31,32 @@ class TimelineDoc(Aggregate):
         return self
 
 
+class Item(Document):
+    """A room item as ``get_room_items`` reads it: a projection of ``room.item_added``."""
+
+    id: str  # type: ignore[assignment]
+    room_id: str
+    seq: int
+    kind: ItemKind
+    sender_id: str | None
+    content: str
+    sent_at: datetime
+
+    class Settings:
+        name = "items"
+        indexes = [IndexModel([("room_id", ASCENDING), ("seq", ASCENDING)], unique=True)]
+
+    def view(self) -> RoomItem:
+        return RoomItem.model_validate(self.model_dump(exclude={"revision_id"}))
+
+
+async def put_item(item: RoomItem) -> None:
+    """Idempotent: the same item again changes nothing."""
+    await Item.get_pymongo_collection().replace_one(
+        {"_id": item.id}, Item(**item.model_dump()).model_dump(by_alias=True, exclude={"revision_id"}), upsert=True
+    )
+
+
 async def timeline(room_id: str) -> TimelineDoc:
     """The room's timeline; a new one (written on first commit) if it has no item yet."""
     return await TimelineDoc.get(room_id) or TimelineDoc(id=room_id)
@@ -39,8 +68,8 @@ async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
     if page.before is not None:
         seq["$lt"] = page.before
     found = (
-        await StoredEvent.find({"aggregate_id": room_id, "type": ITEM_ADDED, "version": seq})
-        .sort(("version", 1 if page.ascending else -1))
+        await Item.find({"room_id": room_id, "seq": seq})
+        .sort(("seq", 1 if page.ascending else -1))
         .limit(page.limit + 1)
         .to_list()
     )
@@ -48,7 +77,7 @@ async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
     chosen = found[: page.limit]
     if not page.ascending:
         chosen.reverse()
-    return [RoomItem.model_validate(event.payload["item"]) for event in chosen], has_more
+    return [item.view() for item in chosen], has_more
 
 
-DOCUMENTS = [TimelineDoc]
+DOCUMENTS = [TimelineDoc, Item]

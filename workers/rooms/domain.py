@@ -57,9 +57,10 @@ class RoomState:
     created_by: str
     created_at: datetime
     meetup_id: str | None = None
+    read_marks: dict[str, int] = field(default_factory=dict)  # kept for members who left too
+    # The room's activity, as far as rooms has seen messaging's items (a projection, not stored here).
     last_seq: int = 0
     last_item: RoomItem | None = None
-    read_marks: dict[str, int] = field(default_factory=dict)  # kept for members who left too
 
     def view(self) -> Room:
         return Room(
@@ -166,11 +167,8 @@ def _changed(state: RoomState) -> Fact:
                 (Send(room_key(state.id), "room.updated", RoomUpdated(room=room)),))
 
 
-def record_item(state: RoomState, item: RoomItem) -> list[Fact]:
-    """Messaging added an item: keep the room's last item; a message moves its sender's read mark."""
-    if item.seq > state.last_seq:
-        state.last_seq = item.seq
-        state.last_item = item
+def message_sent(state: RoomState, item: RoomItem) -> list[Fact]:
+    """Sending a message moves the sender's read mark to it."""
     if item.kind == "message" and item.sender_id in state.participant_ids:
         return _move_mark(state, item.sender_id, item.seq)
     return []

@@ -11,7 +11,7 @@ from contracts.requests import Empty, ReadMark, RoomList, RoomReply
 from contracts.shapes import RoomItem, RoomSummary, User
 from workers.rooms import domain, storage
 from workers.rooms.storage import RoomDoc
-from workers.runtime.service import Context, Reaction
+from workers.runtime.service import Context, Projection, Reaction
 
 
 async def known_users(ctx: Context, ids: list[str]) -> dict[str, User]:
@@ -20,8 +20,8 @@ async def known_users(ctx: Context, ids: list[str]) -> dict[str, User]:
 
 
 async def participant(ctx: Context, room_id: str) -> tuple[RoomDoc, domain.RoomState]:
-    doc = await storage.load(room_id)
-    state = domain.readable(doc.state() if doc else None, ctx.user_id or "")
+    doc, state = await storage.load(room_id)
+    state = domain.readable(state, ctx.user_id or "")
     assert doc is not None
     return doc, state
 
@@ -30,8 +30,8 @@ async def create_room(data: requests.CreateRoom, ctx: Context) -> RoomReply:
     assert ctx.user_id and ctx.cause.command_key
     # The id derives from the command, so a retried create_room can only ever make one room.
     room_id = uuid.uuid5(uuid.NAMESPACE_URL, ctx.cause.command_key).hex
-    if (doc := await storage.load(room_id)) is not None:  # the same id, reused after 24 hours
-        return RoomReply(room=doc.state().view())
+    if (state := (await storage.load(room_id))[1]) is not None:  # the same id, reused after 24 hours
+        return RoomReply(room=state.view())
     known = await known_users(ctx, [ctx.user_id, *data.participant_ids])
     state, facts = domain.open_room(
         room_id, known[ctx.user_id], data.name, data.image_url, data.participant_ids, known, ctx.now()
@@ -42,8 +42,8 @@ async def create_room(data: requests.CreateRoom, ctx: Context) -> RoomReply:
 
 
 async def open_meetup_room(data: internal.OpenMeetupRoom, ctx: Context) -> RoomReply:
-    if (doc := await storage.load(data.room_id)) is not None:
-        return RoomReply(room=doc.state().view())
+    if (existing := (await storage.load(data.room_id))[1]) is not None:
+        return RoomReply(room=existing.view())
     known = await known_users(ctx, [ctx.user_id or "", *data.participant_ids])
     state, facts = domain.open_room(
         data.room_id, known[ctx.user_id or ""], data.name, data.image_url, data.participant_ids, known,
@@ -102,16 +102,15 @@ room_access = get_room  # the same answer, asked by other workers
 
 
 async def room_snapshot(data: internal.RoomSnapshot, ctx: Context) -> RoomReply:
-    doc = await storage.load(data.room_id)
-    if doc is None:
+    _, state = await storage.load(data.room_id)
+    if state is None:
         raise domain.RoomNotFoundError()
-    return RoomReply(room=doc.state().view())
+    return RoomReply(room=state.view())
 
 
 async def list_rooms(data: Empty, ctx: Context) -> RoomList:
     user_id = ctx.user_id or ""
-    states = sorted((doc.state() for doc in await storage.rooms_of(user_id)),
-                    key=domain.RoomState.last_activity, reverse=True)
+    states = sorted(await storage.rooms_of(user_id), key=domain.RoomState.last_activity, reverse=True)
     summaries = []
     for state in states:
         mark = state.read_marks.get(user_id, 0)
@@ -123,17 +122,20 @@ async def list_rooms(data: Empty, ctx: Context) -> RoomList:
 
 
 async def user_rooms(data: internal.UserRooms, ctx: Context) -> RoomIds:
-    return RoomIds(room_ids=[doc.id for doc in await storage.rooms_of(ctx.user_id or "")])
+    return RoomIds(room_ids=[state.id for state in await storage.rooms_of(ctx.user_id or "")])
 
 
-async def track_item(event: AnyEvent, ctx: Context) -> None:
+async def move_sender_mark(event: AnyEvent, ctx: Context) -> None:
     item = RoomItem.model_validate(event.payload["item"])
+    doc, state = await storage.load(item.room_id)
+    if doc is not None and state is not None and (facts := domain.message_sent(state, item)):
+        await ctx.commit(doc.update(state), facts)
+
+
+async def track_activity(event: AnyEvent) -> None:
+    item = RoomItem.model_validate(event.payload["item"])
+    await storage.record_activity(item)
     await storage.count_message(item)
-    if (doc := await storage.load(item.room_id)) is None:
-        return
-    state = doc.state()
-    facts = domain.record_item(state, item)
-    await ctx.commit(doc.update(state), facts)
 
 
 COMMANDS = {
@@ -152,5 +154,11 @@ COMMANDS = {
 }
 
 REACTIONS = {
-    "track_item": Reaction(("room.item_added",), track_item),
+    "move_sender_mark": Reaction(("room.item_added",), move_sender_mark),
+}
+
+PROJECTIONS = {
+    "track_activity": Projection(
+        ("room.item_added",), track_activity, (storage.RoomActivity, storage.CountedMessage)
+    ),
 }

@@ -7,12 +7,14 @@ from datetime import datetime
 
 from beanie import Document
 from pymongo import ASCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
 
 from contracts.shapes import RoomItem
 from workers.rooms.domain import RoomState
 from workers.runtime.store import Aggregate
 
-STATE_FIELDS = [f.name for f in fields(RoomState)]
+ACTIVITY_FIELDS = ("last_seq", "last_item")
+STATE_FIELDS = [f.name for f in fields(RoomState) if f.name not in ACTIVITY_FIELDS]
 
 
 class RoomDoc(Aggregate):
@@ -22,8 +24,6 @@ class RoomDoc(Aggregate):
     created_by: str
     created_at: datetime
     meetup_id: str | None = None
-    last_seq: int = 0
-    last_item: RoomItem | None = None
     read_marks: dict[str, int] = {}
 
     class Settings:
@@ -31,8 +31,11 @@ class RoomDoc(Aggregate):
         # Compound, not single-field: the stand-in's single-field index on an array breaks find().
         indexes = [IndexModel([("participant_ids", ASCENDING), ("created_at", ASCENDING)])]
 
-    def state(self) -> RoomState:
-        return RoomState(**{name: getattr(self, name) for name in STATE_FIELDS})
+    def state(self, activity: RoomActivity | None = None) -> RoomState:
+        state = RoomState(**{name: getattr(self, name) for name in STATE_FIELDS})
+        if activity is not None:
+            state.last_seq, state.last_item = activity.last_seq, activity.last_item
+        return state
 
     def update(self, state: RoomState) -> RoomDoc:
         for name in STATE_FIELDS:
@@ -41,7 +44,18 @@ class RoomDoc(Aggregate):
 
     @classmethod
     def new(cls, state: RoomState) -> RoomDoc:
-        return cls(**vars(state))
+        return cls(**{name: getattr(state, name) for name in STATE_FIELDS})
+
+
+class RoomActivity(Document):
+    """A room's latest item, from messaging's ``room.item_added`` (a projection)."""
+
+    id: str  # type: ignore[assignment]  # the room id
+    last_seq: int = 0
+    last_item: RoomItem | None = None
+
+    class Settings:
+        name = "activity"
 
 
 class CountedMessage(Document):
@@ -57,12 +71,32 @@ class CountedMessage(Document):
         indexes = [IndexModel([("room_id", ASCENDING), ("seq", ASCENDING)])]
 
 
-async def load(room_id: str) -> RoomDoc | None:
-    return await RoomDoc.get(room_id)
+async def load(room_id: str) -> tuple[RoomDoc | None, RoomState | None]:
+    """The room's document and its state, activity included."""
+    doc = await RoomDoc.get(room_id)
+    if doc is None:
+        return None, None
+    return doc, doc.state(await RoomActivity.get(room_id))
 
 
-async def rooms_of(user_id: str) -> list[RoomDoc]:
-    return await RoomDoc.find(RoomDoc.participant_ids == user_id).to_list()
+async def rooms_of(user_id: str) -> list[RoomState]:
+    docs = await RoomDoc.find(RoomDoc.participant_ids == user_id).to_list()
+    activities = await RoomActivity.find({"_id": {"$in": [doc.id for doc in docs]}}).to_list()
+    by_room = {activity.id: activity for activity in activities}
+    return [doc.state(by_room.get(doc.id)) for doc in docs]
+
+
+async def record_activity(item: RoomItem) -> None:
+    """Keep ``item`` as the room's last one unless a later one is there (any order, any repeat)."""
+    body = RoomActivity(id=item.room_id, last_seq=item.seq, last_item=item).model_dump(
+        by_alias=True, exclude={"revision_id"}
+    )
+    try:
+        await RoomActivity.get_pymongo_collection().replace_one(
+            {"_id": item.room_id, "last_seq": {"$lt": item.seq}}, body, upsert=True
+        )
+    except DuplicateKeyError:
+        pass  # the room already shows this item or a later one
 
 
 async def unread(room_id: str, user_id: str, after: int) -> int:
@@ -78,4 +112,4 @@ async def count_message(item: RoomItem) -> None:
         ).save()
 
 
-DOCUMENTS = [RoomDoc, CountedMessage]
+DOCUMENTS = [RoomDoc, RoomActivity, CountedMessage]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +33,7 @@ from contracts.errors import Rejected
 from contracts.internal import INTERNAL
 from contracts.requests import REQUESTS, Spec
 from contracts.routing import Names
-from workers.runtime.outbox import Cause, Outbox, stamp
+from workers.runtime.outbox import Cause, Outbox, envelope, stamp
 from workers.runtime.store import (
     RUNTIME_DOCUMENTS,
     Aggregate,
@@ -56,11 +56,21 @@ PING_TIMEOUT = 1.0  # seconds /readyz waits for the broker and for MongoDB
 class Runtime:
     """The ports a handler may use, built once per process by ``create``."""
 
-    def __init__(self, settings: Settings, outbox: Outbox, rpc: RpcClient | None) -> None:
+    def __init__(
+        self, settings: Settings, outbox: Outbox, rpc: RpcClient | None, projections: Iterable[Projection] = ()
+    ) -> None:
         self.settings = settings
         self.outbox = outbox
         self.rpc = rpc
+        self.projections = tuple(projections)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def project(self, entries: list[dict[str, Any]]) -> None:
+        """Apply the worker's projections to events it just committed (read-your-writes)."""
+        for entry in entries:
+            for projection in self.projections:
+                if entry["type"] in projection.types:
+                    await projection.apply(AnyEvent.model_validate(envelope(entry)))
 
     def lock(self, key: str) -> asyncio.Lock:
         """One lock per aggregate in this process: concurrent commands on a hot aggregate (a busy
@@ -98,6 +108,7 @@ class Context:
         ]
         await write(doc, entries)
         await self.runtime.outbox.flush(doc, entries)
+        await self.runtime.project(entries)
 
     async def ask(self, worker: str, type: str, data: BaseModel) -> dict[str, Any]:
         """A request to another worker, on behalf of this context's user; its refusal is re-raised."""
@@ -132,12 +143,32 @@ class Reaction:
     handle: ReactionHandler
 
 
+@dataclass(frozen=True)
+class Projection:
+    """A read model kept from events (the worker's own or others'): ``apply`` is idempotent and
+    tolerates any order, and publishes nothing.
+
+    Live, it runs from its own queue bound to ``types``, and also right after a commit for the
+    worker's own events, so what a reply says is readable at once. ``boochat replay`` drops
+    ``documents`` and applies it to the whole event log.
+    """
+
+    types: tuple[str, ...]
+    apply: Callable[[AnyEvent], Awaitable[None]]
+    documents: tuple[type[Document], ...]
+
+
 @dataclass
 class Worker:
     name: str
     commands: dict[str, CommandHandler]
     reactions: dict[str, Reaction] = field(default_factory=dict)
     documents: list[type[Document]] = field(default_factory=list)
+    projections: dict[str, Projection] = field(default_factory=dict)
+
+    def interests(self) -> dict[str, tuple[str, ...]]:
+        """Every queue of events this worker consumes, by name, with the event types it takes."""
+        return {name: r.types for name, r in (self.reactions | self.projections).items()}
 
 
 def spec_of(type: str) -> Spec | None:
@@ -211,6 +242,15 @@ def _subscriber(name: str, reaction: Reaction, runtime: Runtime) -> Callable[[An
     return react
 
 
+def _projector(name: str, projection: Projection) -> Callable[[AnyEvent], Awaitable[None]]:
+    async def project(event: AnyEvent) -> None:
+        structlog.contextvars.bind_contextvars(request_id=event.correlation_id, event=event.type)
+        await projection.apply(event)
+
+    project.__name__ = name
+    return project
+
+
 def create(worker: Worker, settings: Settings) -> FastStream:
     """The FastStream app of ``worker``: topology, storage, subscribers, relay and RPC."""
     configure(worker.name, settings.log_level)
@@ -228,7 +268,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
     )
     aggregates = [d for d in worker.documents if issubclass(d, Aggregate)]
     outbox = Outbox(broker, names, aggregates)
-    runtime = Runtime(settings, outbox, None)
+    runtime = Runtime(settings, outbox, None, worker.projections.values())
     spec = AsyncAPI(title=f"Boochat {worker.name} worker", description=_describe(worker, names))
     app = FastStream(broker, specification=spec, logger=structlog.get_logger("faststream"))
     background: list[asyncio.Task[None]] = []
@@ -268,6 +308,9 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         broker.subscriber(queue, ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True)(
             _subscriber(name, reaction, runtime)
         )
+    for name, projection in worker.projections.items():
+        queue = RabbitQueue(names.reaction_queue(worker.name, name), declare=False)
+        broker.subscriber(queue, ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True)(_projector(name, projection))
 
     if settings.metrics_port:
         # First in, last out: /healthz answers while the rest starts and stops.
@@ -289,9 +332,9 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         await topology.declare_work_queue(
             channel, names, names.command_queue(worker.name), names.commands, [worker.name]
         )
-        for name, reaction in worker.reactions.items():
+        for name, types in worker.interests().items():
             await topology.declare_work_queue(
-                channel, names, names.reaction_queue(worker.name, name), names.events, reaction.types
+                channel, names, names.reaction_queue(worker.name, name), names.events, types
             )
         runtime.rpc = RpcClient(channel, names, settings.request_timeout_seconds)
         await runtime.rpc.start()
@@ -322,9 +365,10 @@ def _describe(worker: Worker, names: Names) -> str:
         f"Commands on `{names.command_queue(worker.name)}` (exchange `{names.commands}`, key "
         f"`{worker.name}`): {', '.join(f'`{c}`' for c in sorted(worker.commands))}. Each gets a reply.",
     ]
-    for name, reaction in worker.reactions.items():
-        types = ", ".join(f"`{t}`" for t in reaction.types)
-        lines.append(f"Reaction `{name}` on `{names.reaction_queue(worker.name, name)}`: events {types}.")
+    for name, reaction_types in worker.interests().items():
+        kind = "Projection" if name in worker.projections else "Reaction"
+        types = ", ".join(f"`{t}`" for t in reaction_types)
+        lines.append(f"{kind} `{name}` on `{names.reaction_queue(worker.name, name)}`: events {types}.")
     lines.append(f"Publishes its events on `{names.events}` and client deliveries on `{names.deliveries}`.")
     return "\n\n".join(lines)
 

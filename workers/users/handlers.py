@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from contracts import internal
 from contracts.common import Shape
+from contracts.envelope import AnyEvent
+from contracts.events import PresenceMoved, ProfileChanged
 from contracts.internal import Users
 from contracts.requests import Empty, OnlineUsers, UserList, UserReply
-from workers.runtime.service import Context
+from workers.runtime.service import Context, Projection, Reaction
 from workers.users import domain, storage
 from workers.users.storage import UserDoc
 
@@ -40,21 +42,31 @@ async def connection_closed(data: internal.ConnectionClosed, ctx: Context) -> Do
 
 
 async def resolve_users(data: internal.ResolveUsers, ctx: Context) -> Users:
-    return Users(users=[doc.state().view() for doc in await storage.find(data.ids)])
+    return Users(users=[profile.view() for profile in await storage.profiles(data.ids)])
 
 
 async def get_me(data: Empty, ctx: Context) -> UserReply:
-    doc = await storage.load(ctx.user_id or "")
-    return UserReply(user=domain.existing(doc.state() if doc else None).view())
+    found = await storage.profiles([ctx.user_id or ""])
+    if not found:
+        raise domain.UnknownUserError()
+    return UserReply(user=found[0].view())
 
 
 async def list_users(data: Empty, ctx: Context) -> UserList:
-    users = sorted((doc.state().view() for doc in await storage.everyone()), key=lambda u: (u.name, u.id))
-    return UserList(users=users)
+    return UserList(users=sorted((p.view() for p in await storage.everyone()), key=lambda u: (u.name, u.id)))
 
 
 async def list_online_users(data: Empty, ctx: Context) -> OnlineUsers:
-    return OnlineUsers(user_ids=sorted(doc.id for doc in await storage.online()))
+    return OnlineUsers(user_ids=sorted(profile.id for profile in await storage.online()))
+
+
+async def index_profile(event: AnyEvent) -> None:
+    await storage.set_profile(ProfileChanged.model_validate(event.payload).user, event.version)
+
+
+async def index_presence(event: AnyEvent) -> None:
+    moved = PresenceMoved.model_validate(event.payload)
+    await storage.set_presence(moved.user_id, moved.online, event.version)
 
 
 COMMANDS = {
@@ -67,5 +79,10 @@ COMMANDS = {
     "list_online_users": list_online_users,
 }
 
-REACTIONS: dict = {}
+REACTIONS: dict[str, Reaction] = {}
+
+PROJECTIONS = {
+    "index_profiles": Projection(("user.profile_changed",), index_profile, (storage.Profile,)),
+    "index_presence": Projection(("user.presence_changed",), index_presence, (storage.Profile,)),
+}
 

@@ -26,6 +26,12 @@ def item(room_id: str, seq: int, sender: str | None, kind: str = "message") -> I
     )
 
 
+async def seen(rooms, added) -> None:
+    """Rooms takes in messaging's room.item_added: its projection, then its reaction."""
+    await rooms.react("track_activity", added)
+    await rooms.react("move_sender_mark", added)
+
+
 async def test_create_room_stores_publishes_and_replies(rooms):
     """create_room: the reply's room, a room.created event, and room.created to every participant."""
     alice, bob = rooms.add_users("Alice", "Bob")
@@ -64,7 +70,7 @@ async def test_invite_leave_and_marks(rooms):
     alice, bob = rooms.add_users("Alice", "Bob")
     room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": []}))["room"]["id"]
     for seq in (1, 2, 3):
-        await rooms.react("track_item", event("room.item_added", item(room_id, seq, alice.id)))
+        await seen(rooms, event("room.item_added", item(room_id, seq, alice.id)))
     await rooms.ok("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id})
     assert rooms.sent("room.member_joined", room_key(room_id)) and rooms.sent("room.member_joined", user_key(bob.id))
     assert (await rooms.ok("mark_room_read", bob, {"room_id": room_id}))["last_read_seq"] == 3
@@ -77,13 +83,13 @@ async def test_invite_leave_and_marks(rooms):
     assert summary["last_read_seq"] == 3
 
 
-async def test_track_item_is_applied_once(rooms):
+async def test_an_item_is_taken_in_once(rooms):
     """A redelivered room.item_added changes nothing more."""
     alice, bob = rooms.add_users("Alice", "Bob")
     room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": [bob.id]}))["room"]["id"]
     delivered = event("room.item_added", item(room_id, 1, alice.id))
-    await rooms.react("track_item", delivered)
-    await rooms.react("track_item", delivered)
+    await seen(rooms, delivered)
+    await seen(rooms, delivered)
     summary = (await rooms.ok("list_rooms", bob))["rooms"][0]
     assert summary["unread_count"] == 1 and summary["last_item"]["seq"] == 1
     assert len(rooms.events("room.read")) == 1  # alice's mark moved once
@@ -93,9 +99,9 @@ async def test_unread_ignores_announcements_and_own_messages(rooms):
     """unread_count counts other users' messages after the mark."""
     alice, bob = rooms.add_users("Alice", "Bob")
     room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": [bob.id]}))["room"]["id"]
-    await rooms.react("track_item", event("room.item_added", item(room_id, 1, None, "announcement")))
-    await rooms.react("track_item", event("room.item_added", item(room_id, 2, alice.id)))
-    await rooms.react("track_item", event("room.item_added", item(room_id, 3, bob.id)))
+    await seen(rooms, event("room.item_added", item(room_id, 1, None, "announcement")))
+    await seen(rooms, event("room.item_added", item(room_id, 2, alice.id)))
+    await seen(rooms, event("room.item_added", item(room_id, 3, bob.id)))
     bobs = (await rooms.ok("list_rooms", bob))["rooms"][0]
     assert bobs["unread_count"] == 0 and bobs["last_read_seq"] == 3
     alices = (await rooms.ok("list_rooms", alice))["rooms"][0]
