@@ -108,16 +108,18 @@ async def test_bad_data_changes_nothing(connect):
 
 async def test_two_messaging_replicas_keep_seq_gap_free(start_stack):
     """With two messaging replicas sharing the commands, every room's seq stays 1, 2, 3 ... with no gaps."""
-    stack = await start_stack(scale={"messaging": 2})
+    # A correctness test under contention, not a speed test: generous timeouts for a loaded CI machine.
+    stack = await start_stack(scale={"messaging": 2}, request_timeout_seconds=30)
     clients = [await Client.connect(stack.ws_url, dev_user=new_user(f"U{n}")) for n in range(4)]
     try:
         owner, *others = clients
         room = (await owner.ok("create_room", {"name": "Busy", "participant_ids": [c.user["id"] for c in others]}))["room"]
-        sends = [c.ok("send_message", {"room_id": room["id"], "content": f"{n}"}) for n in range(15) for c in clients]
+        sends = [c.ok("send_message", {"room_id": room["id"], "content": f"{n}"}, timeout=60)
+                 for n in range(15) for c in clients]
         replies = await asyncio.gather(*sends)
         seqs = sorted(r["item"]["seq"] for r in replies)
         assert len(set(seqs)) == 60
-        await owner.expect_event("room.item_added", lambda d: d["item"]["seq"] == 61)
+        await owner.expect_event("room.item_added", lambda d: d["item"]["seq"] == 61, timeout=60)
         items = []
         after = 0
         while True:
