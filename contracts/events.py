@@ -7,7 +7,7 @@ Consumers that keep a replica apply a snapshot only when its ``version`` is newe
 
 from __future__ import annotations
 
-from contracts.common import Shape
+from contracts.common import Shape, Time
 from contracts.shapes import Meetup, Poll, Room, RoomItem, User
 
 # rooms --------------------------------------------------------------------------------------
@@ -94,19 +94,23 @@ class MeetupOpened(Shape):
     """``meetup.created``: ``meetup.alerts`` is empty (alerts are per recipient)."""
 
     meetup: Meetup
+    created_at: Time
     organizer_name: str
 
 
 class MeetupChanged(Shape):
-    """``meetup.updated``: RSVP, image or attendees changed (no announcement)."""
+    """``meetup.updated``: anything of the meetup changed (RSVPs, image, attendees, its polls); no
+    announcement. Every change of a meetup is one of these three events, with the whole meetup."""
 
     meetup: Meetup
+    created_at: Time
 
 
 class MeetupMoved(Shape):
     """``meetup.moved``: a closed poll moved it in time or place (announced in its room)."""
 
     meetup: Meetup
+    created_at: Time
     poll_id: str
     field: str  # "takes_place_on" or "location"
     value: str

@@ -18,7 +18,7 @@ from contracts.internal import Users
 from contracts.routing import Names
 from contracts.shapes import User
 from workers.runtime.outbox import Outbox, envelope
-from workers.runtime.service import Runtime, Worker, run_command, run_reaction
+from workers.runtime.service import Runtime, Worker, project, run_command, run_reaction
 from workers.runtime.store import RUNTIME_DOCUMENTS, Aggregate
 
 Answer = Callable[[Command], dict[str, Any] | Failure]
@@ -92,7 +92,7 @@ class Harness:
 
     async def react(self, name: str, event: AnyEvent) -> None:
         if name in self.worker.projections:
-            await self.worker.projections[name].apply(event)
+            await project(self.worker.projections[name], event)
         else:
             await run_reaction(name, self.worker.reactions[name], self.runtime, event)
 

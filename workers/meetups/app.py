@@ -5,11 +5,11 @@ from __future__ import annotations
 from faststream import FastStream
 
 from boochat.settings import Settings
-from workers.meetups.handlers import COMMANDS, REACTIONS
+from workers.meetups.handlers import COMMANDS, PROJECTIONS, REACTIONS
 from workers.meetups.storage import DOCUMENTS
 from workers.runtime.service import Worker, create
 
-WORKER = Worker("meetups", COMMANDS, REACTIONS, DOCUMENTS)
+WORKER = Worker("meetups", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS)
 
 
 def create_app(settings: Settings) -> FastStream:

@@ -68,13 +68,7 @@ class MeetupState:
         return [a.user_id for a in self.attendees]
 
     def alerts(self, user_id: str) -> list[Alert]:
-        """One per open poll in which ``user_id`` is a participant and has not voted."""
-        return [
-            Alert(type=ALERT_OF_POLL[poll.poll_type], meetup_id=self.id, poll_id=poll.id)
-            for poll in self.polls
-            if poll.status == "open" and user_id in poll.participant_ids
-            and all(vote.user_id != user_id for vote in poll.votes)
-        ]
+        return alerts(self.id, self.polls, user_id)
 
     def view(self, user_id: str | None = None) -> Meetup:
         """The meetup as ``user_id`` sees it (with their alerts); without one, with no alerts."""
@@ -88,6 +82,25 @@ class MeetupState:
     def require_attendee(self, user_id: str) -> None:
         if user_id not in self.attendee_ids:
             raise NotAttendeeError()
+
+
+def alerts(meetup_id: str, polls: list[Poll], user_id: str) -> list[Alert]:
+    """One per open poll in which ``user_id`` is a participant and has not voted."""
+    return [
+        Alert(type=ALERT_OF_POLL[poll.poll_type], meetup_id=meetup_id, poll_id=poll.id)
+        for poll in polls
+        if poll.status == "open" and user_id in poll.participant_ids
+        and all(vote.user_id != user_id for vote in poll.votes)
+    ]
+
+
+def seen_by(meetup: Meetup | None, user_id: str) -> Meetup:
+    """A meetup as its attendee ``user_id`` sees it, with their alerts (queries read this)."""
+    if meetup is None:
+        raise MeetupNotFoundError()
+    if user_id not in [a.user_id for a in meetup.attendees]:
+        raise NotAttendeeError()
+    return meetup.model_copy(update={"alerts": alerts(meetup.id, meetup.polls, user_id)})
 
 
 def readable(state: MeetupState | None, user_id: str) -> MeetupState:
@@ -109,7 +122,8 @@ def _updated(state: MeetupState, recipients: Iterable[str], type: str = "meetup.
 
 
 def _changed(state: MeetupState, recipients: Iterable[str]) -> Fact:
-    return Fact("meetup.updated", state.id, MeetupChanged(meetup=state.view()), _updated(state, recipients))
+    changed = MeetupChanged(meetup=state.view(), created_at=state.created_at)
+    return Fact("meetup.updated", state.id, changed, _updated(state, recipients))
 
 
 # Commands -------------------------------------------------------------------------------------
@@ -133,7 +147,7 @@ def open_meetup(
         id=meetup_id, room_id=room.id, name=data.name, organizer_id=organizer.id, location=data.location,
         takes_place_on=data.takes_place_on, image_url=data.image_url, created_at=now, attendees=attendees,
     )
-    payload = MeetupOpened(meetup=state.view(), organizer_name=organizer.name)
+    payload = MeetupOpened(meetup=state.view(), created_at=state.created_at, organizer_name=organizer.name)
     return state, [Fact("meetup.created", meetup_id, payload, _updated(state, state.attendee_ids, "meetup.created"))]
 
 
@@ -175,11 +189,13 @@ def follow_room(state: MeetupState, room: Room, version: int) -> list[Fact] | No
         return []
     left = [i for i in rsvps if i not in room.participant_ids]
     state.attendees = attendees
-    facts = [Fact("meetup.updated", state.id, MeetupChanged(meetup=state.view()))]
+    moves: list[Fact] = []
     for poll in list(state.polls):
         if poll.status == "open" and any(i in poll.participant_ids for i in left):
-            facts += _replace_poll(state, _without(poll, left))[0]
-    return _deliver(state, facts, state.attendee_ids)
+            moves += _replace_poll(state, _without(poll, left))[0]
+    # Last, so its snapshot is the meetup as the whole change left it.
+    updated = Fact("meetup.updated", state.id, MeetupChanged(meetup=state.view(), created_at=state.created_at))
+    return _deliver(state, [*moves, updated], state.attendee_ids)
 
 
 def apply_poll(state: MeetupState, event_type: str, poll: Poll, version: int) -> list[Fact] | None:
@@ -195,8 +211,8 @@ def apply_poll(state: MeetupState, event_type: str, poll: Poll, version: int) ->
         return None
     state.poll_versions[poll.id] = version
     facts, recipients = _replace_poll(state, poll)
-    if recipients and not facts:
-        facts = [Fact("meetup.updated", state.id, MeetupChanged(meetup=state.view()))]
+    if not facts:  # every change is an event, the meetup view follows them
+        facts = [Fact("meetup.updated", state.id, MeetupChanged(meetup=state.view(), created_at=state.created_at))]
     return _deliver(state, facts, recipients)
 
 
@@ -226,7 +242,8 @@ def _move(state: MeetupState, poll: Poll) -> Fact | None:
             return None
         state.location, moved_field = value, "location"
     return Fact("meetup.moved", state.id,
-                MeetupMoved(meetup=state.view(), poll_id=poll.id, field=moved_field, value=value))
+                MeetupMoved(meetup=state.view(), created_at=state.created_at, poll_id=poll.id, field=moved_field,
+                            value=value))
 
 
 def _deliver(state: MeetupState, facts: list[Fact], recipients: Iterable[str]) -> list[Fact]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 
 from contracts import internal, requests
+from contracts.common import parse_time
 from contracts.envelope import AnyEvent
 from contracts.internal import MeetupAccessReply, Users
 from contracts.requests import Empty, MeetupList, MeetupReply
-from contracts.shapes import Poll, Room, User
+from contracts.shapes import Meetup, Poll, Room, User
 from workers.meetups import domain, storage
 from workers.meetups.storage import MeetupDoc
-from workers.runtime.service import Context, Reaction
+from workers.runtime.service import Context, Projection, Reaction
 
 
 async def known_users(ctx: Context, ids: list[str]) -> dict[str, User]:
@@ -60,15 +61,12 @@ async def change_meetup_image(data: requests.ChangeMeetupImage, ctx: Context) ->
 
 
 async def get_meetup(data: requests.GetMeetup, ctx: Context) -> MeetupReply:
-    _, state = await attendee(ctx, data.meetup_id)
-    return MeetupReply(meetup=state.view(ctx.user_id))
+    return MeetupReply(meetup=domain.seen_by(await storage.view(data.meetup_id), ctx.user_id or ""))
 
 
 async def list_meetups(data: Empty, ctx: Context) -> MeetupList:
     user_id = ctx.user_id or ""
-    states = sorted((doc.state() for doc in await storage.attended_by(user_id)),
-                    key=lambda s: (s.takes_place_on, s.created_at, s.id))
-    return MeetupList(meetups=[state.view(user_id) for state in states])
+    return MeetupList(meetups=[domain.seen_by(m, user_id) for m in await storage.views_of(user_id)])
 
 
 async def meetup_access(data: internal.MeetupAccess, ctx: Context) -> MeetupAccessReply:
@@ -97,6 +95,12 @@ async def track_poll(event: AnyEvent, ctx: Context) -> None:
         await ctx.commit(doc.update(state), facts)
 
 
+async def index_meetup(event: AnyEvent) -> None:
+    """meetup.created, .updated and .moved all carry the whole meetup and its creation time."""
+    meetup = Meetup.model_validate(event.payload["meetup"])
+    await storage.put_view(meetup, parse_time(event.payload["created_at"]), event.version)
+
+
 COMMANDS = {
     "create_meetup": create_meetup,
     "change_rsvp": change_rsvp,
@@ -109,4 +113,9 @@ COMMANDS = {
 REACTIONS = {
     "follow_room": Reaction(("room.member_joined", "room.member_left"), follow_room),
     "track_poll": Reaction(("poll.created", "poll.vote_cast", "poll.participant_removed", "poll.closed"), track_poll),
+}
+
+PROJECTIONS = {
+    "index_meetups": Projection(("meetup.created", "meetup.updated", "meetup.moved"), index_meetup,
+                                (storage.MeetupView,)),
 }

@@ -6,15 +6,22 @@ from __future__ import annotations
 from faststream import FastStream
 
 from boochat.settings import Settings
-from workers.notifications.handlers import COMMANDS, reactions
-from workers.notifications.sender import Sender, create_sender
+from workers.notifications.handlers import COMMANDS, PROJECTIONS, reactions
+from workers.notifications.sender import LogSender, Sender, create_sender
 from workers.notifications.storage import DOCUMENTS
 from workers.runtime.service import Worker, create
+
+
+def worker(sender: Sender) -> Worker:
+    return Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS, PROJECTIONS)
+
+
+WORKER = worker(LogSender())  # the worker's shape, for replay; create_app builds one with the real sender
 
 
 def create_app(settings: Settings, sender: Sender | None = None) -> FastStream:
     """Raises ``CredentialsError`` (a ``SystemExit`` naming BOOCHAT_FCM_CREDENTIALS) for a bad file."""
     sender = sender or create_sender(settings.fcm_credentials, settings.fcm_endpoint)
-    app = create(Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS), settings)
+    app = create(worker(sender), settings)
     app.on_shutdown(sender.close)
     return app

@@ -21,7 +21,7 @@ from contracts.requests import Empty
 from workers.notifications import domain, storage
 from workers.notifications.domain import Delivery, Target
 from workers.notifications.sender import Sender
-from workers.runtime.service import Context, Reaction
+from workers.runtime.service import Context, Projection, Reaction
 
 log = structlog.get_logger()
 
@@ -40,7 +40,7 @@ async def unregister_device(data: requests.UnregisterDevice, ctx: Context) -> Em
     return Empty()
 
 
-async def track_presence(event: AnyEvent, ctx: Context) -> None:
+async def track_presence(event: AnyEvent) -> None:
     moved = events.PresenceMoved.model_validate(event.payload)
     current = await storage.presence(moved.user_id)
     if (new := domain.move_presence(current, moved.user_id, moved.online, event.version)) is not None:
@@ -75,6 +75,10 @@ COMMANDS = {
 
 def reactions(sender: Sender) -> dict[str, Reaction]:
     return {
-        "track_presence": Reaction(("user.presence_changed",), track_presence),
         "push_to_offline_members": Reaction(("room.item_added",), partial(push_to_offline_members, sender=sender)),
     }
+
+
+PROJECTIONS = {
+    "track_presence": Projection(("user.presence_changed",), track_presence, (storage.PresenceDoc,)),
+}

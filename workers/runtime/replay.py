@@ -25,7 +25,7 @@ from boochat import topology
 from boochat.settings import Settings
 from contracts.common import format_time
 from contracts.envelope import AnyEvent
-from workers.runtime.service import Worker
+from workers.runtime.service import Worker, project
 from workers.runtime.store import RUNTIME_DOCUMENTS
 
 MARKER = "replay.requested"
@@ -116,5 +116,5 @@ async def _apply(worker: Worker, body: dict[str, Any]) -> int:
         return 0
     event = AnyEvent.model_validate(body)
     for projection in wanted:
-        await projection.apply(event)
+        await project(projection, event)
     return 1

@@ -70,7 +70,7 @@ class Runtime:
         for entry in entries:
             for projection in self.projections:
                 if entry["type"] in projection.types:
-                    await projection.apply(AnyEvent.model_validate(envelope(entry)))
+                    await project(projection, AnyEvent.model_validate(envelope(entry)))
 
     def lock(self, key: str) -> asyncio.Lock:
         """One lock per aggregate in this process: concurrent commands on a hot aggregate (a busy
@@ -242,13 +242,23 @@ def _subscriber(name: str, reaction: Reaction, runtime: Runtime) -> Callable[[An
     return react
 
 
-def _projector(name: str, projection: Projection) -> Callable[[AnyEvent], Awaitable[None]]:
-    async def project(event: AnyEvent) -> None:
-        structlog.contextvars.bind_contextvars(request_id=event.correlation_id, event=event.type)
-        await projection.apply(event)
+async def project(projection: Projection, event: AnyEvent) -> None:
+    """Apply ``event``; a projection may raise ``ConcurrencyError`` to be applied again."""
+    for _ in range(ATTEMPTS):
+        try:
+            return await projection.apply(event)
+        except ConcurrencyError:
+            continue
+    raise ConcurrencyError(event.event_id)
 
-    project.__name__ = name
-    return project
+
+def _projector(name: str, projection: Projection) -> Callable[[AnyEvent], Awaitable[None]]:
+    async def apply(event: AnyEvent) -> None:
+        structlog.contextvars.bind_contextvars(request_id=event.correlation_id, event=event.type)
+        await project(projection, event)
+
+    apply.__name__ = name
+    return apply
 
 
 def create(worker: Worker, settings: Settings) -> FastStream:

@@ -11,17 +11,17 @@ from support.fcm import FakeSender, item_added, presence
 from contracts.envelope import Command
 from workers.notifications import storage as store
 from workers.notifications.domain import Outcome, Push, Target
-from workers.notifications.handlers import COMMANDS, reactions
+from workers.notifications.handlers import COMMANDS, PROJECTIONS, reactions
 from workers.notifications.sender import LogSender, Retrying, create_sender
 from workers.notifications.storage import DOCUMENTS
-from workers.runtime.service import Runtime, Worker, run_command, run_reaction
+from workers.runtime.service import Runtime, Worker, project, run_command, run_reaction
 
 pytestmark = pytest.mark.usefixtures("storage")
 
 
 @pytest.fixture
 def worker(sender: FakeSender) -> Worker:
-    return Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS)
+    return Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS, PROJECTIONS)
 
 
 @pytest.fixture
@@ -50,8 +50,10 @@ async def register(worker, runtime, user_id, value, platform="android", id=None)
 
 
 async def react(worker, runtime, event):
-    name = "track_presence" if event.type == "user.presence_changed" else "push_to_offline_members"
-    await run_reaction(name, worker.reactions[name], runtime, event)
+    if event.type == "user.presence_changed":
+        await project(worker.projections["track_presence"], event)
+    else:
+        await run_reaction("push_to_offline_members", worker.reactions["push_to_offline_members"], runtime, event)
 
 
 async def owner(value: str) -> str | None:
