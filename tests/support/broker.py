@@ -78,3 +78,25 @@ async def _quietly(connection, channel, operation):  # type: ignore[no-untyped-d
         return channel
     except AMQPError:
         return await connection.channel()
+
+
+async def wait_until_idle(namespace: str, timeout: float = 60.0) -> None:
+    """Wait until every queue of ``namespace`` (but its log and dead letters) holds nothing, ready or
+    unacknowledged, twice in a row: the workers have finished all the work the test caused.
+
+    Polled through rabbitmqctl: RabbitMQ has no way to wait for an empty queue.
+    """
+    skip = {f"{namespace}.events.log", f"{namespace}.dead"}
+    quiet_checks = 0
+    async with asyncio.timeout(timeout):
+        while quiet_checks < 2:
+            process = await asyncio.create_subprocess_exec(
+                "rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged",
+                "--no-table-headers", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            output, _ = await process.communicate()
+            rows = [line.split() for line in output.decode().splitlines()]
+            busy = [row for row in rows if len(row) == 3 and row[0].startswith(f"{namespace}.")
+                    and row[0] not in skip and (row[1] != "0" or row[2] != "0")]
+            quiet_checks = quiet_checks + 1 if not busy else 0
+            await asyncio.sleep(0.2)  # polling interval of a bounded wait on a condition
