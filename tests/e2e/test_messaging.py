@@ -120,6 +120,9 @@ async def test_two_messaging_replicas_keep_seq_gap_free(start_stack):
         seqs = sorted(r["item"]["seq"] for r in replies)
         assert len(set(seqs)) == 60
         await owner.expect_event("room.item_added", lambda d: d["item"]["seq"] == 61, timeout=60)
+        # in order, as they happened, even though two replicas wrote them
+        received = [d["item"]["seq"] for d in owner.pending("room.item_added", lambda d: d["item"]["room_id"] == room["id"])]
+        assert received == list(range(1, 61))
         items = []
         after = 0
         while True:

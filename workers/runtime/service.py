@@ -107,7 +107,9 @@ class Context:
             for i, fact in enumerate(facts)
         ]
         await write(doc, entries)
-        await self.runtime.outbox.flush(doc, entries)
+        # Everything still in the outbox, in version order: an earlier writer (another replica) may
+        # not have published its events yet, and publishing after it would swap the room's order.
+        await self.runtime.outbox.flush(doc, sorted(doc.outbox, key=lambda e: e["version"]))
         await self.runtime.project(entries)
 
     async def ask(self, worker: str, type: str, data: BaseModel) -> dict[str, Any]:

@@ -1,0 +1,63 @@
+"""Two gateways and two replicas of every worker: the protocol holds through both gateways."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from support.client import Client
+
+from boochat.supervisor import WORKERS
+from contracts.common import format_time
+from e2e.helpers import new_user
+
+WAIT = 30.0
+
+
+async def test_everything_twice(start_stack):
+    """Users on different gateways chat, see presence, follow a meetup; every replica takes work."""
+    stack = await start_stack(scale={"gateway": 2, **{w: 2 for w in WORKERS}}, request_timeout_seconds=30)
+    first, second = stack.ws_urls
+    ann = await Client.connect(first, dev_user=new_user("Ann"))
+    bob = await Client.connect(second, dev_user=new_user("Bob"))
+    pat_profile = {"id": f"pat-{uuid.uuid4().hex[:8]}", "name": "Pat"}
+    try:
+        # presence counts connections across gateways
+        pat_here = await Client.connect(first, dev_user=pat_profile)
+        pat_there = await Client.connect(second, dev_user=pat_profile)
+        assert (await ann.expect_event("presence.changed", lambda d: d["user_id"] == pat_profile["id"]))["online"]
+        await pat_here.close()
+        assert pat_profile["id"] in (await bob.ok("list_online_users"))["user_ids"]
+        await pat_there.close()
+        await bob.expect_event("presence.changed", lambda d: d["user_id"] == pat_profile["id"] and d["online"])
+        await bob.expect_event("presence.changed", lambda d: d["user_id"] == pat_profile["id"] and not d["online"],
+                               timeout=WAIT)
+        assert pat_profile["id"] not in (await ann.ok("list_online_users"))["user_ids"]
+
+        # a room across gateways, with gap-free seq under concurrent sends
+        room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob.user["id"]]}, timeout=WAIT))["room"]
+        await bob.expect_event("room.created", lambda d: d["room"]["id"] == room["id"], timeout=WAIT)
+        sends = [c.ok("send_message", {"room_id": room["id"], "content": f"{c.user['name']} {n}"}, timeout=WAIT)
+                 for n in range(10) for c in (ann, bob)]
+        await asyncio.gather(*sends)
+        last = await ann.expect_event("room.item_added", lambda d: d["item"]["seq"] == 21, timeout=WAIT)
+        assert last["item"]["room_id"] == room["id"]
+        seqs = [d["item"]["seq"] for d in bob.pending("room.item_added", lambda d: d["item"]["room_id"] == room["id"])]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+        # a meetup and a poll, through both gateways
+        when = format_time(datetime.now(UTC) + timedelta(days=3))
+        meetup = (await ann.ok("create_meetup", {"name": "Picnic", "location": "Park", "takes_place_on": when,
+                                                 "attendee_ids": [bob.user["id"]]}, timeout=WAIT))["meetup"]
+        await bob.expect_event("meetup.created", lambda d: d["meetup"]["id"] == meetup["id"], timeout=WAIT)
+        poll = (await bob.ok("create_poll", {"meetup_id": meetup["id"], "poll_type": "relocate",
+                                             "description": "Where?", "choices": ["Park", "Beach"]}, timeout=WAIT))["poll"]
+        await ann.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 1}, timeout=WAIT)
+        await bob.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 1}, timeout=WAIT)
+        moved = await ann.expect_event("meetup.updated", lambda d: d["meetup"]["location"] == "Beach", timeout=WAIT)
+        assert moved["meetup"]["id"] == meetup["id"]
+    finally:
+        await ann.close()
+        await bob.close()
+    assert all(count > 0 for count in stack.handled_by("messaging").values()), stack.handled_by("messaging")
