@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 10.0
     auth_timeout_seconds: float = 10.0
     prefetch: int = 16
+    # How long <ns>.events.log keeps events (RabbitMQ's x-max-age: "365D", "12h"); unset keeps all,
+    # which replay needs to rebuild from the first event.
+    log_max_age: str | None = None
     log_level: str = "info"
     # Plain HTTP for operators, apart from the client port: /metrics (Prometheus), /healthz, /readyz.
     # Every gateway and worker process serves it; 0 turns it off. ``boochat up`` gives each child

@@ -11,21 +11,28 @@ from collections.abc import Iterable
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
+from boochat.settings import Settings
 from contracts.routing import Names
 
 DELIVERY_LIMIT = 5
 
 
-async def declare_exchanges(channel: AbstractChannel, names: Names) -> None:
+async def declare_exchanges(channel: AbstractChannel, settings: Settings) -> None:
+    """The namespace's exchanges, its dead-letter queue and its event log.
+
+    The log keeps every event unless ``BOOCHAT_LOG_MAX_AGE`` is set (replay needs what it drops).
+    Queue arguments are fixed when a queue is first declared: to change the retention of an existing
+    log, set a policy (deploy/rabbitmq/definitions.json) rather than this setting.
+    """
+    names = settings.names
     await channel.declare_exchange(names.commands, aio_pika.ExchangeType.DIRECT, durable=True)
     events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
     await channel.declare_exchange(names.deliveries, aio_pika.ExchangeType.TOPIC, durable=True)
     dead = await channel.declare_exchange(names.dead_letters, aio_pika.ExchangeType.FANOUT, durable=True)
     dead_queue = await channel.declare_queue(names.dead_letters, durable=True)
     await dead_queue.bind(dead)
-    log = await channel.declare_queue(
-        names.log, durable=True, arguments={"x-queue-type": "stream", "x-max-age": "30D"}
-    )
+    retention = {"x-max-age": settings.log_max_age} if settings.log_max_age else {}
+    log = await channel.declare_queue(names.log, durable=True, arguments={"x-queue-type": "stream", **retention})
     await log.bind(events, routing_key="#")
 
 

@@ -78,7 +78,7 @@ class Broker:
                 attempt += 1
                 await asyncio.sleep(delay)
         requests = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        await declare_exchanges(requests, self._names)
+        await declare_exchanges(requests, self._settings)
         deliveries = await self._connection.channel()
         await deliveries.set_qos(prefetch_count=DELIVERY_PREFETCH)
         self._queue = await deliveries.declare_queue(

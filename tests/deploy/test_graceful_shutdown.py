@@ -99,7 +99,7 @@ def script(tmp_path: Path) -> Path:
 async def rpc(settings: Settings) -> AsyncIterator[RpcClient]:
     connection = await aio_pika.connect_robust(settings.amqp_url)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-    await declare_exchanges(channel, settings.names)
+    await declare_exchanges(channel, settings)
     client = RpcClient(channel, settings.names, timeout=30)
     await client.start()
     yield client

@@ -63,7 +63,7 @@ def settings(namespace: str, overrides: dict[str, Any]) -> Settings:
 async def amqp(settings: Settings) -> AsyncIterator[AbstractChannel]:
     connection: AbstractRobustConnection = await aio_pika.connect_robust(AMQP_URL)
     channel = await connection.channel()
-    await declare_exchanges(channel, settings.names)
+    await declare_exchanges(channel, settings)
     yield channel
     names = settings.names
     cleanup = await connection.channel()

@@ -23,5 +23,5 @@ def create_app(settings: Settings, sender: Sender | None = None) -> FastStream:
     """Raises ``CredentialsError`` (a ``SystemExit`` naming BOOCHAT_FCM_CREDENTIALS) for a bad file."""
     sender = sender or create_sender(settings.fcm_credentials, settings.fcm_endpoint)
     app = create(worker(sender), settings)
-    app.on_shutdown(sender.close)
+    app.after_shutdown(sender.close)  # after in-flight pushes have finished
     return app

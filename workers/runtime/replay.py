@@ -71,7 +71,7 @@ async def replay(
 async def _mark(connection: aio_pika.abc.AbstractConnection, settings: Settings, worker: str) -> str:
     """Write a marker into the log: everything before it is what this replay must cover."""
     channel = await connection.channel()  # publisher confirms: the marker is in the log once this returns
-    await topology.declare_exchanges(channel, settings.names)
+    await topology.declare_exchanges(channel, settings)
     marker = uuid.uuid4().hex
     body = {"event_id": marker, "type": MARKER, "aggregate_id": worker, "version": 0,
             "occurred_at": format_time(datetime.now(UTC)), "payload": {"worker": worker}}

@@ -340,7 +340,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         connection = await aio_pika.connect_robust(settings.amqp_url)
         connections.append(connection)
         channel = await connection.channel(on_return_raises=True)
-        await topology.declare_exchanges(channel, names)
+        await topology.declare_exchanges(channel, settings)
         await topology.declare_work_queue(
             channel, names, names.command_queue(worker.name), names.commands, [worker.name]
         )

@@ -33,7 +33,7 @@ async def connection(settings) -> AsyncIterator[aio_pika.abc.AbstractRobustConne
 @pytest.fixture
 async def channel(connection, settings) -> aio_pika.abc.AbstractChannel:
     channel = await connection.channel(on_return_raises=True)
-    await topology.declare_exchanges(channel, settings.names)
+    await topology.declare_exchanges(channel, settings)
     return channel
 
 
