@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import ValidationError
 
 ErrorCode = Literal[
     "bad_request",
@@ -44,3 +46,22 @@ class Rejected(Exception):  # noqa: N818 - the base of every worker's domain err
         super().__init__(message)
         self.message = message
         self.details = details
+
+
+def details(error: ValidationError) -> dict[str, str]:
+    """A ``bad_request``'s details: ``{"data.<path>": reason}``, the first reason for each path."""
+    found: dict[str, str] = {}
+    for problem in error.errors(include_url=False):
+        path = ".".join(["data", *(str(part) for part in problem["loc"])])
+        found.setdefault(path, _reason(problem))
+    return found
+
+
+def _reason(problem: Any) -> str:
+    kind = problem["type"]
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    message = str(problem["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from contracts.envelope import Reply
+from contracts.errors import details
 from contracts.requests import REQUESTS
 
 ID = re.compile(r"[ -~]{1,64}")
@@ -75,25 +76,6 @@ def validate(frame: Frame) -> BaseModel:
         return REQUESTS[frame.type].data.model_validate(frame.data)
     except ValidationError as exc:
         raise InvalidDataError(details(exc)) from None
-
-
-def details(exc: ValidationError) -> dict[str, str]:
-    """``{"data.<path>": reason}``, the first reason for each path."""
-    found: dict[str, str] = {}
-    for error in exc.errors(include_url=False):
-        path = ".".join(["data", *(str(part) for part in error["loc"])])
-        found.setdefault(path, _reason(error))
-    return found
-
-
-def _reason(error: Any) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "required"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 # Server frames ------------------------------------------------------------------------------

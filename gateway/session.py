@@ -11,9 +11,9 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from pydantic import BaseModel
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -243,11 +243,15 @@ class Session:
             self._metrics.request(frame.type, "bad_request")
             return
         try:
-            data = frames.validate(frame)
+            data = frames.validate(frame).model_dump(mode="json")
         except InvalidDataError as exc:
-            self._send(frames.error(frame.id, "bad_request", "invalid data", exc.details))
-            self._metrics.request(frame.type, "bad_request")
-            return
+            if not REQUESTS[frame.type].command:
+                self._send(frames.error(frame.id, "bad_request", "invalid data", exc.details))
+                self._metrics.request(frame.type, "bad_request")
+                return
+            # A command's bad_request is an outcome its id must remember (PROTOCOL.md, idempotency):
+            # its owner validates against the same contract and keeps the reply for a retry.
+            data = frame.data
         if frame.type == "ping":
             self._send(frames.ok(frame.id, {}))
             self._metrics.request(frame.type, "ok")
@@ -256,14 +260,12 @@ class Session:
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
 
-    async def _forward(self, frame: Frame, data: BaseModel) -> None:
+    async def _forward(self, frame: Frame, data: dict[str, Any]) -> None:
         assert self._user_id is not None
         owner = REQUESTS[frame.type].owner
         with structlog.contextvars.bound_contextvars(request_id=frame.id, user_id=self._user_id):
             try:
-                command = Command(
-                    type=frame.type, id=frame.id, user_id=self._user_id, data=data.model_dump(mode="json")
-                )
+                command = Command(type=frame.type, id=frame.id, user_id=self._user_id, data=data)
                 reply = await self._hub.call(owner, command)
             except Exception:
                 log.exception("forward_failed", type=frame.type)

@@ -48,6 +48,10 @@ async def test_retried_command_id_acts_once(connect):
     assert other["type"] == "ok"
     items = (await alice.ok("get_room_items", {"room_id": room["id"]}))["items"]
     assert [i["content"] for i in items if i["kind"] == "message"] == ["once"]
+    # a bad_request about data is remembered too: the same id with good data causes nothing
+    bad = await alice.request("send_message", {"room_id": room["id"], "content": ""}, id="bad-data")
+    assert bad["error"]["code"] == "bad_request" and "data.content" in bad["error"]["details"]
+    assert await alice.request("send_message", {"room_id": room["id"], "content": "ok now"}, id="bad-data") == bad
     # a remembered error is replayed too, even once it would succeed
     bob = await connect("Bob")
     refused = await alice.request("invite_to_room", {"room_id": room["id"], "user_id": "later-" + bob.user["id"]}, id="inv")

@@ -29,7 +29,7 @@ from boochat.logs import configure
 from boochat.rpc import RpcClient
 from boochat.settings import Settings
 from contracts.envelope import AnyEvent, Command, Fact, Failure, Reply
-from contracts.errors import Rejected
+from contracts.errors import Rejected, details
 from contracts.internal import INTERNAL
 from contracts.requests import REQUESTS, Spec
 from contracts.routing import Names
@@ -181,10 +181,6 @@ def failure(code: str, message: str, details: dict[str, str] | None = None) -> R
     return Reply(error=Failure(code=code, message=message, details=details))  # type: ignore[arg-type]
 
 
-def error_details(error: ValidationError) -> dict[str, str]:
-    return {".".join(["data", *map(str, e["loc"])]): e["msg"] for e in error.errors()}
-
-
 async def run_command(worker: Worker, runtime: Runtime, command: Command) -> Reply:
     spec = spec_of(command.type)
     handler = worker.commands.get(command.type)
@@ -205,7 +201,7 @@ async def _decide(handler: CommandHandler, spec: Spec, runtime: Runtime, command
     try:
         data = spec.data.model_validate(command.data)
     except ValidationError as error:
-        return failure("bad_request", "invalid data", error_details(error))
+        return failure("bad_request", "invalid data", details(error))
     cause = Cause(command.user_id, command.id, command.id, command.key if spec.command else None)
     context = Context(runtime, cause, command.user_id)
     for _ in range(ATTEMPTS):
