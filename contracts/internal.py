@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contracts.common import Input, Shape
 from contracts.requests import Spec
-from contracts.shapes import Room, User
+from contracts.shapes import Room, RoomItem, User
 
 
 class SignIn(Input):
@@ -74,6 +74,14 @@ class RoomReply(Shape):
     room: Room
 
 
+class ItemSent(Input):
+    """Messaging -> rooms, before replying to send_message: take the item in now, so the sender's read
+    mark and the room's last item are right for whoever asks after the reply (the room.item_added
+    reaction does the same later, idempotently, should this call fail)."""
+
+    item: RoomItem
+
+
 INTERNAL: dict[str, Spec] = {
     "sign_in": Spec(SignIn, Shape, "users", command=False),
     "connection_opened": Spec(ConnectionOpened, Shape, "users", command=False),
@@ -83,6 +91,7 @@ INTERNAL: dict[str, Spec] = {
     "room_access": Spec(RoomAccess, RoomReply, "rooms", command=False),
     "room_snapshot": Spec(RoomSnapshot, RoomReply, "rooms", command=False),
     "open_meetup_room": Spec(OpenMeetupRoom, RoomReply, "rooms", command=True),
+    "item_sent": Spec(ItemSent, Shape, "rooms", command=False),
 }
 
 

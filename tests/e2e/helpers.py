@@ -26,13 +26,3 @@ async def announced(client: Client, room_id: str, text: str) -> dict:
         lambda d: d["item"]["room_id"] == room_id and d["item"]["kind"] == "announcement" and text in d["item"]["content"],
     )
     return data["item"]
-
-
-async def rooms_saw(sender: Client, item: dict) -> None:
-    """Wait until the rooms worker has taken in ``item``: it moves the sender's read mark (room.read).
-
-    list_rooms reads rooms' copy of each room's last item, which follows messaging's events.
-    """
-    await sender.expect_event(
-        "room.read", lambda d: d["room_id"] == item["room_id"] and d["last_read_seq"] >= item["seq"]
-    )

@@ -6,14 +6,19 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
+import structlog
+
 from contracts import events, internal, requests
 from contracts.common import Shape
 from contracts.envelope import AnyEvent
+from contracts.errors import Rejected
 from contracts.internal import Users
 from contracts.requests import ItemPage, ItemReply
 from contracts.shapes import Room, RoomItem, User
 from workers.messaging import domain, storage
 from workers.runtime.service import Context, Projection, Reaction
+
+log = structlog.get_logger()
 
 
 async def readable_room(ctx: Context, room_id: str) -> Room:
@@ -35,6 +40,10 @@ async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply:
         item, facts = domain.send_message(state, room, me, data.content, uuid.uuid4().hex, ctx.now())
         reply = ItemReply(item=item)
         await ctx.commit(doc.update(state), facts, reply)
+    try:  # read-your-writes for the sender's mark and the room list; the reaction is the durable path
+        await ctx.ask("rooms", "item_sent", internal.ItemSent(item=item))
+    except Rejected as refused:
+        log.warning("rooms did not take the item in yet", code=refused.code)
     return reply
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from contracts import internal, requests
+from contracts.common import Shape
 from contracts.envelope import AnyEvent
 from contracts.internal import RoomIds, Users
 from contracts.requests import Empty, ReadMark, RoomList, RoomReply
@@ -12,6 +13,10 @@ from contracts.shapes import RoomItem, RoomSummary, User
 from workers.rooms import domain, storage
 from workers.rooms.storage import RoomDoc
 from workers.runtime.service import Context, Projection, Reaction
+
+
+class Done(Shape):
+    pass
 
 
 async def known_users(ctx: Context, ids: list[str]) -> dict[str, User]:
@@ -125,11 +130,22 @@ async def user_rooms(data: internal.UserRooms, ctx: Context) -> RoomIds:
     return RoomIds(room_ids=[state.id for state in await storage.rooms_of(ctx.user_id or "")])
 
 
-async def move_sender_mark(event: AnyEvent, ctx: Context) -> None:
-    item = RoomItem.model_validate(event.payload["item"])
+async def take_in(item: RoomItem, ctx: Context) -> None:
+    """A new item: the room's activity, and a message moves its sender's read mark (idempotent)."""
+    await storage.record_activity(item)
+    await storage.count_message(item)
     doc, state = await storage.load(item.room_id)
     if doc is not None and state is not None and (facts := domain.message_sent(state, item)):
         await ctx.commit(doc.update(state), facts)
+
+
+async def item_sent(data: internal.ItemSent, ctx: Context) -> Done:
+    await take_in(data.item, ctx)
+    return Done()
+
+
+async def move_sender_mark(event: AnyEvent, ctx: Context) -> None:
+    await take_in(RoomItem.model_validate(event.payload["item"]), ctx)
 
 
 async def track_activity(event: AnyEvent) -> None:
@@ -151,6 +167,7 @@ COMMANDS = {
     "room_access": room_access,
     "room_snapshot": room_snapshot,
     "open_meetup_room": open_meetup_room,
+    "item_sent": item_sent,
 }
 
 REACTIONS = {
