@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from contracts import internal
 from contracts.common import Shape
-from contracts.envelope import AnyEvent
+from contracts.envelope import AnyEvent, Fact
 from contracts.events import PresenceMoved, ProfileChanged
 from contracts.internal import Users
 from contracts.requests import Empty, OnlineUsers, UserList, UserReply
@@ -26,18 +28,18 @@ async def sign_in(data: internal.SignIn, ctx: Context) -> Done:
 
 
 async def connection_opened(data: internal.ConnectionOpened, ctx: Context) -> Done:
-    doc = await storage.load(ctx.user_id or "")
-    state = domain.existing(doc.state() if doc else None)
-    if facts := domain.connect(state, f"{data.gateway_id}/{data.connection_id}"):
-        await ctx.commit(doc.update(state), facts)  # type: ignore[union-attr]
-    return Done()
+    return await _count(ctx, lambda state: domain.connect(state, f"{data.gateway_id}/{data.connection_id}"))
 
 
 async def connection_closed(data: internal.ConnectionClosed, ctx: Context) -> Done:
+    return await _count(ctx, lambda state: domain.disconnect(state, f"{data.gateway_id}/{data.connection_id}"))
+
+
+async def _count(ctx: Context, change: Callable[[domain.UserState], list[Fact]]) -> Done:
     doc = await storage.load(ctx.user_id or "")
     state = domain.existing(doc.state() if doc else None)
-    if facts := domain.disconnect(state, f"{data.gateway_id}/{data.connection_id}"):
-        await ctx.commit(doc.update(state), facts)  # type: ignore[union-attr]
+    if doc is not None and (facts := change(state)):
+        await ctx.commit(doc.update(state), facts)
     return Done()
 
 
