@@ -248,7 +248,9 @@ def exit_when_supervisor_dies() -> None:
     """In a child: SIGTERM ourselves (a graceful stop) once the supervisor's pipe on stdin closes."""
 
     def watch() -> None:
-        while sys.stdin.buffer.read(4096):
+        # os.read, not sys.stdin: a daemon thread blocked inside the buffered reader holds its lock,
+        # and the interpreter then aborts at exit ("could not acquire lock for <stdin>").
+        while os.read(0, 4096):
             pass
         os.kill(os.getpid(), signal.SIGTERM)
 
