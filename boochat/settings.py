@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 10.0
     auth_timeout_seconds: float = 10.0
     prefetch: int = 16
+    # How often the users worker looks for gateways that died with connections open (presence).
+    presence_sweep_seconds: float = 30.0
     # How long <ns>.events.log keeps events (RabbitMQ's x-max-age: "365D", "12h"); unset keeps all,
     # which replay needs to rebuild from the first event.
     log_max_age: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import aio_pika
+import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from boochat.settings import Settings
@@ -52,3 +53,16 @@ async def declare_work_queue(
     for key in keys:
         await queue.bind(exchange, routing_key=key)
     return queue
+
+
+async def queue_exists(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
+    """Whether queue ``name`` exists (a passive declare; its refusal closes only a channel of its own)."""
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(name, passive=True)
+        return True
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()

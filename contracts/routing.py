@@ -55,5 +55,9 @@ class Names:
     def reaction_queue(self, worker: str, reaction: str) -> str:
         return f"{self.namespace}.{worker}.{reaction}"
 
+    def gateway_queue(self, gateway_id: str) -> str:
+        """A gateway's exclusive queue: it exists exactly as long as that gateway's connection does."""
+        return f"{self.namespace}.gateway.{gateway_id}"
+
     def database(self, worker: str) -> str:
         return f"{self.namespace}_{worker}"

@@ -82,7 +82,7 @@ class Broker:
         deliveries = await self._connection.channel()
         await deliveries.set_qos(prefetch_count=DELIVERY_PREFETCH)
         self._queue = await deliveries.declare_queue(
-            f"{self._names.namespace}.gateway.{self._gateway_id}", exclusive=True, auto_delete=True
+            self._names.gateway_queue(self._gateway_id), exclusive=True, auto_delete=True
         )
         # Replies come through the deliveries queue too: a worker publishes a command's deliveries
         # before its reply, so the rooms they bind are bound before the client sees the reply.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -61,3 +63,23 @@ async def test_everything_twice(start_stack):
         await ann.close()
         await bob.close()
     assert all(count > 0 for count in stack.handled_by("messaging").values()), stack.handled_by("messaging")
+
+
+async def test_a_dead_gateways_users_go_offline(start_stack):
+    """A gateway killed with connections open: its users are offline for everyone, soon after."""
+    stack = await start_stack(scale={"gateway": 2}, presence_sweep_seconds=1)
+    first, second = stack.ws_urls
+    watcher = await Client.connect(second, dev_user=new_user("Watcher"))
+    pat = await Client.connect(first, dev_user=new_user("Pat"))
+    try:
+        await watcher.expect_event("presence.changed", lambda d: d["user_id"] == pat.user["id"] and d["online"])
+        os.kill(stack.supervisor.pid("gateway-1"), signal.SIGKILL)  # no connection_closed will ever come
+        gone = await watcher.expect_event(
+            "presence.changed", lambda d: d["user_id"] == pat.user["id"] and not d["online"], timeout=WAIT
+        )
+        assert gone == {"user_id": pat.user["id"], "online": False}
+        assert pat.user["id"] not in (await watcher.ok("list_online_users"))["user_ids"]
+        assert watcher.user["id"] in (await watcher.ok("list_online_users"))["user_ids"]
+    finally:
+        await watcher.close()
+        await pat.close()

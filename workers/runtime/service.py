@@ -63,6 +63,7 @@ class Runtime:
         self.outbox = outbox
         self.rpc = rpc
         self.projections = tuple(projections)
+        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def project(self, entries: list[dict[str, Any]]) -> None:
@@ -160,6 +161,15 @@ class Projection:
     documents: tuple[type[Document], ...]
 
 
+@dataclass(frozen=True)
+class Chore:
+    """Work a worker does on its own every ``every(settings)`` seconds (each replica does it; it must
+    be idempotent)."""
+
+    every: Callable[[Settings], float]
+    run: Callable[[Runtime], Awaitable[None]]
+
+
 @dataclass
 class Worker:
     name: str
@@ -167,6 +177,7 @@ class Worker:
     reactions: dict[str, Reaction] = field(default_factory=dict)
     documents: list[type[Document]] = field(default_factory=list)
     projections: dict[str, Projection] = field(default_factory=dict)
+    chores: dict[str, Chore] = field(default_factory=dict)
 
     def interests(self) -> dict[str, tuple[str, ...]]:
         """Every queue of events this worker consumes, by name, with the event types it takes."""
@@ -248,6 +259,15 @@ async def project(projection: Projection, event: AnyEvent) -> None:
         except ConcurrencyError:
             continue
     raise ConcurrencyError(event.event_id)
+
+
+async def _repeat(name: str, chore: Chore, runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(chore.every(runtime.settings))
+        try:
+            await chore.run(runtime)
+        except Exception:  # try again next time
+            log.exception("chore failed", chore=name)
 
 
 def _projector(name: str, projection: Projection) -> Callable[[AnyEvent], Awaitable[None]]:
@@ -335,6 +355,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         )
         connection = await aio_pika.connect_robust(settings.amqp_url)
         connections.append(connection)
+        runtime.connection = connection
         channel = await connection.channel(on_return_raises=True)
         await topology.declare_exchanges(channel, settings)
         await topology.declare_work_queue(
@@ -351,6 +372,8 @@ def create(worker: Worker, settings: Settings) -> FastStream:
     async def relay() -> None:
         await outbox.relay_once(older_than=RELAY_AT_START)
         background.append(asyncio.create_task(outbox.relay_forever()))
+        for name, chore in worker.chores.items():
+            background.append(asyncio.create_task(_repeat(name, chore, runtime)))
         log.info("worker ready", worker=worker.name)
 
     @app.on_shutdown

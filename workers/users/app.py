@@ -6,10 +6,10 @@ from faststream import FastStream
 
 from boochat.settings import Settings
 from workers.runtime.service import Worker, create
-from workers.users.handlers import COMMANDS, PROJECTIONS, REACTIONS
+from workers.users.handlers import CHORES, COMMANDS, PROJECTIONS, REACTIONS
 from workers.users.storage import DOCUMENTS
 
-WORKER = Worker("users", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS)
+WORKER = Worker("users", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS, CHORES)
 
 
 def create_app(settings: Settings) -> FastStream:

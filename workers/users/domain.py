@@ -64,6 +64,19 @@ def disconnect(state: UserState, connection: str) -> list[Fact]:
     return [closed, *([] if state.connections else _presence(state, online=False))]
 
 
+def gateways(states: list[UserState]) -> set[str]:
+    """The gateways holding these users' connections."""
+    return {connection.split("/", 1)[0] for state in states for connection in state.connections}
+
+
+def gateway_gone(state: UserState, gateway_id: str) -> list[Fact]:
+    """A gateway died with connections open: they are closed now (the last one makes the user offline)."""
+    facts: list[Fact] = []
+    for connection in [c for c in state.connections if c.split("/", 1)[0] == gateway_id]:
+        facts += disconnect(state, connection)
+    return facts
+
+
 def _presence(state: UserState, online: bool) -> list[Fact]:
     moved = PresenceMoved(user_id=state.id, online=online)
     changed = PresenceChanged(user_id=state.id, online=online)

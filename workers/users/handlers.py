@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import structlog
+
+from boochat import topology
 from contracts import internal
 from contracts.common import Shape
 from contracts.envelope import AnyEvent, Fact
 from contracts.events import PresenceMoved, ProfileChanged
 from contracts.internal import Users
 from contracts.requests import Empty, OnlineUsers, UserList, UserReply
-from workers.runtime.service import Context, Projection, Reaction
+from workers.runtime.outbox import Cause
+from workers.runtime.service import ATTEMPTS, Chore, Context, Projection, Reaction, Runtime
+from workers.runtime.store import ConcurrencyError
 from workers.users import domain, storage
 from workers.users.storage import UserDoc
+
+log = structlog.get_logger()
 
 
 class Done(Shape):
@@ -71,6 +78,28 @@ async def index_presence(event: AnyEvent) -> None:
     await storage.set_presence(moved.user_id, moved.online, event.version)
 
 
+async def close_dead_gateways(runtime: Runtime) -> None:
+    """Connections of a gateway that died never get connection_closed: a gateway's exclusive queue
+    lives exactly as long as its broker connection, so a missing queue means the gateway is gone."""
+    docs = await storage.connected()
+    for gateway_id in domain.gateways([doc.state() for doc in docs]):
+        if await topology.queue_exists(runtime.connection, runtime.settings.names.gateway_queue(gateway_id)):
+            continue
+        log.info("gateway gone; closing its connections", gateway_id=gateway_id)
+        for doc in docs:
+            await _close_gateway(runtime, doc.id, gateway_id)
+
+
+async def _close_gateway(runtime: Runtime, user_id: str, gateway_id: str) -> None:
+    ctx = Context(runtime, Cause(None, f"gateway-gone-{gateway_id}", None), user_id)
+    for _ in range(ATTEMPTS):
+        try:
+            await _count(ctx, lambda state: domain.gateway_gone(state, gateway_id))
+            return
+        except ConcurrencyError:
+            continue
+
+
 COMMANDS = {
     "sign_in": sign_in,
     "connection_opened": connection_opened,
@@ -82,6 +111,10 @@ COMMANDS = {
 }
 
 REACTIONS: dict[str, Reaction] = {}
+
+CHORES = {
+    "close_dead_gateways": Chore(lambda settings: settings.presence_sweep_seconds, close_dead_gateways),
+}
 
 PROJECTIONS = {
     "index_profiles": Projection(("user.profile_changed",), index_profile, (storage.Profile,)),

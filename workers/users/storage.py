@@ -62,6 +62,11 @@ async def load(user_id: str) -> UserDoc | None:
     return await UserDoc.get(user_id)
 
 
+async def connected() -> list[UserDoc]:
+    """Users with connections open, as the directory knows them (online)."""
+    return await UserDoc.find({"_id": {"$in": [p.id for p in await online()]}}).to_list()
+
+
 async def profiles(ids: list[str]) -> list[Profile]:
     return await Profile.find({"_id": {"$in": ids}, "profile_version": {"$gt": 0}}).to_list()
 

@@ -1,0 +1,28 @@
+"""Users' rules, without I/O."""
+
+from contracts.shapes import User
+from workers.users import domain
+
+
+def test_profile_changes_only_when_it_differs():
+    """A sign-in with the same profile changes nothing."""
+    state, facts = domain.sign_in(None, User(id="p", name="Pat"), "")
+    assert [f.type for f in facts] == ["user.profile_changed"]
+    assert domain.sign_in(state, User(id="p", name="Pat"), "")[1] == []
+    assert domain.sign_in(state, User(id="p", name="Patricia"), "")[1]
+
+
+def test_a_gone_gateway_closes_only_its_connections():
+    """Presence goes offline when the last gateway holding the user's connections is gone."""
+    state = domain.UserState(id="p", name="Pat", image_url=None)
+    domain.connect(state, "g1/a")
+    domain.connect(state, "g1/b")
+    domain.connect(state, "g2/c")
+    assert domain.gateways([state]) == {"g1", "g2"}
+    facts = domain.gateway_gone(state, "g1")
+    assert [f.type for f in facts] == ["user.connection_closed", "user.connection_closed"]
+    assert state.connections == ["g2/c"]
+    facts = domain.gateway_gone(state, "g2")
+    assert [f.type for f in facts] == ["user.connection_closed", "user.presence_changed"]
+    assert facts[-1].payload.online is False
+    assert domain.gateway_gone(state, "g2") == []
