@@ -49,8 +49,13 @@ async def client(url: str, user_id: str) -> tuple:
 
 async def run(clients: int, messages: int, scale: dict[str, int]) -> None:
     async with mongo.start() as stand_in:
-        settings = Settings(namespace=f"bench{uuid.uuid4().hex[:8]}", mongo_url=stand_in.url, dev_login=True,
-                            jwt_secret="bench-secret-0123456789abcdef0123456789", request_timeout_seconds=60)
+        settings = Settings(
+            namespace=f"bench{uuid.uuid4().hex[:8]}",
+            mongo_url=stand_in.url,
+            dev_login=True,
+            jwt_secret="bench-secret-0123456789abcdef0123456789",
+            request_timeout_seconds=60,
+        )
         async with Supervisor(stack_processes(settings, scale), env=child_env(settings)) as supervisor:
             await wait_stack_ready(supervisor, settings, 120)
             url = f"ws://{settings.gateway_host}:{settings.gateway_port}/ws"
@@ -74,8 +79,10 @@ async def run(clients: int, messages: int, scale: dict[str, int]) -> None:
     total = clients * messages
     quantiles = statistics.quantiles(latencies, n=100)
     print(f"{total} messages from {clients} clients in {elapsed:.2f} s: {total / elapsed:.0f} messages/s")
-    print(f"reply latency ms: p50 {quantiles[49] * 1000:.1f}, p95 {quantiles[94] * 1000:.1f}, "
-          f"p99 {quantiles[98] * 1000:.1f}, max {max(latencies) * 1000:.1f}")
+    print(
+        f"reply latency ms: p50 {quantiles[49] * 1000:.1f}, p95 {quantiles[94] * 1000:.1f}, "
+        f"p99 {quantiles[98] * 1000:.1f}, max {max(latencies) * 1000:.1f}"
+    )
 
 
 def main() -> None:

@@ -73,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="rebuild a worker's projections from the event log")
     replay.add_argument("name", choices=WORKERS, metavar="WORKER")
     replay.add_argument(
-        "--from", dest="start", default="first", type=_offset,
+        "--from",
+        dest="start",
+        default="first",
+        type=_offset,
         help="'first' (default: drop the projections, rebuild from the start) or an ISO 8601 time "
         "(re-apply from then, dropping nothing)",
     )

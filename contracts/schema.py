@@ -21,7 +21,10 @@ PATH = Path(__file__).with_name("protocol.schema.json")
 
 def generate() -> dict[str, Any]:
     models: list[tuple[type[BaseModel], str]] = [
-        (Request, "validation"), (Ok, "serialization"), (Error, "serialization"), (EventFrame, "serialization"),
+        (Request, "validation"),
+        (Ok, "serialization"),
+        (Error, "serialization"),
+        (EventFrame, "serialization"),
     ]
     for spec in REQUESTS.values():
         models += [(spec.data, "validation"), (spec.reply, "serialization")]

@@ -23,6 +23,8 @@ async def announced(client: Client, room_id: str, text: str) -> dict:
     """Wait for the announcement in ``room_id`` whose content contains ``text``."""
     data = await client.expect_event(
         "room.item_added",
-        lambda d: d["item"]["room_id"] == room_id and d["item"]["kind"] == "announcement" and text in d["item"]["content"],
+        lambda d: (
+            d["item"]["room_id"] == room_id and d["item"]["kind"] == "announcement" and text in d["item"]["content"]
+        ),
     )
     return data["item"]

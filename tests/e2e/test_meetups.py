@@ -32,8 +32,13 @@ async def close_all(*clients: Client) -> None:
 
 
 async def create_meetup(organizer: Client, *attendees: Client, **fields: Any) -> dict[str, Any]:
-    data = {"name": "Picnic", "location": "Park", "takes_place_on": future(),
-            "attendee_ids": [a.user["id"] for a in attendees], **fields}
+    data = {
+        "name": "Picnic",
+        "location": "Park",
+        "takes_place_on": future(),
+        "attendee_ids": [a.user["id"] for a in attendees],
+        **fields,
+    }
     meetup = (await organizer.ok("create_meetup", data))["meetup"]
     for client in (organizer, *attendees):
         await client.expect_event("meetup.created", lambda d: d["meetup"]["id"] == meetup["id"])
@@ -47,20 +52,32 @@ def about(meetup: dict[str, Any]) -> Any:
 async def test_create_meetup_opens_its_room(stack):
     """The organizer says yes, others have not responded; the meetup's room holds all of them."""
     ann, bob = await people(stack, "Ann", "Bob")
-    data = {"name": " Picnic ", "location": "Park", "takes_place_on": future(), "attendee_ids": [bob.user["id"]] * 2,
-            "image_url": "https://example.com/p.png"}
+    data = {
+        "name": " Picnic ",
+        "location": "Park",
+        "takes_place_on": future(),
+        "attendee_ids": [bob.user["id"]] * 2,
+        "image_url": "https://example.com/p.png",
+    }
     meetup = (await ann.ok("create_meetup", data))["meetup"]
     assert (meetup["name"], meetup["organizer_id"], meetup["polls"], meetup["alerts"]) == (
-        "Picnic", ann.user["id"], [], [])
-    assert meetup["attendees"] == [{"user_id": ann.user["id"], "rsvp": "yes"},
-                                   {"user_id": bob.user["id"], "rsvp": "not_responded"}]
+        "Picnic",
+        ann.user["id"],
+        [],
+        [],
+    )
+    assert meetup["attendees"] == [
+        {"user_id": ann.user["id"], "rsvp": "yes"},
+        {"user_id": bob.user["id"], "rsvp": "not_responded"},
+    ]
     created = await bob.expect_event("meetup.created", about(meetup))
     assert created["meetup"] == meetup
     room = await bob.expect_event("room.created", lambda d: d["room"]["id"] == meetup["room_id"])
     assert room["room"]["name"] == "Picnic" and room["room"]["image_url"] == "https://example.com/p.png"
     assert set(room["room"]["participant_ids"]) == {ann.user["id"], bob.user["id"]}
-    await bob.expect_event("room.item_added", lambda d: d["item"]["room_id"] == meetup["room_id"]
-                           and d["item"]["kind"] == "announcement")
+    await bob.expect_event(
+        "room.item_added", lambda d: d["item"]["room_id"] == meetup["room_id"] and d["item"]["kind"] == "announcement"
+    )
     assert (await bob.ok("get_meetup", {"meetup_id": meetup["id"]}))["meetup"] == meetup
     await close_all(ann, bob)
 
@@ -127,15 +144,20 @@ async def test_attendees_follow_the_room(stack):
     await cy.ok("change_rsvp", {"meetup_id": meetup["id"], "rsvp": "yes"})
     await ann.ok("leave_room", {"room_id": meetup["room_id"]})
     for client in (bob, cy):
-        got = await client.expect_event("meetup.updated", lambda d: d["meetup"]["id"] == meetup["id"]
-                                        and len(d["meetup"]["attendees"]) == 2)
-        assert got["meetup"]["attendees"] == [{"user_id": bob.user["id"], "rsvp": "not_responded"},
-                                              {"user_id": cy.user["id"], "rsvp": "yes"}]
+        got = await client.expect_event(
+            "meetup.updated", lambda d: d["meetup"]["id"] == meetup["id"] and len(d["meetup"]["attendees"]) == 2
+        )
+        assert got["meetup"]["attendees"] == [
+            {"user_id": bob.user["id"], "rsvp": "not_responded"},
+            {"user_id": cy.user["id"], "rsvp": "yes"},
+        ]
         assert got["meetup"]["organizer_id"] == ann.user["id"]
     assert (await ann.error("get_meetup", {"meetup_id": meetup["id"]}))["code"] == "forbidden"
     assert [m["id"] for m in (await ann.ok("list_meetups"))["meetups"]] == []
     await bob.ok("invite_to_room", {"room_id": meetup["room_id"], "user_id": ann.user["id"]})
-    got = await ann.expect_event("meetup.updated", lambda d: d["meetup"]["id"] == meetup["id"]
-                                 and d["meetup"]["attendees"][0]["user_id"] == bob.user["id"])
+    got = await ann.expect_event(
+        "meetup.updated",
+        lambda d: d["meetup"]["id"] == meetup["id"] and d["meetup"]["attendees"][0]["user_id"] == bob.user["id"],
+    )
     assert got["meetup"]["attendees"][-1] == {"user_id": ann.user["id"], "rsvp": "not_responded"}
     await close_all(ann, bob, cy)

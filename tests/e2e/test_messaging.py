@@ -54,9 +54,13 @@ async def test_retried_command_id_acts_once(connect):
     assert await alice.request("send_message", {"room_id": room["id"], "content": "ok now"}, id="bad-data") == bad
     # a remembered error is replayed too, even once it would succeed
     bob = await connect("Bob")
-    refused = await alice.request("invite_to_room", {"room_id": room["id"], "user_id": "later-" + bob.user["id"]}, id="inv")
+    refused = await alice.request(
+        "invite_to_room", {"room_id": room["id"], "user_id": "later-" + bob.user["id"]}, id="inv"
+    )
     assert refused["error"]["code"] == "not_found"
-    assert await alice.request("invite_to_room", {"room_id": room["id"], "user_id": bob.user["id"]}, id="inv") == refused
+    assert (
+        await alice.request("invite_to_room", {"room_id": room["id"], "user_id": bob.user["id"]}, id="inv") == refused
+    )
 
 
 async def test_paging_room_items(connect):
@@ -117,20 +121,29 @@ async def test_two_messaging_replicas_keep_seq_gap_free(start_stack):
     clients = [await Client.connect(stack.ws_url, dev_user=new_user(f"U{n}")) for n in range(4)]
     try:
         owner, *others = clients
-        room = (await owner.ok("create_room", {"name": "Busy", "participant_ids": [c.user["id"] for c in others]}))["room"]
-        sends = [c.ok("send_message", {"room_id": room["id"], "content": f"{n}"}, timeout=60)
-                 for n in range(15) for c in clients]
+        room = (await owner.ok("create_room", {"name": "Busy", "participant_ids": [c.user["id"] for c in others]}))[
+            "room"
+        ]
+        sends = [
+            c.ok("send_message", {"room_id": room["id"], "content": f"{n}"}, timeout=60)
+            for n in range(15)
+            for c in clients
+        ]
         replies = await asyncio.gather(*sends)
         seqs = sorted(r["item"]["seq"] for r in replies)
         assert len(set(seqs)) == 60
         await owner.expect_event("room.item_added", lambda d: d["item"]["seq"] == 61, timeout=60)
         # in order, as they happened, even though two replicas wrote them
-        received = [d["item"]["seq"] for d in owner.pending("room.item_added", lambda d: d["item"]["room_id"] == room["id"])]
+        received = [
+            d["item"]["seq"] for d in owner.pending("room.item_added", lambda d: d["item"]["room_id"] == room["id"])
+        ]
         assert received == list(range(1, 61))
         items = []
         after = 0
         while True:
-            page = await owner.ok("get_room_items", {"room_id": room["id"], "limit": 100, **({"after_seq": after} if after else {})})
+            page = await owner.ok(
+                "get_room_items", {"room_id": room["id"], "limit": 100, **({"after_seq": after} if after else {})}
+            )
             items += page["items"]
             if not page["has_more"]:
                 break

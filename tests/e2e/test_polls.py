@@ -37,16 +37,21 @@ async def close_all(*clients: Client) -> None:
 
 
 async def create_meetup(organizer: Client, *attendees: Client) -> dict[str, Any]:
-    data = {"name": "Dinner", "location": "Park", "takes_place_on": future(7),
-            "attendee_ids": [a.user["id"] for a in attendees]}
+    data = {
+        "name": "Dinner",
+        "location": "Park",
+        "takes_place_on": future(7),
+        "attendee_ids": [a.user["id"] for a in attendees],
+    }
     meetup = (await organizer.ok("create_meetup", data))["meetup"]
     for client in (organizer, *attendees):
         await client.expect_event("meetup.created", lambda d: d["meetup"]["id"] == meetup["id"])
     return meetup
 
 
-async def create_poll(creator: Client, meetup: dict[str, Any], poll_type: str, choices: list[str],
-                      participants: list[Client]) -> dict[str, Any]:
+async def create_poll(
+    creator: Client, meetup: dict[str, Any], poll_type: str, choices: list[str], participants: list[Client]
+) -> dict[str, Any]:
     """A poll; every participant gets poll.created and then the meetup with its new alert."""
     data = {"meetup_id": meetup["id"], "poll_type": poll_type, "description": "Which?", "choices": choices}
     poll = (await creator.ok("create_poll", data))["poll"]
@@ -117,7 +122,8 @@ async def test_relocate_poll_closed_by_the_organizer(stack):
     for client in (ann, bob, cy):
         closed = await client.expect_event("poll.closed", of(poll))
         assert closed["poll"]["winner_index"] == 1 and closed["poll"]["votes"] == [
-            {"user_id": cy.user["id"], "choice_index": 1}]
+            {"user_id": cy.user["id"], "choice_index": 1}
+        ]
         moved = await client.expect_event("meetup.updated", updated(meetup))
         assert moved["meetup"]["location"] == "Dock" and moved["meetup"]["alerts"] == []
     assert (await bob.error("close_poll", {"poll_id": poll["id"]}))["code"] == "conflict"
@@ -170,8 +176,10 @@ async def test_concurrent_last_votes_close_exactly_once(stack):
     meetup = await create_meetup(ann, bob, cy)
     poll = await create_poll(ann, meetup, "relocate", ["Beach", "Dock"], list(everyone))
     await ann.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 1})
-    await asyncio.gather(bob.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 0}),
-                         cy.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 1}))
+    await asyncio.gather(
+        bob.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 0}),
+        cy.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 1}),
+    )
     for client in everyone:
         closed = await client.expect_event("poll.closed", of(poll))
         assert len(closed["poll"]["votes"]) == 3 and closed["poll"]["winner_index"] == 1

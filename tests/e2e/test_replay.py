@@ -30,11 +30,29 @@ async def workload(ws_url: str) -> None:
         await bob.ok("leave_room", {"room_id": room["id"]})
         await cy.ok("register_device", {"token": "device-" + cy.user["id"], "platform": "android"})
         when = format_time(datetime.now(UTC) + timedelta(days=7))
-        meetup = (await ann.ok("create_meetup", {"name": "Picnic", "location": "Park", "takes_place_on": when,
-                                                 "attendee_ids": [bob.user["id"], cy.user["id"]]}))["meetup"]
+        meetup = (
+            await ann.ok(
+                "create_meetup",
+                {
+                    "name": "Picnic",
+                    "location": "Park",
+                    "takes_place_on": when,
+                    "attendee_ids": [bob.user["id"], cy.user["id"]],
+                },
+            )
+        )["meetup"]
         later = format_time(datetime.now(UTC) + timedelta(days=8))
-        poll = (await ann.ok("create_poll", {"meetup_id": meetup["id"], "poll_type": "reschedule",
-                                             "description": "Later?", "choices": [when, later]}))["poll"]
+        poll = (
+            await ann.ok(
+                "create_poll",
+                {
+                    "meetup_id": meetup["id"],
+                    "poll_type": "reschedule",
+                    "description": "Later?",
+                    "choices": [when, later],
+                },
+            )
+        )["poll"]
         for voter in (ann, bob, cy):
             await voter.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 1})
         await ann.expect_event("meetup.updated", lambda d: d["meetup"]["takes_place_on"] == later, timeout=15)
@@ -63,8 +81,14 @@ async def drop(mongo_url: str, database: str, collections: list[str]) -> None:
 
 async def replay(settings, worker: str) -> str:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "boochat.cli", "replay", worker, env=child_env(settings),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "boochat.cli",
+        "replay",
+        worker,
+        env=child_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     async with asyncio.timeout(REPLAY_TIMEOUT):
         output, _ = await process.communicate()

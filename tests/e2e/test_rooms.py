@@ -8,7 +8,9 @@ from e2e.helpers import announced, make_room
 async def test_create_room_announces_and_includes_the_creator(connect):
     """The creator is always a participant; duplicates and the creator are ignored in the list."""
     alice, bob = await connect("Alice"), await connect("Bob")
-    data = await alice.ok("create_room", {"name": "  Den ", "participant_ids": [bob.user["id"], bob.user["id"], alice.user["id"]]})
+    data = await alice.ok(
+        "create_room", {"name": "  Den ", "participant_ids": [bob.user["id"], bob.user["id"], alice.user["id"]]}
+    )
     room = data["room"]
     assert room["name"] == "Den"
     assert room["participant_ids"] == [alice.user["id"], bob.user["id"]]
@@ -51,10 +53,16 @@ async def test_invite_errors(connect):
     """Only participants invite (forbidden); an existing participant is a conflict; unknown users not_found."""
     alice, bob, carol = await connect("Alice"), await connect("Bob"), await connect("Carol")
     room = await make_room(alice, bob)
-    assert (await carol.error("invite_to_room", {"room_id": room["id"], "user_id": carol.user["id"]}))["code"] == "forbidden"
-    assert (await alice.error("invite_to_room", {"room_id": room["id"], "user_id": bob.user["id"]}))["code"] == "conflict"
+    assert (await carol.error("invite_to_room", {"room_id": room["id"], "user_id": carol.user["id"]}))[
+        "code"
+    ] == "forbidden"
+    assert (await alice.error("invite_to_room", {"room_id": room["id"], "user_id": bob.user["id"]}))[
+        "code"
+    ] == "conflict"
     assert (await alice.error("invite_to_room", {"room_id": room["id"], "user_id": "ghost"}))["code"] == "not_found"
-    assert (await alice.error("invite_to_room", {"room_id": "no-such-room", "user_id": bob.user["id"]}))["code"] == "not_found"
+    assert (await alice.error("invite_to_room", {"room_id": "no-such-room", "user_id": bob.user["id"]}))[
+        "code"
+    ] == "not_found"
     # not_found for the target room wins over forbidden
     assert (await carol.error("invite_to_room", {"room_id": "no-such-room", "user_id": "ghost"}))["code"] == "not_found"
     # forbidden wins over not_found for another id named
@@ -112,7 +120,7 @@ async def test_mark_room_read(connect):
     room = await make_room(alice, bob)
     await announced(bob, room["id"], "created")
     for n in range(3):
-        last = (await alice.ok("send_message", {"room_id": room["id"], "content": f"m{n}"}))["item"]
+        await alice.ok("send_message", {"room_id": room["id"], "content": f"m{n}"})
     await bob.expect_event("room.item_added", lambda d: d["item"]["content"] == "m2")
     summary = next(s for s in (await bob.ok("list_rooms"))["rooms"] if s["room"]["id"] == room["id"])
     assert summary["unread_count"] == 3 and summary["last_read_seq"] == 0

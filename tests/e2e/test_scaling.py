@@ -33,15 +33,19 @@ async def test_everything_twice(start_stack):
         assert pat_profile["id"] in (await bob.ok("list_online_users"))["user_ids"]
         await pat_there.close()
         await bob.expect_event("presence.changed", lambda d: d["user_id"] == pat_profile["id"] and d["online"])
-        await bob.expect_event("presence.changed", lambda d: d["user_id"] == pat_profile["id"] and not d["online"],
-                               timeout=WAIT)
+        await bob.expect_event(
+            "presence.changed", lambda d: d["user_id"] == pat_profile["id"] and not d["online"], timeout=WAIT
+        )
         assert pat_profile["id"] not in (await ann.ok("list_online_users"))["user_ids"]
 
         # a room across gateways, with gap-free seq under concurrent sends
         room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob.user["id"]]}, timeout=WAIT))["room"]
         await bob.expect_event("room.created", lambda d: d["room"]["id"] == room["id"], timeout=WAIT)
-        sends = [c.ok("send_message", {"room_id": room["id"], "content": f"{c.user['name']} {n}"}, timeout=WAIT)
-                 for n in range(10) for c in (ann, bob)]
+        sends = [
+            c.ok("send_message", {"room_id": room["id"], "content": f"{c.user['name']} {n}"}, timeout=WAIT)
+            for n in range(10)
+            for c in (ann, bob)
+        ]
         await asyncio.gather(*sends)
         last = await ann.expect_event("room.item_added", lambda d: d["item"]["seq"] == 21, timeout=WAIT)
         assert last["item"]["room_id"] == room["id"]
@@ -50,11 +54,26 @@ async def test_everything_twice(start_stack):
 
         # a meetup and a poll, through both gateways
         when = format_time(datetime.now(UTC) + timedelta(days=3))
-        meetup = (await ann.ok("create_meetup", {"name": "Picnic", "location": "Park", "takes_place_on": when,
-                                                 "attendee_ids": [bob.user["id"]]}, timeout=WAIT))["meetup"]
+        meetup = (
+            await ann.ok(
+                "create_meetup",
+                {"name": "Picnic", "location": "Park", "takes_place_on": when, "attendee_ids": [bob.user["id"]]},
+                timeout=WAIT,
+            )
+        )["meetup"]
         await bob.expect_event("meetup.created", lambda d: d["meetup"]["id"] == meetup["id"], timeout=WAIT)
-        poll = (await bob.ok("create_poll", {"meetup_id": meetup["id"], "poll_type": "relocate",
-                                             "description": "Where?", "choices": ["Park", "Beach"]}, timeout=WAIT))["poll"]
+        poll = (
+            await bob.ok(
+                "create_poll",
+                {
+                    "meetup_id": meetup["id"],
+                    "poll_type": "relocate",
+                    "description": "Where?",
+                    "choices": ["Park", "Beach"],
+                },
+                timeout=WAIT,
+            )
+        )["poll"]
         await ann.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 1}, timeout=WAIT)
         await bob.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 1}, timeout=WAIT)
         moved = await ann.expect_event("meetup.updated", lambda d: d["meetup"]["location"] == "Beach", timeout=WAIT)

@@ -96,7 +96,13 @@ async def wait_until_idle(namespace: str, timeout: float = 60.0) -> None:
             )  # fmt: skip
             output, _ = await process.communicate()
             rows = [line.split() for line in output.decode().splitlines()]
-            busy = [row for row in rows if len(row) == 3 and row[0].startswith(f"{namespace}.")
-                    and row[0] not in skip and (row[1] != "0" or row[2] != "0")]
+            busy = [
+                row
+                for row in rows
+                if len(row) == 3
+                and row[0].startswith(f"{namespace}.")
+                and row[0] not in skip
+                and (row[1] != "0" or row[2] != "0")
+            ]
             quiet_checks = quiet_checks + 1 if not busy else 0
             await asyncio.sleep(0.2)  # polling interval of a bounded wait on a condition

@@ -73,9 +73,13 @@ class Harness:
 
     def _resolve(self, command: Command) -> dict[str, Any]:
         ids = command.data["ids"]
-        return Users(users=[self.directory[i] for i in dict.fromkeys(ids) if i in self.directory]).model_dump(mode="json")
+        return Users(users=[self.directory[i] for i in dict.fromkeys(ids) if i in self.directory]).model_dump(
+            mode="json"
+        )
 
-    async def command(self, type: str, user: User | str, data: dict[str, Any] | None = None, id: str | None = None) -> Reply:
+    async def command(
+        self, type: str, user: User | str, data: dict[str, Any] | None = None, id: str | None = None
+    ) -> Reply:
         user_id = user if isinstance(user, str) else user.id
         command = Command(type=type, id=id or uuid.uuid4().hex, user_id=user_id, data=data or {})
         return await run_command(self.worker, self.runtime, command)
@@ -103,19 +107,30 @@ class Harness:
         return [d for d in self.outbox.deliveries if d["event"] == event and (key is None or d["key"] == key)]
 
 
-def event(type: str, payload: Any, aggregate_id: str = "agg", version: int = 1, actor_id: str | None = None) -> AnyEvent:
+def event(
+    type: str, payload: Any, aggregate_id: str = "agg", version: int = 1, actor_id: str | None = None
+) -> AnyEvent:
     """A domain event as another worker would publish it."""
     body = payload.model_dump(mode="json") if hasattr(payload, "model_dump") else payload
     return AnyEvent(
-        event_id=uuid.uuid4().hex, type=type, aggregate_id=aggregate_id, version=version,
-        occurred_at=datetime.now(UTC), actor_id=actor_id, correlation_id="c", causation_id="c", payload=body,
+        event_id=uuid.uuid4().hex,
+        type=type,
+        aggregate_id=aggregate_id,
+        version=version,
+        occurred_at=datetime.now(UTC),
+        actor_id=actor_id,
+        correlation_id="c",
+        causation_id="c",
+        payload=body,
     )
 
 
 async def harness(worker: Worker, mongo_url: str) -> Harness:
     """A worker on a fresh database of the stand-in."""
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
-    await init_beanie(database=client[f"h{uuid.uuid4().hex[:12]}"], document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
+    await init_beanie(
+        database=client[f"h{uuid.uuid4().hex[:12]}"], document_models=[*RUNTIME_DOCUMENTS, *worker.documents]
+    )
     outbox = RecordingOutbox([d for d in worker.documents if issubclass(d, Aggregate)])
     rpc = FakeRpc()
     runtime = Runtime(Settings(), outbox, rpc, worker.projections.values())  # type: ignore[arg-type]

@@ -73,9 +73,15 @@ class MeetupState:
     def view(self, user_id: str | None = None) -> Meetup:
         """The meetup as ``user_id`` sees it (with their alerts); without one, with no alerts."""
         return Meetup(
-            id=self.id, room_id=self.room_id, name=self.name, organizer_id=self.organizer_id,
-            location=self.location, takes_place_on=self.takes_place_on, image_url=self.image_url,
-            attendees=list(self.attendees), polls=list(self.polls),
+            id=self.id,
+            room_id=self.room_id,
+            name=self.name,
+            organizer_id=self.organizer_id,
+            location=self.location,
+            takes_place_on=self.takes_place_on,
+            image_url=self.image_url,
+            attendees=list(self.attendees),
+            polls=list(self.polls),
             alerts=self.alerts(user_id) if user_id is not None else [],
         )
 
@@ -89,7 +95,8 @@ def alerts(meetup_id: str, polls: list[Poll], user_id: str) -> list[Alert]:
     return [
         Alert(type=ALERT_OF_POLL[poll.poll_type], meetup_id=meetup_id, poll_id=poll.id)
         for poll in polls
-        if poll.status == "open" and user_id in poll.participant_ids
+        if poll.status == "open"
+        and user_id in poll.participant_ids
         and all(vote.user_id != user_id for vote in poll.votes)
     ]
 
@@ -112,8 +119,9 @@ def readable(state: MeetupState | None, user_id: str) -> MeetupState:
 
 
 def copy(state: MeetupState) -> MeetupState:
-    return replace(state, attendees=list(state.attendees), polls=list(state.polls),
-                   poll_versions=dict(state.poll_versions))
+    return replace(
+        state, attendees=list(state.attendees), polls=list(state.polls), poll_versions=dict(state.poll_versions)
+    )
 
 
 def _updated(state: MeetupState, recipients: Iterable[str], type: str = "meetup.updated") -> tuple[Send, ...]:
@@ -141,11 +149,19 @@ def open_meetup(
     meetup_id: str, room: Room, organizer: User, data: CreateMeetup, now: datetime
 ) -> tuple[MeetupState, list[Fact]]:
     """A new meetup whose attendees are its room's participants; the organizer says yes."""
-    attendees = [Attendee(user_id=i, rsvp="yes" if i == organizer.id else "not_responded")
-                 for i in room.participant_ids]
+    attendees = [
+        Attendee(user_id=i, rsvp="yes" if i == organizer.id else "not_responded") for i in room.participant_ids
+    ]
     state = MeetupState(
-        id=meetup_id, room_id=room.id, name=data.name, organizer_id=organizer.id, location=data.location,
-        takes_place_on=data.takes_place_on, image_url=data.image_url, created_at=now, attendees=attendees,
+        id=meetup_id,
+        room_id=room.id,
+        name=data.name,
+        organizer_id=organizer.id,
+        location=data.location,
+        takes_place_on=data.takes_place_on,
+        image_url=data.image_url,
+        created_at=now,
+        attendees=attendees,
     )
     payload = MeetupOpened(meetup=state.view(), created_at=state.created_at, organizer_name=organizer.name)
     return state, [Fact("meetup.created", meetup_id, payload, _updated(state, state.attendee_ids, "meetup.created"))]
@@ -241,9 +257,11 @@ def _move(state: MeetupState, poll: Poll) -> Fact | None:
         if value == state.location:
             return None
         state.location, moved_field = value, "location"
-    return Fact("meetup.moved", state.id,
-                MeetupMoved(meetup=state.view(), created_at=state.created_at, poll_id=poll.id, field=moved_field,
-                            value=value))
+    return Fact(
+        "meetup.moved",
+        state.id,
+        MeetupMoved(meetup=state.view(), created_at=state.created_at, poll_id=poll.id, field=moved_field, value=value),
+    )
 
 
 def _deliver(state: MeetupState, facts: list[Fact], recipients: Iterable[str]) -> list[Fact]:
@@ -261,8 +279,7 @@ def _without(poll: Poll, leavers: list[str]) -> Poll:
     remaining = [i for i in poll.participant_ids if i not in leavers]
     voted = {vote.user_id for vote in poll.votes}
     if all(i in voted for i in remaining):  # everyone left has voted, or nobody is left
-        return poll.model_copy(update={"participant_ids": remaining, "status": "closed",
-                                       "winner_index": _winner(poll)})
+        return poll.model_copy(update={"participant_ids": remaining, "status": "closed", "winner_index": _winner(poll)})
     return poll.model_copy(update={"participant_ids": remaining})
 
 

@@ -36,8 +36,11 @@ async def create_meetup(data: requests.CreateMeetup, ctx: Context) -> MeetupRepl
     known = await known_users(ctx, [ctx.user_id, *data.attendee_ids])
     invited = domain.invitees(ctx.user_id, data.attendee_ids, known)
     opened = internal.OpenMeetupRoom(
-        room_id=uuid.uuid5(uuid.NAMESPACE_URL, meetup_id).hex, meetup_id=meetup_id, name=data.name,
-        image_url=data.image_url, participant_ids=invited,
+        room_id=uuid.uuid5(uuid.NAMESPACE_URL, meetup_id).hex,
+        meetup_id=meetup_id,
+        name=data.name,
+        image_url=data.image_url,
+        participant_ids=invited,
     )
     room = Room.model_validate((await ctx.ask("rooms", "open_meetup_room", opened))["room"])
     state, facts = domain.open_meetup(meetup_id, room, known[ctx.user_id], data, ctx.now())
@@ -72,7 +75,9 @@ async def list_meetups(data: Empty, ctx: Context) -> MeetupList:
 async def meetup_access(data: internal.MeetupAccess, ctx: Context) -> MeetupAccessReply:
     _, state = await attendee(ctx, data.meetup_id)
     return MeetupAccessReply(
-        meetup_id=state.id, room_id=state.room_id, organizer_id=state.organizer_id,
+        meetup_id=state.id,
+        room_id=state.room_id,
+        organizer_id=state.organizer_id,
         attendee_ids=state.attendee_ids,
     )
 
@@ -116,6 +121,7 @@ REACTIONS = {
 }
 
 PROJECTIONS = {
-    "index_meetups": Projection(("meetup.created", "meetup.updated", "meetup.moved"), index_meetup,
-                                (storage.MeetupView,)),
+    "index_meetups": Projection(
+        ("meetup.created", "meetup.updated", "meetup.moved"), index_meetup, (storage.MeetupView,)
+    ),
 }

@@ -70,12 +70,17 @@ class MeetupView(Document):
 async def put_view(meetup: Meetup, created_at: datetime, version: int) -> None:
     """Keep ``meetup`` unless a later version is there (any order, any repeat)."""
     view = MeetupView(
-        id=meetup.id, meetup=meetup, attendee_ids=[a.user_id for a in meetup.attendees],
-        takes_place_on=meetup.takes_place_on, created_at=created_at, version=version,
+        id=meetup.id,
+        meetup=meetup,
+        attendee_ids=[a.user_id for a in meetup.attendees],
+        takes_place_on=meetup.takes_place_on,
+        created_at=created_at,
+        version=version,
     )
     try:
         await MeetupView.get_pymongo_collection().replace_one(
-            {"_id": meetup.id, "version": {"$lt": version}}, view.model_dump(by_alias=True, exclude={"revision_id"}),
+            {"_id": meetup.id, "version": {"$lt": version}},
+            view.model_dump(by_alias=True, exclude={"revision_id"}),
             upsert=True,
         )
     except DuplicateKeyError:

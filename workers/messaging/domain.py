@@ -51,9 +51,7 @@ def send_message(
     return _append(timeline, room, "message", sender, content, item_id, now)
 
 
-def announce(
-    timeline: Timeline, room: Room, content: str, cause: str, item_id: str, now: datetime
-) -> list[Fact]:
+def announce(timeline: Timeline, room: Room, content: str, cause: str, item_id: str, now: datetime) -> list[Fact]:
     """An announcement caused by event ``cause``; none if that event was already announced."""
     if cause in timeline.recent_causes:
         return []
@@ -62,16 +60,28 @@ def announce(
 
 
 def _append(
-    timeline: Timeline, room: Room, kind: ItemKind, sender: User | None, content: str, item_id: str,
+    timeline: Timeline,
+    room: Room,
+    kind: ItemKind,
+    sender: User | None,
+    content: str,
+    item_id: str,
     now: datetime,
 ) -> tuple[RoomItem, list[Fact]]:
     timeline.last_seq += 1
     item = RoomItem(
-        id=item_id, room_id=timeline.id, seq=timeline.last_seq, kind=kind,
-        sender_id=sender.id if sender else None, content=content, sent_at=now,
+        id=item_id,
+        room_id=timeline.id,
+        seq=timeline.last_seq,
+        kind=kind,
+        sender_id=sender.id if sender else None,
+        content=content,
+        sent_at=now,
     )
     payload = ItemAppended(
-        item=item, room_name=room.name, sender_name=sender.name if sender else None,
+        item=item,
+        room_name=room.name,
+        sender_name=sender.name if sender else None,
         participant_ids=list(room.participant_ids),
     )
     send = Send(room_key(timeline.id), "room.item_added", ItemAdded(item=item))
@@ -113,8 +123,7 @@ def member_left(event: MemberRemoved) -> str:
 
 def meetup_created(event: MeetupOpened) -> str:
     meetup = event.meetup
-    return (f"{event.organizer_name} planned {meetup.name} at {meetup.location} "
-            f"on {_when(meetup.takes_place_on)}")
+    return f"{event.organizer_name} planned {meetup.name} at {meetup.location} on {_when(meetup.takes_place_on)}"
 
 
 def meetup_moved(event: MeetupMoved) -> str:

@@ -85,9 +85,16 @@ class PollState:
 
     def view(self) -> Poll:
         return Poll(
-            id=self.id, meetup_id=self.meetup_id, poll_type=self.poll_type, description=self.description,
-            choices=list(self.choices), participant_ids=list(self.participant_ids), votes=list(self.votes),
-            status=self.status, creator_id=self.creator_id, created_at=self.created_at,
+            id=self.id,
+            meetup_id=self.meetup_id,
+            poll_type=self.poll_type,
+            description=self.description,
+            choices=list(self.choices),
+            participant_ids=list(self.participant_ids),
+            votes=list(self.votes),
+            status=self.status,
+            creator_id=self.creator_id,
+            created_at=self.created_at,
             winner_index=self.winner_index,
         )
 
@@ -120,9 +127,15 @@ def open_poll(
 ) -> tuple[PollState, list[Fact]]:
     """A new poll of ``meetup`` (which ``creator`` attends): its participants are the attendees now."""
     state = PollState(
-        id=poll_id, meetup_id=meetup.meetup_id, room_id=meetup.room_id, poll_type=data.poll_type,
-        description=data.description, choices=list(data.choices), participant_ids=list(meetup.attendee_ids),
-        creator_id=creator.id, created_at=now,
+        id=poll_id,
+        meetup_id=meetup.meetup_id,
+        room_id=meetup.room_id,
+        poll_type=data.poll_type,
+        description=data.description,
+        choices=list(data.choices),
+        participant_ids=list(meetup.attendee_ids),
+        creator_id=creator.id,
+        created_at=now,
     )
     poll = state.view()
     payload = PollOpened(poll=poll, room_id=state.room_id, creator_name=creator.name)

@@ -64,8 +64,13 @@ class RoomState:
 
     def view(self) -> Room:
         return Room(
-            id=self.id, name=self.name, image_url=self.image_url, participant_ids=list(self.participant_ids),
-            created_by=self.created_by, created_at=self.created_at, last_seq=self.last_seq,
+            id=self.id,
+            name=self.name,
+            image_url=self.image_url,
+            participant_ids=list(self.participant_ids),
+            created_by=self.created_by,
+            created_at=self.created_at,
+            last_seq=self.last_seq,
         )
 
     def require_participant(self, user_id: str) -> None:
@@ -81,8 +86,14 @@ def _distinct(ids: list[str], without: str) -> list[str]:
 
 
 def open_room(
-    room_id: str, creator: User, name: str, image_url: str | None, invited: list[str],
-    known: dict[str, User], now: datetime, meetup_id: str | None = None,
+    room_id: str,
+    creator: User,
+    name: str,
+    image_url: str | None,
+    invited: list[str],
+    known: dict[str, User],
+    now: datetime,
+    meetup_id: str | None = None,
 ) -> tuple[RoomState, list[Fact]]:
     """A new room: its creator and the invited (duplicates and the creator ignored), all known users."""
     others = _distinct(invited, creator.id)
@@ -90,8 +101,14 @@ def open_room(
         raise UnknownUserError(missing)
     participants = [creator.id, *others]
     state = RoomState(
-        id=room_id, name=name, image_url=image_url, participant_ids=participants, created_by=creator.id,
-        created_at=now, meetup_id=meetup_id, read_marks={i: 0 for i in participants},
+        id=room_id,
+        name=name,
+        image_url=image_url,
+        participant_ids=participants,
+        created_by=creator.id,
+        created_at=now,
+        meetup_id=meetup_id,
+        read_marks={i: 0 for i in participants},
     )
     room = state.view()
     names = {creator.id: creator.name} | {i: known[i].name for i in others}
@@ -111,11 +128,16 @@ def invite(state: RoomState, inviter: User, invitee_id: str, invitee: User | Non
     room = state.view()
     joined = MemberJoined(room_id=state.id, user_id=invitee.id, invited_by=inviter.id, room=room)
     payload = MemberAdded(
-        room=room, user_id=invitee.id, user_name=invitee.name, invited_by=inviter.id,
+        room=room,
+        user_id=invitee.id,
+        user_name=invitee.name,
+        invited_by=inviter.id,
         invited_by_name=inviter.name,
     )
-    sends = (Send(room_key(state.id), "room.member_joined", joined),
-             Send(user_key(invitee.id), "room.member_joined", joined))
+    sends = (
+        Send(room_key(state.id), "room.member_joined", joined),
+        Send(user_key(invitee.id), "room.member_joined", joined),
+    )
     return [Fact("room.member_joined", state.id, payload, sends)]
 
 
@@ -124,8 +146,7 @@ def leave(state: RoomState, leaver: User) -> list[Fact]:
     state.participant_ids.remove(leaver.id)
     left = MemberLeft(room_id=state.id, user_id=leaver.id)
     payload = MemberRemoved(room=state.view(), user_id=leaver.id, user_name=leaver.name)
-    sends = (Send(room_key(state.id), "room.member_left", left),
-             Send(user_key(leaver.id), "room.member_left", left))
+    sends = (Send(room_key(state.id), "room.member_left", left), Send(user_key(leaver.id), "room.member_left", left))
     return [Fact("room.member_left", state.id, payload, sends)]
 
 
@@ -163,8 +184,12 @@ def change_image(state: RoomState, user_id: str, image_url: str) -> list[Fact]:
 
 def _changed(state: RoomState) -> Fact:
     room = state.view()
-    return Fact("room.updated", state.id, RoomChanged(room=room),
-                (Send(room_key(state.id), "room.updated", RoomUpdated(room=room)),))
+    return Fact(
+        "room.updated",
+        state.id,
+        RoomChanged(room=room),
+        (Send(room_key(state.id), "room.updated", RoomUpdated(room=room)),),
+    )
 
 
 def message_sent(state: RoomState, item: RoomItem) -> list[Fact]:

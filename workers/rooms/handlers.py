@@ -51,8 +51,14 @@ async def open_meetup_room(data: internal.OpenMeetupRoom, ctx: Context) -> RoomR
         return RoomReply(room=existing.view())
     known = await known_users(ctx, [ctx.user_id or "", *data.participant_ids])
     state, facts = domain.open_room(
-        data.room_id, known[ctx.user_id or ""], data.name, data.image_url, data.participant_ids, known,
-        ctx.now(), meetup_id=data.meetup_id,
+        data.room_id,
+        known[ctx.user_id or ""],
+        data.name,
+        data.image_url,
+        data.participant_ids,
+        known,
+        ctx.now(),
+        meetup_id=data.meetup_id,
     )
     reply = RoomReply(room=state.view())
     await ctx.commit(RoomDoc.new(state), facts, reply)
@@ -119,10 +125,14 @@ async def list_rooms(data: Empty, ctx: Context) -> RoomList:
     summaries = []
     for state in states:
         mark = state.read_marks.get(user_id, 0)
-        summaries.append(RoomSummary(
-            room=state.view(), last_item=state.last_item, last_read_seq=mark,
-            unread_count=await storage.unread(state.id, user_id, mark),
-        ))
+        summaries.append(
+            RoomSummary(
+                room=state.view(),
+                last_item=state.last_item,
+                last_read_seq=mark,
+                unread_count=await storage.unread(state.id, user_id, mark),
+            )
+        )
     return RoomList(rooms=summaries)
 
 
@@ -175,7 +185,5 @@ REACTIONS = {
 }
 
 PROJECTIONS = {
-    "track_activity": Projection(
-        ("room.item_added",), track_activity, (storage.RoomActivity, storage.CountedMessage)
-    ),
+    "track_activity": Projection(("room.item_added",), track_activity, (storage.RoomActivity, storage.CountedMessage)),
 }

@@ -33,9 +33,7 @@ class Cause:
     command_key: str | None = None
 
 
-def stamp(
-    fact: Fact, version: int, cause: Cause, now: datetime, reply: BaseModel | None = None
-) -> dict[str, Any]:
+def stamp(fact: Fact, version: int, cause: Cause, now: datetime, reply: BaseModel | None = None) -> dict[str, Any]:
     """The stored form of a fact: an event envelope plus what it sends to clients."""
     event_id = uuid.uuid4().hex
     return {
@@ -64,11 +62,20 @@ def stamp(
 
 def envelope(entry: dict[str, Any]) -> dict[str, Any]:
     """The published body of a stored event: the envelope of ARCHITECTURE.md, nothing internal."""
-    body = {k: entry[k] for k in ("event_id", "type", "aggregate_id", "version", "actor_id",
-                                  "correlation_id", "causation_id", "payload")}
-    body["occurred_at"] = entry["occurred_at"].astimezone(UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    body = {
+        k: entry[k]
+        for k in (
+            "event_id",
+            "type",
+            "aggregate_id",
+            "version",
+            "actor_id",
+            "correlation_id",
+            "causation_id",
+            "payload",
+        )
+    }
+    body["occurred_at"] = entry["occurred_at"].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return body
 
 

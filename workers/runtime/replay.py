@@ -42,8 +42,10 @@ class Progress:
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        return (f"{self.events} events read, {self.applied} applied, {self.events / elapsed:.0f} events/s, "
-                f"offset {self.offset}")
+        return (
+            f"{self.events} events read, {self.applied} applied, {self.events / elapsed:.0f} events/s, "
+            f"offset {self.offset}"
+        )
 
 
 async def replay(
@@ -51,8 +53,9 @@ async def replay(
 ) -> Progress:
     """Rebuild ``worker``'s projections from ``start`` ("first" or a time) to now; returns the tally."""
     client: AsyncMongoClient[Any] = AsyncMongoClient(settings.require_mongo_url(), tz_aware=True)
-    await init_beanie(database=client[settings.names.database(worker.name)],
-                      document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
+    await init_beanie(
+        database=client[settings.names.database(worker.name)], document_models=[*RUNTIME_DOCUMENTS, *worker.documents]
+    )
     if start == "first":
         for projection in worker.projections.values():
             for document in projection.documents:
@@ -73,12 +76,19 @@ async def _mark(connection: aio_pika.abc.AbstractConnection, settings: Settings,
     channel = await connection.channel()  # publisher confirms: the marker is in the log once this returns
     await topology.declare_exchanges(channel, settings)
     marker = uuid.uuid4().hex
-    body = {"event_id": marker, "type": MARKER, "aggregate_id": worker, "version": 0,
-            "occurred_at": format_time(datetime.now(UTC)), "payload": {"worker": worker}}
+    body = {
+        "event_id": marker,
+        "type": MARKER,
+        "aggregate_id": worker,
+        "version": 0,
+        "occurred_at": format_time(datetime.now(UTC)),
+        "payload": {"worker": worker},
+    }
     exchange = await channel.get_exchange(settings.names.events)
     await exchange.publish(
-        aio_pika.Message(json.dumps(body).encode(), content_type="application/json",
-                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        aio_pika.Message(
+            json.dumps(body).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        ),
         routing_key=MARKER,
     )
     await channel.close()
@@ -86,8 +96,12 @@ async def _mark(connection: aio_pika.abc.AbstractConnection, settings: Settings,
 
 
 async def _consume(
-    connection: aio_pika.abc.AbstractConnection, settings: Settings, worker: Worker, start: str | datetime,
-    marker: str, report: Callable[[str], None],
+    connection: aio_pika.abc.AbstractConnection,
+    settings: Settings,
+    worker: Worker,
+    start: str | datetime,
+    marker: str,
+    report: Callable[[str], None],
 ) -> Progress:
     channel = await connection.channel()  # a stream consumer needs a prefetch and its own channel
     await channel.set_qos(prefetch_count=PREFETCH)

@@ -104,8 +104,7 @@ class Context:
         """Write ``doc`` with ``facts`` as its next events, then publish them."""
         now = self.now()
         entries = [
-            stamp(fact, doc.version + i + 1, self.cause, now, reply if i == 0 else None)
-            for i, fact in enumerate(facts)
+            stamp(fact, doc.version + i + 1, self.cause, now, reply if i == 0 else None) for i, fact in enumerate(facts)
         ]
         await write(doc, entries)
         # Everything still in the outbox, in version order: an earlier writer (another replica) may
@@ -117,7 +116,9 @@ class Context:
         """A request to another worker, on behalf of this context's user; its refusal is re-raised."""
         assert self.runtime.rpc is not None
         command = Command(
-            type=type, id=self.cause.correlation_id or "-", user_id=self.user_id or "-",
+            type=type,
+            id=self.cause.correlation_id or "-",
+            user_id=self.user_id or "-",
             data=data.model_dump(mode="json"),
         )
         reply = await self.runtime.rpc.call(worker, command)
@@ -318,9 +319,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
 
     health = HealthServer(settings.metrics_host, settings.metrics_port, registry, readiness, worker.name)
 
-    @broker.subscriber(
-        RabbitQueue(names.command_queue(worker.name), declare=False), ack_policy=AckPolicy.NACK_ON_ERROR
-    )
+    @broker.subscriber(RabbitQueue(names.command_queue(worker.name), declare=False), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def commands(command: Command) -> dict[str, Any]:
         structlog.contextvars.bind_contextvars(request_id=command.id, type=command.type)
         try:

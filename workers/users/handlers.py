@@ -120,4 +120,3 @@ PROJECTIONS = {
     "index_profiles": Projection(("user.profile_changed",), index_profile, (storage.Profile,)),
     "index_presence": Projection(("user.presence_changed",), index_presence, (storage.Profile,)),
 }
-

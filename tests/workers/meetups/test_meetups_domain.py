@@ -24,8 +24,15 @@ def user(user_id: str) -> User:
 
 
 def room(*participants: str) -> Room:
-    return Room(id="r1", name="Picnic", image_url=None, participant_ids=list(participants), created_by="ann",
-                created_at=NOW, last_seq=0)
+    return Room(
+        id="r1",
+        name="Picnic",
+        image_url=None,
+        participant_ids=list(participants),
+        created_by="ann",
+        created_at=NOW,
+        last_seq=0,
+    )
 
 
 def meetup(*others: str) -> domain.MeetupState:
@@ -34,13 +41,28 @@ def meetup(*others: str) -> domain.MeetupState:
     return state
 
 
-def poll(poll_id: str = "p1", poll_type: str = "generic", participants: tuple[str, ...] = ("ann", "bob"),
-         votes: tuple[tuple[str, int], ...] = (), status: str = "open", winner: int | None = None,
-         choices: tuple[str, ...] = ("a", "b"), created_at: datetime = NOW) -> Poll:
+def poll(
+    poll_id: str = "p1",
+    poll_type: str = "generic",
+    participants: tuple[str, ...] = ("ann", "bob"),
+    votes: tuple[tuple[str, int], ...] = (),
+    status: str = "open",
+    winner: int | None = None,
+    choices: tuple[str, ...] = ("a", "b"),
+    created_at: datetime = NOW,
+) -> Poll:
     return Poll(
-        id=poll_id, meetup_id="m1", poll_type=poll_type, description="?", choices=list(choices),
-        participant_ids=list(participants), votes=[Vote(user_id=u, choice_index=i) for u, i in votes],
-        status=status, creator_id="ann", created_at=created_at, winner_index=winner,
+        id=poll_id,
+        meetup_id="m1",
+        poll_type=poll_type,
+        description="?",
+        choices=list(choices),
+        participant_ids=list(participants),
+        votes=[Vote(user_id=u, choice_index=i) for u, i in votes],
+        status=status,
+        creator_id="ann",
+        created_at=created_at,
+        winner_index=winner,
     )
 
 
@@ -60,8 +82,10 @@ def test_errors_share_one_base_with_codes():
     assert domain.MeetupNotFoundError().code == "not_found"
     assert domain.NotAttendeeError().code == "forbidden"
     assert domain.UnknownUserError(["x"]).code == "not_found"
-    assert all(issubclass(e, domain.MeetupsError) for e in
-               (domain.MeetupNotFoundError, domain.NotAttendeeError, domain.UnknownUserError))
+    assert all(
+        issubclass(e, domain.MeetupsError)
+        for e in (domain.MeetupNotFoundError, domain.NotAttendeeError, domain.UnknownUserError)
+    )
 
 
 def test_readable_refuses_missing_then_non_attendees():
@@ -78,8 +102,9 @@ def test_domain_is_sans_io():
     tree = ast.parse(inspect.getsource(domain))
     modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    assert all(m.split(".")[0] in {"__future__", "collections", "dataclasses", "datetime", "contracts"}
-               for m in modules), modules
+    assert all(
+        m.split(".")[0] in {"__future__", "collections", "dataclasses", "datetime", "contracts"} for m in modules
+    ), modules
 
 
 # Creation ---------------------------------------------------------------------------------------
@@ -100,8 +125,13 @@ def test_invitees_must_be_known():
 
 def test_open_meetup_organizer_says_yes_and_everyone_gets_it():
     """The organizer starts at yes, others not_responded; meetup.created goes to each attendee."""
-    data = CreateMeetup(name="Picnic", location="Park", takes_place_on=format_time(WHEN), attendee_ids=["bob"],
-                        image_url="https://x.example/p.png")
+    data = CreateMeetup(
+        name="Picnic",
+        location="Park",
+        takes_place_on=format_time(WHEN),
+        attendee_ids=["bob"],
+        image_url="https://x.example/p.png",
+    )
     state, facts = domain.open_meetup("m1", room("ann", "bob"), user("ann"), data, NOW)
     view = state.view("ann")
     assert (view.room_id, view.name, view.location, view.takes_place_on) == ("r1", "Picnic", "Park", WHEN)
@@ -109,8 +139,10 @@ def test_open_meetup_organizer_says_yes_and_everyone_gets_it():
     [fact] = facts
     assert fact.type == "meetup.created" and isinstance(fact.payload, MeetupOpened)
     assert fact.payload.organizer_name == "Ann" and fact.payload.meetup.alerts == []
-    assert [(s.key, s.event) for s in fact.sends] == [(user_key("ann"), "meetup.created"),
-                                                      (user_key("bob"), "meetup.created")]
+    assert [(s.key, s.event) for s in fact.sends] == [
+        (user_key("ann"), "meetup.created"),
+        (user_key("bob"), "meetup.created"),
+    ]
 
 
 # RSVP and image ---------------------------------------------------------------------------------
@@ -189,7 +221,9 @@ def test_alerts_are_per_user_and_typed_by_poll():
     domain.apply_poll(state, "poll.created", poll("p2", "relocate", votes=(("ann", 0),)), 1)
     domain.apply_poll(state, "poll.created", poll("p3", "generic", status="closed"), 1)
     assert [(a.type, a.poll_id) for a in state.alerts("bob")] == [
-        ("pending_reschedule_poll", "p1"), ("pending_relocation_poll", "p2")]
+        ("pending_reschedule_poll", "p1"),
+        ("pending_relocation_poll", "p2"),
+    ]
     assert [a.poll_id for a in state.alerts("ann")] == ["p1"]
     assert state.alerts("cy") == []  # not a participant
     assert state.view("bob").alerts == state.alerts("bob") and state.view().alerts == []
@@ -235,8 +269,9 @@ def test_closed_reschedule_poll_moves_the_meetup_once_per_recipient():
     state = meetup("bob", "cy")
     later = WHEN + timedelta(days=1)
     domain.apply_poll(state, "poll.created", poll(poll_type="reschedule", choices=(format_time(later), "x")), 1)
-    closed = poll(poll_type="reschedule", choices=(format_time(later), "x"), votes=(("ann", 0),),
-                  status="closed", winner=0)
+    closed = poll(
+        poll_type="reschedule", choices=(format_time(later), "x"), votes=(("ann", 0),), status="closed", winner=0
+    )
     facts = domain.apply_poll(state, "poll.closed", closed, 3)
     assert [f.type for f in facts] == ["meetup.moved"]
     payload = facts[0].payload
@@ -258,8 +293,14 @@ def test_closed_relocate_poll_moves_even_to_the_past_and_not_again():
     assert [f.type for f in domain.apply_poll(state, "poll.closed", relocated, 5)] == ["meetup.updated"]
     assert state.location == "Elsewhere", "a poll already closed moves nothing again"
     past = NOW - timedelta(days=400)
-    rescheduled = poll("p2", "reschedule", choices=(format_time(past), format_time(WHEN)), votes=(("bob", 0),),
-                       status="closed", winner=0)
+    rescheduled = poll(
+        "p2",
+        "reschedule",
+        choices=(format_time(past), format_time(WHEN)),
+        votes=(("bob", 0),),
+        status="closed",
+        winner=0,
+    )
     domain.apply_poll(state, "poll.closed", rescheduled, 4)
     assert state.takes_place_on == past
 
@@ -267,11 +308,19 @@ def test_closed_relocate_poll_moves_even_to_the_past_and_not_again():
 def test_no_move_without_winner_for_generic_or_same_value():
     """No move when nobody voted, for a generic poll, or when the winner is the current value."""
     state = meetup("bob")
-    for closed in (poll(poll_type="relocate", choices=("Beach", "Dock"), status="closed"),
-                   poll("p2", votes=(("bob", 0),), status="closed", winner=0),
-                   poll("p3", "relocate", choices=("Park", "Dock"), votes=(("bob", 0),), status="closed", winner=0),
-                   poll("p4", "reschedule", choices=(format_time(WHEN.astimezone(UTC)), format_time(NOW)),
-                        votes=(("bob", 0),), status="closed", winner=0)):
+    for closed in (
+        poll(poll_type="relocate", choices=("Beach", "Dock"), status="closed"),
+        poll("p2", votes=(("bob", 0),), status="closed", winner=0),
+        poll("p3", "relocate", choices=("Park", "Dock"), votes=(("bob", 0),), status="closed", winner=0),
+        poll(
+            "p4",
+            "reschedule",
+            choices=(format_time(WHEN.astimezone(UTC)), format_time(NOW)),
+            votes=(("bob", 0),),
+            status="closed",
+            winner=0,
+        ),
+    ):
         facts = domain.apply_poll(state, "poll.closed", closed, 2)
         assert all(f.type != "meetup.moved" for f in facts)
     assert (state.location, state.takes_place_on) == ("Park", WHEN)
@@ -290,8 +339,12 @@ def test_leaver_closing_a_poll_moves_the_meetup_in_the_same_update():
     """When the last non-voter leaves, the replica poll closes and the meetup moves with the leave:
     each remaining attendee gets a single meetup.updated; the polls worker's later snapshot adds none."""
     state = meetup("bob", "cy")
-    reloc = poll(poll_type="relocate", choices=("Beach", "Dock"), participants=("ann", "bob", "cy"),
-                 votes=(("ann", 0), ("bob", 0)))
+    reloc = poll(
+        poll_type="relocate",
+        choices=("Beach", "Dock"),
+        participants=("ann", "bob", "cy"),
+        votes=(("ann", 0), ("bob", 0)),
+    )
     domain.apply_poll(state, "poll.created", reloc, 3)
     facts = domain.follow_room(state, room("ann", "bob"), 7)
     assert [f.type for f in facts] == ["meetup.moved", "meetup.updated"]

@@ -70,8 +70,12 @@ async def test_meetup_access_answers_attendees_only(asker):
     ann, bob, eve = await asker.user("Ann"), await asker.user("Bob"), await asker.user("Eve")
     meetup = await meetup_of(asker, ann, bob)
     access = await asker.ok("meetups", "meetup_access", bob, {"meetup_id": meetup["id"]})
-    assert access == {"meetup_id": meetup["id"], "room_id": meetup["room_id"], "organizer_id": ann,
-                      "attendee_ids": [ann, bob]}
+    assert access == {
+        "meetup_id": meetup["id"],
+        "room_id": meetup["room_id"],
+        "organizer_id": ann,
+        "attendee_ids": [ann, bob],
+    }
     refused = await asker.ask("meetups", "meetup_access", eve, {"meetup_id": meetup["id"]})
     assert refused.error is not None and refused.error.code == "forbidden"
     missing = await asker.ask("meetups", "meetup_access", eve, {"meetup_id": "nope"})
@@ -107,8 +111,9 @@ async def test_racing_last_votes_close_the_poll_once(asker):
     data = {"meetup_id": meetup["id"], "poll_type": "generic", "description": "?", "choices": ["a", "b", "c"]}
     poll = (await asker.ok("polls", "create_poll", users[0], data))["poll"]
     events = await asker.listen("poll.#")
-    votes = [asker.ok("polls", "vote_poll", u, {"poll_id": poll["id"], "choice_index": i % 3})
-             for i, u in enumerate(users)]
+    votes = [
+        asker.ok("polls", "vote_poll", u, {"poll_id": poll["id"], "choice_index": i % 3}) for i, u in enumerate(users)
+    ]
     assert await asyncio.gather(*votes) == [{}] * len(users)
     # Each vote's events were published with confirms before its reply: they are all queued now.
     # Delivery is at least once (a writer also publishes what an earlier writer had not yet): by id.

@@ -48,7 +48,18 @@ def test_announcements_name_users_by_name():
     """The texts use names, never ids."""
     joined = MemberAdded(room=ROOM, user_id="b", user_name="Bob", invited_by="a", invited_by_name="Alice")
     assert domain.member_joined(joined) == "Alice added Bob"
-    poll = Poll(id="p", meetup_id="m", poll_type="generic", description="Food?", choices=["Pizza", "Sushi"],
-                participant_ids=["a"], votes=[], status="closed", creator_id="a", created_at=NOW, winner_index=None)
+    poll = Poll(
+        id="p",
+        meetup_id="m",
+        poll_type="generic",
+        description="Food?",
+        choices=["Pizza", "Sushi"],
+        participant_ids=["a"],
+        votes=[],
+        status="closed",
+        creator_id="a",
+        created_at=NOW,
+        winner_index=None,
+    )
     assert "without votes" in domain.poll_closed(PollFinished(poll=poll, room_id="r", winner=None))
     assert "Sushi" in domain.poll_closed(PollFinished(poll=poll, room_id="r", winner="Sushi"))

@@ -19,8 +19,15 @@ async def messaging(mongo_url):
 
 
 def room_of(*user_ids: str, room_id: str = "r1") -> Room:
-    return Room(id=room_id, name="Den", image_url=None, participant_ids=list(user_ids), created_by=user_ids[0],
-                created_at=datetime.now(UTC), last_seq=0)
+    return Room(
+        id=room_id,
+        name="Den",
+        image_url=None,
+        participant_ids=list(user_ids),
+        created_by=user_ids[0],
+        created_at=datetime.now(UTC),
+        last_seq=0,
+    )
 
 
 def rooms_answer(messaging, room: Room) -> None:
@@ -78,7 +85,8 @@ async def test_announcements_once_per_event(messaging):
     rooms_answer(messaging, room)
     items = (await messaging.ok("get_room_items", alice, {"room_id": "r1"}))["items"]
     assert [(i["seq"], i["kind"], i["content"]) for i in items] == [
-        (1, "announcement", "Alice created the room Den"), (2, "announcement", "Bob left")
+        (1, "announcement", "Alice created the room Den"),
+        (2, "announcement", "Bob left"),
     ]
     [_, gone] = messaging.events("room.item_added")
     assert gone["payload"]["participant_ids"] == [alice.id], "the leaver gets no push for it"

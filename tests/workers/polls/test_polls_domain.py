@@ -32,9 +32,14 @@ def keys(fact) -> list[str]:
 
 def test_errors_share_one_base_with_codes():
     """Every domain error is a PollsError carrying its PROTOCOL.md code."""
-    errors = {domain.PollNotFoundError(): "not_found", domain.NotParticipantError(): "forbidden",
-              domain.NotCloserError(): "forbidden", domain.ChoiceOutOfRangeError(2): "bad_request",
-              domain.AlreadyVotedError(): "conflict", domain.PollClosedError(): "conflict"}
+    errors = {
+        domain.PollNotFoundError(): "not_found",
+        domain.NotParticipantError(): "forbidden",
+        domain.NotCloserError(): "forbidden",
+        domain.ChoiceOutOfRangeError(2): "bad_request",
+        domain.AlreadyVotedError(): "conflict",
+        domain.PollClosedError(): "conflict",
+    }
     assert all(isinstance(e, domain.PollsError) and e.code == code for e, code in errors.items())
     assert domain.ChoiceOutOfRangeError(2).details == {"data.choice_index": "must be less than 2"}
 
@@ -58,8 +63,12 @@ def test_open_poll_takes_the_attendees_as_participants():
     data = CreatePoll(meetup_id="m1", poll_type="relocate", description="Where?", choices=["Beach", "Park"])
     state, [fact] = domain.open_poll("p1", MEETUP, User(id="ann", name="Ann"), data, NOW)
     poll = state.view()
-    assert (poll.participant_ids, poll.status, poll.votes, poll.winner_index) == (["org", "ann", "bob"], "open", [],
-                                                                                  None)
+    assert (poll.participant_ids, poll.status, poll.votes, poll.winner_index) == (
+        ["org", "ann", "bob"],
+        "open",
+        [],
+        None,
+    )
     assert (poll.creator_id, poll.created_at, state.room_id) == ("ann", NOW, "r1")
     assert fact.type == "poll.created" and isinstance(fact.payload, PollOpened)
     assert (fact.payload.creator_name, fact.payload.room_id) == ("Ann", "r1")

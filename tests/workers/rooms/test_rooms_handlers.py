@@ -20,9 +20,12 @@ async def rooms(mongo_url):
 
 def item(room_id: str, seq: int, sender: str | None, kind: str = "message") -> ItemAppended:
     return ItemAppended(
-        item=RoomItem(id=f"i{seq}", room_id=room_id, seq=seq, kind=kind, sender_id=sender, content="x",
-                      sent_at=datetime.now(UTC)),
-        room_name="Den", sender_name=None, participant_ids=[],
+        item=RoomItem(
+            id=f"i{seq}", room_id=room_id, seq=seq, kind=kind, sender_id=sender, content="x", sent_at=datetime.now(UTC)
+        ),
+        room_name="Den",
+        sender_name=None,
+        participant_ids=[],
     )
 
 

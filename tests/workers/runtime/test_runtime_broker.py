@@ -65,11 +65,14 @@ async def test_commands_reply_and_events_reach_the_log_and_gateways(settings, co
     everyone = await channel.declare_queue(exclusive=True)
     await everyone.bind(settings.names.deliveries, routing_key=EVERYONE)
     async with create_users(settings):
-        signed = await rpc.call("users", Command(type="sign_in", id="s1", user_id="pat",
-                                                 data={"user": {"id": "pat", "name": "Pat"}}))
+        signed = await rpc.call(
+            "users", Command(type="sign_in", id="s1", user_id="pat", data={"user": {"id": "pat", "name": "Pat"}})
+        )
         assert signed.error is None
-        opened = await rpc.call("users", Command(type="connection_opened", id="o1", user_id="pat",
-                                                 data={"connection_id": "c", "gateway_id": "g"}))
+        opened = await rpc.call(
+            "users",
+            Command(type="connection_opened", id="o1", user_id="pat", data={"connection_id": "c", "gateway_id": "g"}),
+        )
         assert opened.error is None
         types = [event["type"] for event in await read_log(connection, settings, 3)]
         assert types == ["user.profile_changed", "user.connection_opened", "user.presence_changed"]
@@ -83,10 +86,18 @@ async def test_relay_publishes_what_a_crash_left_in_an_outbox(settings, connecti
         pass  # the first start declares the topology and storage
     written = datetime.now(UTC)
     entry = {
-        "event_id": "left-behind", "type": "user.profile_changed", "aggregate_id": "kim", "version": 1,
-        "occurred_at": written, "actor_id": "kim", "correlation_id": "r1", "causation_id": "r1",
-        "payload": {"user": {"id": "kim", "name": "Kim", "image_url": None}}, "command_key": None,
-        "reply": None, "deliveries": [],
+        "event_id": "left-behind",
+        "type": "user.profile_changed",
+        "aggregate_id": "kim",
+        "version": 1,
+        "occurred_at": written,
+        "actor_id": "kim",
+        "correlation_id": "r1",
+        "causation_id": "r1",
+        "payload": {"user": {"id": "kim", "name": "Kim", "image_url": None}},
+        "command_key": None,
+        "reply": None,
+        "deliveries": [],
     }
     doc = UserDoc(id="kim", name="Kim", revision=1, version=1, outbox=[entry], outbox_since=written.timestamp())
     await UserDoc.get_pymongo_collection().insert_one(doc.model_dump(by_alias=True, exclude={"revision_id"}))
@@ -102,12 +113,21 @@ async def test_a_reaction_that_keeps_failing_is_dead_lettered(settings, channel)
     dead = await channel.declare_queue(settings.names.dead_letters, passive=True)
     async with create_rooms(settings):
         exchange = await channel.get_exchange(settings.names.events)
-        poison = {"event_id": "bad", "type": "room.item_added", "aggregate_id": "r", "version": 1,
-                  "occurred_at": "2026-01-01T00:00:00.000Z", "payload": {"not": "an item"}}
-        await exchange.publish(aio_pika.Message(json.dumps(poison).encode(), content_type="application/json"),
-                               routing_key="room.item_added")
-        async with asyncio.timeout(30):
-            while (message := await dead.get(fail=False)) is None:
-                await asyncio.sleep(0.1)  # polling a queue: RabbitMQ offers no wait for "non-empty"
+        poison = {
+            "event_id": "bad",
+            "type": "room.item_added",
+            "aggregate_id": "r",
+            "version": 1,
+            "occurred_at": "2026-01-01T00:00:00.000Z",
+            "payload": {"not": "an item"},
+        }
+        await exchange.publish(
+            aio_pika.Message(json.dumps(poison).encode(), content_type="application/json"),
+            routing_key="room.item_added",
+        )
+        async with asyncio.timeout(30), dead.iterator() as parked:
+            async for message in parked:
+                await message.ack()
+                break
     assert json.loads(message.body)["event_id"] == "bad"
     assert message.headers["x-first-death-reason"] == "delivery_limit"

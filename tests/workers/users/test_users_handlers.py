@@ -23,7 +23,11 @@ async def test_sign_in_keeps_the_last_profile(users):
     await users.ok("sign_in", "pat", profile("pat", "Pat"))
     await users.ok("sign_in", "pat", profile("pat", "Pat"))
     await users.ok("sign_in", "pat", profile("pat", "Patricia", "https://x.org/p.png"))
-    assert (await users.ok("get_me", "pat"))["user"] == {"id": "pat", "name": "Patricia", "image_url": "https://x.org/p.png"}
+    assert (await users.ok("get_me", "pat"))["user"] == {
+        "id": "pat",
+        "name": "Patricia",
+        "image_url": "https://x.org/p.png",
+    }
     assert len(users.events("user.profile_changed")) == 2
 
 
