@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import aio_pika
 import aio_pika.exceptions
+import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from boochat.settings import Settings
@@ -61,6 +62,8 @@ async def queue_exists(connection: aio_pika.abc.AbstractConnection, name: str) -
     try:
         await channel.declare_queue(name, passive=True)
         return True
+    except aiormq.exceptions.ChannelLockedResource:
+        return True  # another connection's exclusive queue: it exists, and is not ours to touch
     except aio_pika.exceptions.ChannelNotFoundEntity:
         return False
     finally:
