@@ -20,7 +20,7 @@ async def test_queue_exists_sees_other_connections_exclusive_queues(amqp_url):
         assert await queue_exists(observer, name), "the refusal closed only a channel of its own"
         await owner.close()
         async with asyncio.timeout(10):  # the broker drops an exclusive queue as the connection goes
-            while await queue_exists(observer, name):
+            while await queue_exists(observer, name):  # noqa: ASYNC110 - the broker sends no signal
                 await asyncio.sleep(0.05)  # polling interval of a bounded wait on a condition
         assert not await queue_exists(observer, f"probe-missing-{uuid.uuid4().hex}")
     finally:
