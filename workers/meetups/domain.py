@@ -7,7 +7,7 @@ their aggregate version is newer) because alerts and moves are derived from them
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts.common import parse_time
@@ -116,12 +116,6 @@ def readable(state: MeetupState | None, user_id: str) -> MeetupState:
         raise MeetupNotFoundError()
     state.require_attendee(user_id)
     return state
-
-
-def copy(state: MeetupState) -> MeetupState:
-    return replace(
-        state, attendees=list(state.attendees), polls=list(state.polls), poll_versions=dict(state.poll_versions)
-    )
 
 
 def _updated(state: MeetupState, recipients: Iterable[str], type: str = "meetup.updated") -> tuple[Send, ...]:

@@ -7,17 +7,12 @@ import uuid
 from contracts import internal, requests
 from contracts.common import parse_time
 from contracts.envelope import AnyEvent
-from contracts.internal import MeetupAccessReply, Users
+from contracts.internal import MeetupAccessReply
 from contracts.requests import Empty, MeetupList, MeetupReply
-from contracts.shapes import Meetup, Poll, Room, User
+from contracts.shapes import Meetup, Poll, Room
 from workers.meetups import domain, storage
 from workers.meetups.storage import MeetupDoc
 from workers.runtime.service import Context, Projection, Reaction
-
-
-async def known_users(ctx: Context, ids: list[str]) -> dict[str, User]:
-    reply = await ctx.ask("users", "resolve_users", internal.ResolveUsers(ids=ids))
-    return {user.id: user for user in Users.model_validate(reply).users}
 
 
 async def attendee(ctx: Context, meetup_id: str) -> tuple[MeetupDoc, domain.MeetupState]:
@@ -33,7 +28,7 @@ async def create_meetup(data: requests.CreateMeetup, ctx: Context) -> MeetupRepl
     meetup_id = uuid.uuid5(uuid.NAMESPACE_URL, ctx.cause.command_key).hex
     if (doc := await storage.load(meetup_id)) is not None:  # the same id, reused after 24 hours
         return MeetupReply(meetup=doc.state().view(ctx.user_id))
-    known = await known_users(ctx, [ctx.user_id, *data.attendee_ids])
+    known = await ctx.users([ctx.user_id, *data.attendee_ids])
     invited = domain.invitees(ctx.user_id, data.attendee_ids, known)
     opened = internal.OpenMeetupRoom(
         room_id=uuid.uuid5(uuid.NAMESPACE_URL, meetup_id).hex,

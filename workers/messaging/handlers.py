@@ -12,7 +12,6 @@ from contracts import events, internal, requests
 from contracts.common import Shape
 from contracts.envelope import AnyEvent
 from contracts.errors import Rejected
-from contracts.internal import Users
 from contracts.requests import ItemPage, ItemReply
 from contracts.shapes import Room, RoomItem, User
 from workers.messaging import domain, storage
@@ -28,8 +27,8 @@ async def readable_room(ctx: Context, room_id: str) -> Room:
 
 
 async def sender(ctx: Context) -> User:
-    reply = await ctx.ask("users", "resolve_users", internal.ResolveUsers(ids=[ctx.user_id or ""]))
-    return Users.model_validate(reply).users[0]
+    user_id = ctx.user_id or ""
+    return (await ctx.users([user_id]))[user_id]
 
 
 async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply:

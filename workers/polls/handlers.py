@@ -6,7 +6,7 @@ import uuid
 
 from contracts import internal, requests
 from contracts.envelope import AnyEvent
-from contracts.internal import MeetupAccessReply, Users
+from contracts.internal import MeetupAccessReply
 from contracts.requests import Empty, PollReply
 from workers.polls import domain, storage
 from workers.polls.storage import PollDoc
@@ -33,8 +33,8 @@ async def create_poll(data: requests.CreatePoll, ctx: Context) -> PollReply:
     if (doc := await storage.load(poll_id)) is not None:  # the same id, reused after 24 hours
         return PollReply(poll=doc.state().view())
     meetup = await meetup_access(ctx, data.meetup_id)
-    users = Users.model_validate(await ctx.ask("users", "resolve_users", internal.ResolveUsers(ids=[ctx.user_id])))
-    state, facts = domain.open_poll(poll_id, meetup, users.users[0], data, ctx.now())
+    creator = (await ctx.users([ctx.user_id]))[ctx.user_id]
+    state, facts = domain.open_poll(poll_id, meetup, creator, data, ctx.now())
     reply = PollReply(poll=state.view())
     await ctx.commit(PollDoc.new(state), facts, reply)
     return reply

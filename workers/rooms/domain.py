@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts.envelope import Fact, Send
@@ -205,7 +205,3 @@ def readable(state: RoomState | None, user_id: str) -> RoomState:
         raise RoomNotFoundError()
     state.require_participant(user_id)
     return state
-
-
-def copy(state: RoomState) -> RoomState:
-    return replace(state, participant_ids=list(state.participant_ids), read_marks=dict(state.read_marks))

@@ -7,9 +7,9 @@ import uuid
 from contracts import internal, requests
 from contracts.common import Shape
 from contracts.envelope import AnyEvent
-from contracts.internal import RoomIds, Users
+from contracts.internal import RoomIds
 from contracts.requests import Empty, ReadMark, RoomList, RoomReply
-from contracts.shapes import RoomItem, RoomSummary, User
+from contracts.shapes import RoomItem, RoomSummary
 from workers.rooms import domain, storage
 from workers.rooms.storage import RoomDoc
 from workers.runtime.service import Context, Projection, Reaction
@@ -17,11 +17,6 @@ from workers.runtime.service import Context, Projection, Reaction
 
 class Done(Shape):
     pass
-
-
-async def known_users(ctx: Context, ids: list[str]) -> dict[str, User]:
-    reply = await ctx.ask("users", "resolve_users", internal.ResolveUsers(ids=ids))
-    return {user.id: user for user in Users.model_validate(reply).users}
 
 
 async def participant(ctx: Context, room_id: str) -> tuple[RoomDoc, domain.RoomState]:
@@ -37,7 +32,7 @@ async def create_room(data: requests.CreateRoom, ctx: Context) -> RoomReply:
     room_id = uuid.uuid5(uuid.NAMESPACE_URL, ctx.cause.command_key).hex
     if (state := (await storage.load(room_id))[1]) is not None:  # the same id, reused after 24 hours
         return RoomReply(room=state.view())
-    known = await known_users(ctx, [ctx.user_id, *data.participant_ids])
+    known = await ctx.users([ctx.user_id, *data.participant_ids])
     state, facts = domain.open_room(
         room_id, known[ctx.user_id], data.name, data.image_url, data.participant_ids, known, ctx.now()
     )
@@ -49,7 +44,7 @@ async def create_room(data: requests.CreateRoom, ctx: Context) -> RoomReply:
 async def open_meetup_room(data: internal.OpenMeetupRoom, ctx: Context) -> RoomReply:
     if (existing := (await storage.load(data.room_id))[1]) is not None:
         return RoomReply(room=existing.view())
-    known = await known_users(ctx, [ctx.user_id or "", *data.participant_ids])
+    known = await ctx.users([ctx.user_id or "", *data.participant_ids])
     state, facts = domain.open_room(
         data.room_id,
         known[ctx.user_id or ""],
@@ -67,7 +62,7 @@ async def open_meetup_room(data: internal.OpenMeetupRoom, ctx: Context) -> RoomR
 
 async def invite_to_room(data: requests.InviteToRoom, ctx: Context) -> Empty:
     doc, state = await participant(ctx, data.room_id)
-    known = await known_users(ctx, [ctx.user_id or "", data.user_id])
+    known = await ctx.users([ctx.user_id or "", data.user_id])
     facts = domain.invite(state, known[ctx.user_id or ""], data.user_id, known.get(data.user_id))
     await ctx.commit(doc.update(state), facts, Empty())
     return Empty()
@@ -75,7 +70,7 @@ async def invite_to_room(data: requests.InviteToRoom, ctx: Context) -> Empty:
 
 async def leave_room(data: requests.LeaveRoom, ctx: Context) -> Empty:
     doc, state = await participant(ctx, data.room_id)
-    known = await known_users(ctx, [ctx.user_id or ""])
+    known = await ctx.users([ctx.user_id or ""])
     facts = domain.leave(state, known[ctx.user_id or ""])
     await ctx.commit(doc.update(state), facts, Empty())
     return Empty()

@@ -30,9 +30,10 @@ from boochat.rpc import RpcClient
 from boochat.settings import Settings
 from contracts.envelope import AnyEvent, Command, Fact, Failure, Reply
 from contracts.errors import Rejected, details
-from contracts.internal import INTERNAL
+from contracts.internal import INTERNAL, ResolveUsers, Users
 from contracts.requests import REQUESTS, Spec
 from contracts.routing import Names
+from contracts.shapes import User
 from workers.runtime.outbox import Cause, Outbox, envelope, stamp
 from workers.runtime.store import (
     RUNTIME_DOCUMENTS,
@@ -125,6 +126,11 @@ class Context:
         if reply.error is not None:
             raise Forwarded(reply.error)
         return reply.ok or {}
+
+    async def users(self, ids: list[str]) -> dict[str, User]:
+        """The known users among ``ids``, by id, as the users worker has them."""
+        reply = await self.ask("users", "resolve_users", ResolveUsers(ids=ids))
+        return {user.id: user for user in Users.model_validate(reply).users}
 
 
 class Forwarded(Rejected):  # noqa: N818
