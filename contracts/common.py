@@ -16,6 +16,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
+    model_validator,
 )
 
 
@@ -25,10 +26,39 @@ class Shape(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Input(BaseModel):
-    """Something a client sends: frozen, unknown keys refused."""
+_ANNOTATIONS = frozenset({"default", "description", "examples", "title"})
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+def _null_is_allowed(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The published schema says what ``Input`` accepts: null for every optional field."""
+    required = set(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        if name in required or {"type": "null"} in prop.get("anyOf", ()):
+            continue
+        inner = {key: value for key, value in prop.items() if key not in _ANNOTATIONS}
+        for key in inner:
+            del prop[key]
+        prop["anyOf"] = [inner, {"type": "null"}]
+
+
+class Input(BaseModel):
+    """Something a client sends: frozen, unknown keys refused, null for an optional field taken as absent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_null_is_allowed)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_absent(cls, data: Any) -> Any:
+        """PROTOCOL.md: ``null`` for an optional field means the same as leaving it out (a required
+        field stays required: its null is refused)."""
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {
+            key: value
+            for key, value in data.items()
+            if not (value is None and key in fields and not fields[key].is_required())
+        }
 
 
 def format_time(value: datetime) -> str:

@@ -224,7 +224,7 @@ class GetRoom(Input):
 class GetRoomItems(Input):
     room_id: Id
     before_seq: PositiveSeq | None = None
-    after_seq: PositiveSeq | None = None
+    after_seq: Seq | None = None
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 50
 
 

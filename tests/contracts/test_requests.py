@@ -47,6 +47,15 @@ def test_unknown_keys_are_refused():
 def test_null_means_absent():
     """null for an optional field means the same as leaving it out."""
     assert MarkRoomRead.model_validate({"room_id": "r", "seq": None}).seq is None
+    assert GetRoomItems.model_validate({"room_id": "r", "limit": None}).limit == 50
+    dev = Authenticate.model_validate({"dev_user": {"id": "a", "name": "b", "email": None}, "token": None})
+    assert dev.dev_user is not None and dev.dev_user.email == ""
+
+
+def test_null_for_a_required_field_is_refused():
+    """A required field stays required: its null is bad."""
+    assert "room_id" in errors(GetRoomItems, {"room_id": None})
+    assert "content" in errors(SendMessage, {"room_id": "r", "content": None})
 
 
 @pytest.mark.parametrize("value", ["1", 1.0, True, -1])
@@ -56,9 +65,11 @@ def test_numbers_are_json_integers(value):
 
 
 def test_page_bounds():
-    """after_seq and before_seq are >= 1, limit is 1-100 and defaults to 50."""
+    """after_seq is >= 0 (0 pages from the first item), before_seq >= 1, limit 1-100 and 50 by default."""
     assert GetRoomItems.model_validate({"room_id": "r"}).limit == 50
-    assert "after_seq" in errors(GetRoomItems, {"room_id": "r", "after_seq": 0})
+    assert GetRoomItems.model_validate({"room_id": "r", "after_seq": 0}).after_seq == 0
+    assert "after_seq" in errors(GetRoomItems, {"room_id": "r", "after_seq": -1})
+    assert "before_seq" in errors(GetRoomItems, {"room_id": "r", "before_seq": 0})
     assert "limit" in errors(GetRoomItems, {"room_id": "r", "limit": 101})
 
 

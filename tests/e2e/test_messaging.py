@@ -84,6 +84,8 @@ async def test_paging_room_items(connect):
     assert await page(after_seq=2, before_seq=6) == ([3, 4, 5], False)
     assert await page(after_seq=2, before_seq=6, limit=2) == ([3, 4], True)
     assert await page(after_seq=7) == ([], False)
+    assert await page(after_seq=0, limit=2) == ([1, 2], True)  # 0 pages from the first item
+    assert await page(after_seq=None, before_seq=None, limit=None) == ([1, 2, 3, 4, 5, 6, 7], False)  # null: absent
 
 
 async def test_unread_counts_messages_from_others_only(connect):
