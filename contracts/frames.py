@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints
 
 from contracts.common import Input, Shape
 from contracts.errors import ErrorCode
-from contracts.shapes import Meetup, Poll, Room, RoomItem
+from contracts.shapes import Meetup, Poll, Room, RoomItem, User
 
 RequestId = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,64}$")]
 
@@ -97,6 +97,10 @@ class PresenceChanged(Shape):
     online: bool
 
 
+class UserUpdated(Shape):
+    user: User
+
+
 EVENTS: dict[str, type[Shape]] = {
     "room.created": RoomCreated,
     "room.member_joined": MemberJoined,
@@ -110,4 +114,5 @@ EVENTS: dict[str, type[Shape]] = {
     "poll.vote_cast": VoteCast,
     "poll.closed": PollChanged,
     "presence.changed": PresenceChanged,
+    "user.updated": UserUpdated,
 }

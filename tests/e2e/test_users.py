@@ -47,3 +47,23 @@ async def test_presence_counts_connections(connect, stack):
     offline = await watcher.expect_event("presence.changed", lambda d: d["user_id"] == profile["id"])
     assert offline["online"] is False
     assert profile["id"] not in (await watcher.ok("list_online_users"))["user_ids"]
+
+
+async def test_everyone_learns_of_new_users_and_changed_profiles(connect, stack):
+    """user.updated reaches every connected user, the user too: a first sign-in, a new name or picture."""
+    watcher = await connect("Watcher")
+    profile = {"id": f"neo-{uuid.uuid4().hex[:8]}", "name": "Neo"}
+    neo = await connect(as_user=profile)
+    user = {"id": profile["id"], "name": "Neo", "image_url": None}
+    assert await watcher.expect_event("user.updated", lambda d: d["user"]["id"] == profile["id"]) == {"user": user}
+    renamed = {"id": profile["id"], "name": "Neo A.", "image_url": "https://img.example/neo.png"}
+    await connect(as_user=renamed)
+    for client in (watcher, neo):
+        assert await client.expect_event("user.updated", lambda d: d["user"]["id"] == profile["id"]) == {
+            "user": renamed
+        }
+    await connect(as_user=renamed)  # the same profile again: nobody is told
+    await watcher.ok("list_users")
+    await neo.sync()
+    await watcher.sync()
+    assert watcher.pending("user.updated", lambda d: d["user"]["id"] == profile["id"]) == []

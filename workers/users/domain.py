@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
 from contracts.events import ConnectionCounted, PresenceMoved, ProfileChanged
-from contracts.frames import PresenceChanged
+from contracts.frames import PresenceChanged, UserUpdated
 from contracts.routing import EVERYONE
 from contracts.shapes import User
 
@@ -36,14 +36,19 @@ class UserState:
 
 
 def sign_in(state: UserState | None, profile: User, email: str) -> tuple[UserState, list[Fact]]:
-    """The profile comes from the last sign-in or token presented."""
+    """The profile comes from the last sign-in or token presented; everyone connected learns of a
+    new user or a changed name or picture (not of a changed email: nobody else sees it)."""
     if state is None:
         state = UserState(id=profile.id, name=profile.name, image_url=profile.image_url, email=email)
     elif (state.name, state.image_url, state.email) == (profile.name, profile.image_url, email):
         return state, []
+    elif state.view() == profile:
+        state.email = email
+        return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=profile))]
     else:
         state.name, state.image_url, state.email = profile.name, profile.image_url, email
-    return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=state.view()))]
+    updated = Send(EVERYONE, "user.updated", UserUpdated(user=state.view()))
+    return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=state.view()), (updated,))]
 
 
 def connect(state: UserState, connection: str) -> list[Fact]:

@@ -1,5 +1,6 @@
 """Users' rules, without I/O."""
 
+from contracts.routing import EVERYONE
 from contracts.shapes import User
 from workers.users import domain
 
@@ -10,6 +11,23 @@ def test_profile_changes_only_when_it_differs():
     assert [f.type for f in facts] == ["user.profile_changed"]
     assert domain.sign_in(state, User(id="p", name="Pat"), "")[1] == []
     assert domain.sign_in(state, User(id="p", name="Patricia"), "")[1]
+
+
+def test_everyone_learns_of_a_new_user_or_a_new_name_or_picture():
+    """user.updated goes to everyone for a first sign-in or a changed name or picture, not for an email."""
+
+    def sends(facts):
+        return [(send.key, send.event, send.data.user) for fact in facts for send in fact.sends]
+
+    state, facts = domain.sign_in(None, User(id="p", name="Pat"), "")
+    assert sends(facts) == [(EVERYONE, "user.updated", User(id="p", name="Pat"))]
+    pictured = User(id="p", name="Pat", image_url="https://x.org/p.png")
+    state, facts = domain.sign_in(state, pictured, "")
+    assert sends(facts) == [(EVERYONE, "user.updated", pictured)]
+    state, facts = domain.sign_in(state, pictured, "pat@x.org")
+    assert [f.type for f in facts] == ["user.profile_changed"] and sends(facts) == []
+    assert state.email == "pat@x.org"
+    assert domain.sign_in(state, User(id="p", name="Patricia"), "pat@x.org")[1][0].sends[0].data.user.name == "Patricia"
 
 
 def test_a_gone_gateway_closes_only_its_connections():

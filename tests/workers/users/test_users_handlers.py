@@ -29,6 +29,8 @@ async def test_sign_in_keeps_the_last_profile(users):
         "image_url": "https://x.org/p.png",
     }
     assert len(users.events("user.profile_changed")) == 2
+    updates = [(d["key"], d["data"]["user"]["name"]) for d in users.sent("user.updated")]
+    assert updates == [(EVERYONE, "Pat"), (EVERYONE, "Patricia")]
 
 
 async def test_list_and_resolve_users(users):
