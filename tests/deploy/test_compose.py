@@ -4,7 +4,10 @@ them: no Docker engine is needed, or run)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -94,15 +97,90 @@ def test_every_worker_and_the_gateway_run_from_the_one_image(services: dict[str,
     assert set(boochat_services(services)) == {"gateway", *written_workers()}
 
 
-def test_environment_names_real_settings_and_requires_the_secret(services: dict[str, dict[str, Any]]) -> None:
+def test_environment_names_real_settings(services: dict[str, dict[str, Any]]) -> None:
     fields = {f"BOOCHAT_{name.upper()}" for name in Settings.model_fields}
     for name, service in boochat_services(services).items():
         environment = service["environment"]
         assert set(environment) <= fields, (name, set(environment) - fields)
-        assert re.fullmatch(r"\$\{BOOCHAT_JWT_SECRET:\?.+\}", environment["BOOCHAT_JWT_SECRET"]), name
-        assert environment["BOOCHAT_MONGO_URL"].endswith("replicaSet=rs0"), name
         assert environment["BOOCHAT_METRICS_PORT"] == "9100", name
         assert ":9100/readyz" in " ".join(service["healthcheck"]["test"]), name
+
+
+def test_only_the_gateway_gets_the_jwt_secret(services: dict[str, dict[str, Any]]) -> None:
+    """Compose reads .env to fill in the file; no container gets it whole (it holds every secret)."""
+    assert re.fullmatch(r"\$\{BOOCHAT_JWT_SECRET:\?.+\}", services["gateway"]["environment"]["BOOCHAT_JWT_SECRET"])
+    for name, service in services.items():
+        files = [entry["path"] if isinstance(entry, dict) else entry for entry in service.get("env_file", [])]
+        assert ".env" not in files, f"{name} would get every secret in .env"
+        if name != "gateway":
+            assert "JWT" not in json.dumps(service), f"{name} gets the JWT secret"
+
+
+def test_the_broker_user_is_not_an_administrator(tmp_path: Path) -> None:
+    """deploy/rabbitmq/entrypoint.sh, run with stand-ins for chown and the image's entrypoint: the
+    user it writes has no tags and only permissions on the virtual host; quotes survive."""
+    users = run_entrypoint(
+        "deploy/rabbitmq/entrypoint.sh",
+        tmp_path,
+        {"BOOCHAT_RABBITMQ_PASSWORD": 'p"a\\ss', "BOOCHAT_RABBITMQ_USERS_FILE": str(tmp_path / "users.json")},
+    )
+    written = json.loads(users.read_text())
+    assert written["users"] == [{"name": "boochat", "password": 'p"a\\ss', "tags": []}]
+    assert written["permissions"] == [{"user": "boochat", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600
+
+
+def test_mongo_requires_authentication(services: dict[str, dict[str, Any]]) -> None:
+    mongo = services["mongo"]
+    command = mongo["command"]
+    assert command[command.index("--keyFile") + 1] == "/data/configdb/keyfile"  # in the mongo-config volume
+    environment = mongo["environment"]
+    assert environment["MONGO_INITDB_ROOT_USERNAME"]
+    assert re.fullmatch(r"\$\{MONGO_ROOT_PASSWORD:\?.+\}", environment["MONGO_INITDB_ROOT_PASSWORD"])
+    assert re.fullmatch(r"\$\{MONGO_PASSWORD:\?.+\}", environment["BOOCHAT_MONGO_PASSWORD"])
+    for name, service in boochat_services(services).items():
+        url = service["environment"]["BOOCHAT_MONGO_URL"]
+        user = environment["BOOCHAT_MONGO_USER"]
+        assert url.startswith(f"mongodb://{user}:${{MONGO_PASSWORD:?"), name
+        assert url.endswith("@mongo:27017/?replicaSet=rs0&authSource=admin"), name
+    probe = " ".join(mongo["healthcheck"]["test"])
+    assert "--authenticationDatabase admin" in probe and "$$MONGO_INITDB_ROOT_PASSWORD" in probe
+
+
+def test_mongo_app_user_reads_and_writes_only_boochat_databases(services: dict[str, dict[str, Any]]) -> None:
+    mounts = {target: source for source, target, *_ in (v.split(":") for v in services["mongo"]["volumes"])}
+    script = mounts["/docker-entrypoint-initdb.d/10-create-app-user.js"]
+    text = (ROOT / script).read_text()
+    workers = json.loads(re.search(r"const workers = (\[.*?\]);", text).group(1))  # type: ignore[union-attr]
+    assert workers == list(WORKERS)
+    assert "`${namespace}_${worker}`" in text and Names("ns").database("rooms") == "ns_rooms"
+    assert re.findall(r'role: "(\w+)"', text) == ["readWrite"]
+
+
+def test_mongo_makes_its_key_file_once(tmp_path: Path) -> None:
+    keyfile = tmp_path / "keyfile"
+    environment = {"BOOCHAT_MONGO_KEYFILE": str(keyfile)}
+    run_entrypoint("deploy/mongo/entrypoint.sh", tmp_path, environment)
+    key = keyfile.read_text()
+    assert re.fullmatch(r"[A-Za-z0-9+/=]{1008}", key)  # 756 random bytes; MongoDB takes 6 to 1024 characters
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o400  # mongod refuses a key file others can read
+    run_entrypoint("deploy/mongo/entrypoint.sh", tmp_path, environment)
+    assert keyfile.read_text() == key, "a restart keeps the key"
+
+
+def run_entrypoint(script: str, tmp_path: Path, environment: dict[str, str]) -> Path:
+    """Run a compose entrypoint with ``chown`` and the image's ``docker-entrypoint.sh`` stood in for;
+    returns the file the stand-in entrypoint was given arguments in (it proves the script went on)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    called = tmp_path / "called"
+    for name, body in (("chown", "exit 0"), ("docker-entrypoint.sh", f'echo "$@" > {called}')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **environment}
+    subprocess.run(["bash", str(ROOT / script), "server"], env=env, check=True, timeout=30)
+    assert called.read_text().split() == ["server"]
+    return Path(environment.get("BOOCHAT_RABBITMQ_USERS_FILE", called))
 
 
 def test_mongo_runs_a_replica_set_it_initiates(services: dict[str, dict[str, Any]]) -> None:
