@@ -7,6 +7,7 @@ delivery from the queue is handed to the connections the registry names, never a
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from gateway.session import Session
 
 log = structlog.get_logger("gateway.hub")
+
+# Waits between asking the rooms worker again for a connecting user's rooms: short, and bounded
+# (each try is also bounded by the request timeout) so the client soon hears to try again later.
+ROOMS_RETRY_SECONDS = (0.2, 0.5, 1.0)
 
 
 class Hub:
@@ -54,19 +59,33 @@ class Hub:
             "users", "sign_in", identity.user.id, SignIn(user=identity.user, email=identity.email)
         )
 
-    async def register(self, session: Session, user_id: str) -> None:
-        """Bind the user's deliveries and their rooms' (the user key first: no join can slip by)."""
+    async def register(self, session: Session, user_id: str) -> bool:
+        """Bind the user's deliveries and their rooms' (the user key first: no join can slip by).
+
+        False, with nothing registered, when the user's rooms cannot be had: a connection that
+        misses rooms is never served.
+        """
         await self.broker.sync(self.registry.add(user_id, session))
-        reply = await self._internal("rooms", "user_rooms", user_id, UserRooms())
-        if reply.error is not None or reply.ok is None:
-            log.warning("user_rooms_failed", user_id=user_id, error=reply.error and reply.error.code)
-        else:
-            room_ids = RoomIds.model_validate(reply.ok).room_ids
-            await self.broker.sync(self.registry.join(user_id, room_ids))
+        room_ids = await self._rooms_of(user_id)
+        if room_ids is None:
+            await self.broker.sync(self.registry.remove(user_id, session))
+            return False
+        await self.broker.sync(self.registry.join(user_id, room_ids))
         opened = ConnectionOpened(connection_id=session.id, gateway_id=self.gateway_id)
         reply = await self._internal("users", "connection_opened", user_id, opened)
         if reply.error is not None:
             log.warning("connection_opened_failed", user_id=user_id, error=reply.error.code)
+        return True
+
+    async def _rooms_of(self, user_id: str) -> list[str] | None:
+        """The user's rooms from the rooms worker, asked again a few times; None if it never answers."""
+        for delay in (0.0, *ROOMS_RETRY_SECONDS):
+            await asyncio.sleep(delay)
+            reply = await self._internal("rooms", "user_rooms", user_id, UserRooms())
+            if reply.error is None and reply.ok is not None:
+                return RoomIds.model_validate(reply.ok).room_ids
+            log.warning("user_rooms_failed", user_id=user_id, error=reply.error and reply.error.code)
+        return None
 
     async def unregister(self, session: Session, user_id: str) -> None:
         await self.broker.sync(self.registry.remove(user_id, session))

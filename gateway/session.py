@@ -33,7 +33,7 @@ log = structlog.get_logger("gateway.session")
 
 MALFORMED_LIMIT = 10
 OUTBOX_SIZE = 1000
-TRY_AGAIN_LATER = 1013  # not in PROTOCOL.md: a client that cannot keep up, or users is unreachable
+TRY_AGAIN_LATER = 1013  # not in PROTOCOL.md: a client that cannot keep up, or users or rooms unreachable
 CLOSE_FLUSH_SECONDS = 5.0
 
 
@@ -204,8 +204,13 @@ class Session:
                 self._send(frames.error(re, "unavailable", "sign-in is unavailable, try again later"))
             self.close(TRY_AGAIN_LATER, "sign-in unavailable")
             return False
-        self._identity, self._user_id = identity, identity.user.id
-        await self._hub.register(self, identity.user.id)
+        self._identity = identity
+        if not await self._hub.register(self, identity.user.id):
+            if re is not None:
+                self._send(frames.error(re, "unavailable", "your rooms could not be loaded, try again later"))
+            self.close(TRY_AGAIN_LATER, "rooms unavailable")
+            return False
+        self._user_id = identity.user.id
         remaining = identity.expires_at.timestamp() - time.time()
         self._expiry = asyncio.get_running_loop().call_later(
             max(remaining, 0), self.close, CloseCode.UNAUTHENTICATED, "token expired"

@@ -108,6 +108,36 @@ async def test_users_unreachable_is_unavailable(url: str) -> None:
         assert (await closed(ws))[0] == 1013
 
 
+async def test_the_rooms_lookup_is_asked_again(url: str, workers, rooms, publish, gateway) -> None:
+    """The rooms worker failing the connect-time lookup twice: the connection still gets its rooms."""
+    tries: list[Command] = []
+
+    def user_rooms(command: Command) -> Reply:
+        tries.append(command)
+        return failure("unavailable", "not now") if len(tries) < 3 else Reply(ok={"room_ids": ["r1"]})
+
+    rooms.answers["user_rooms"] = user_rooms
+    ws = await sign_in(url, "ann")
+    assert len(tries) == 3
+    await publish(room_key("r1"), Delivery(id="d1", event="room.updated", data={"room": {"id": "r1"}}))
+    assert (await receive(ws))["event"] == "room.updated"
+    await ws.close()
+
+
+@pytest.mark.parametrize("overrides", [{"request_timeout_seconds": 0.5}])
+async def test_rooms_unreachable_is_unavailable_and_1013(url: str, workers, rooms, gateway) -> None:
+    """The rooms worker never answering the lookup: never served, told to come back later, nothing left."""
+    rooms.answers["user_rooms"] = lambda command: None
+    async with connect(url) as ws:
+        answer = await request(ws, "authenticate", {"dev_user": {"id": "ann", "name": "Ann"}})
+        assert answer["error"]["code"] == "unavailable"
+        assert (await closed(ws))[0] == 1013
+    assert len([c for c in workers["rooms"].seen if c.type == "user_rooms"]) == 4
+    assert not gateway.hub.registry.connected("ann")
+    assert user_key("ann") not in gateway.hub.broker.bound
+    assert not [c for c in workers["users"].seen if c.type in ("connection_opened", "connection_closed")]
+
+
 # Close codes --------------------------------------------------------------------------------
 
 
