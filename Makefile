@@ -4,14 +4,31 @@ BIN := $(VENV)/bin
 # Touched after a successful install, so `make venv` is instant until pyproject.toml changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint docs image
+# Locked dependencies (pinned, with hashes): what the image installs, and what .venv installs.
+BASE_LOCK := requirements/base.txt
+DEV_LOCK := requirements/dev.txt
+
+.PHONY: venv lock run test lint docs image
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Dependencies from the lock file only (pip refuses anything unpinned or with another hash), then
+# Boochat itself, editable, adding nothing.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Refreshes the lock files after a change to pyproject.toml's dependencies. Pins that still fit are
+# kept; ARGS=--upgrade moves every pin to the newest release (ARGS='--upgrade-package NAME' one).
+# The dev lock (dev and local extras) is constrained by the base lock, so both agree.
+LOCK_COMPILE := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' $(ARGS) pyproject.toml
+lock: venv
+	$(LOCK_COMPILE) -o $(BASE_LOCK)
+	$(LOCK_COMPILE) --extra dev --extra local -c $(BASE_LOCK) -o $(DEV_LOCK)
+	$(MAKE) venv
 
 # The whole stack in the foreground; ARGS passes options, e.g. make run ARGS=--scale=messaging=2
 run: venv

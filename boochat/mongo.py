@@ -20,6 +20,11 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 STARTUP_TIMEOUT = 30.0
+# The stand-in is the ``local`` extra (make run and the tests install it; the production image does not).
+MISSING = (
+    "the MongoDB stand-in (nx-27017) is not installed: set BOOCHAT_MONGO_URL to a MongoDB server, "
+    "or install Boochat with its local extra (pip install 'boochat[local]'; make run does)"
+)
 
 
 def free_port() -> int:
@@ -96,16 +101,20 @@ async def _start(timeout: float) -> StandIn:
     folder = Path(tempfile.mkdtemp(prefix="boochat-mongo-"))
     port = free_port()
     log = folder / "nx.log"
-    with (folder / "stderr.log").open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            executable(),
-            *("--data-dir", "memory", "--host", "127.0.0.1", "-p", str(port)),
-            *("--log-file", str(log), "--pid-file", str(folder / "nx.pid")),
-            cwd=folder,  # anything it writes by default lands in our folder, not the caller's
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    try:
+        with (folder / "stderr.log").open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                executable(),
+                *("--data-dir", "memory", "--host", "127.0.0.1", "-p", str(port)),
+                *("--log-file", str(log), "--pid-file", str(folder / "nx.pid")),
+                cwd=folder,  # anything it writes by default lands in our folder, not the caller's
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+    except FileNotFoundError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise SystemExit(MISSING) from None
     stand_in = StandIn(process, port, folder)
     try:
         await _wait_until_it_answers(stand_in, timeout)
