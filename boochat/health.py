@@ -7,19 +7,29 @@ runs on ``BOOCHAT_METRICS_PORT`` (``BOOCHAT_METRICS_HOST``), apart from the clie
 
 Anything else is 404, methods other than GET and HEAD 405. prometheus_client's own server cannot
 answer /readyz from an async check, hence this one (asyncio streams, one request per connection).
+
+/metrics shows two registries: the component's own (the gateway's, or FastStream's for a worker)
+and prometheus_client's default one, which holds what belongs to the process: its CPU, memory and
+file descriptors (``process_*``, prometheus_client's ProcessCollector), Python's own metrics, the
+build (``boochat_build_info``) and, in a worker, the depth and consumers of its queues
+(``QueueMetrics``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
-from collections.abc import Awaitable, Callable
+import platform
+from collections.abc import Awaitable, Callable, Iterable
+from importlib.metadata import version
 from typing import Any
 
+import aio_pika
 import structlog
+from aio_pika.exceptions import AMQPError
 from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, Info, generate_latest
 
 log = structlog.get_logger("health")
 
@@ -29,6 +39,12 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]
 READY_TIMEOUT = 3.0  # seconds a readiness check may take before /readyz says 503
 REQUEST_TIMEOUT = 5.0  # seconds a client has to send its request line and headers
 MAX_HEADER_LINES = 100
+QUEUE_METRICS_SECONDS = 10.0  # how often a worker asks the broker about its queues
+BROKER_TIMEOUT = 5.0  # seconds one round of those questions may take
+
+Info("boochat_build", "The running Boochat: its version (a constant 1, labelled)").info(
+    {"version": version("boochat"), "python": platform.python_version()}
+)
 
 
 class HealthServer:
@@ -88,7 +104,7 @@ class HealthServer:
         if method not in ("GET", "HEAD"):
             return http.HTTPStatus.METHOD_NOT_ALLOWED, text, b"method not allowed\n"
         if path == "/metrics":
-            return http.HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            return http.HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry) + generate_latest(REGISTRY)
         if path == "/healthz":
             return http.HTTPStatus.OK, text, b"ok\n"
         problem = await self._readiness()
@@ -117,6 +133,70 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
 
 
 # Worker metrics ---------------------------------------------------------------------------------
+
+
+class QueueMetrics:
+    """The depth and consumer count of a worker's queues, as the broker tells them: every
+    ``QUEUE_METRICS_SECONDS`` a passive declare of each queue on a connection of its own; /metrics
+    shows the last answers. A queue not declared yet is left out until it is."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        queues: Iterable[str],
+        registry: CollectorRegistry = REGISTRY,
+        every: float = QUEUE_METRICS_SECONDS,
+    ) -> None:
+        self._url = amqp_url
+        self._queues = tuple(queues)
+        self._every = every
+        self._messages = Gauge(
+            "boochat_queue_messages", "Messages ready in the queue, by queue", ["queue"], registry=registry
+        )
+        self._consumers = Gauge(
+            "boochat_queue_consumers", "Consumers of the queue, by queue", ["queue"], registry=registry
+        )
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="queue metrics")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def refresh(self) -> None:
+        """Ask the broker once (bounded by ``BROKER_TIMEOUT``)."""
+        async with asyncio.timeout(BROKER_TIMEOUT):
+            if self._connection is None:
+                self._connection = await aio_pika.connect_robust(self._url)
+            channel = await self._connection.channel()
+            try:
+                for queue in self._queues:
+                    if channel.is_closed:  # a 404 closes the channel it came on
+                        channel = await self._connection.channel()
+                    try:
+                        declared = await channel.declare_queue(queue, passive=True)
+                    except aio_pika.exceptions.ChannelNotFoundEntity:
+                        continue
+                    result = declared.declaration_result
+                    self._messages.labels(queue).set(result.message_count)
+                    self._consumers.labels(queue).set(result.consumer_count)
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except (AMQPError, OSError, TimeoutError) as error:  # the broker is away: try again next time
+                log.warning("queue_metrics_failed", error=repr(error))
+            await asyncio.sleep(self._every)
 
 
 class _BoundedDestinations(RabbitMetricsSettingsProvider):

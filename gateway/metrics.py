@@ -15,6 +15,9 @@ INVALID = "invalid"  # the type label of a frame without a known type
 
 # Seconds a frame waits in a connection's send queue: a healthy client drains it in milliseconds.
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Seconds from a request to its reply: most take a worker's round trip, none more than the
+# request timeout (10 s by default).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class GatewayMetrics:
@@ -34,6 +37,13 @@ class GatewayMetrics:
             "boochat_gateway_requests",
             "Requests answered, by type and outcome (ok or the error code)",
             ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "boochat_gateway_request_duration_seconds",
+            "Time from a request to its reply, by type (those a worker answers, and authenticate)",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.send_wait = Histogram(
@@ -59,5 +69,8 @@ class GatewayMetrics:
     def watch_broker(self, ready: Callable[[], bool]) -> None:
         self.broker_ready.set_function(lambda: float(ready()))
 
-    def request(self, type_: str, outcome: str) -> None:
+    def request(self, type_: str, outcome: str, seconds: float | None = None) -> None:
+        """Count an answered request; ``seconds`` it took, when it waited for someone."""
         self.requests.labels(type_, outcome).inc()
+        if seconds is not None:
+            self.latency.labels(type_).observe(seconds)

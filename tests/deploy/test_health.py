@@ -1,17 +1,21 @@
-"""boochat.health: the operators' port answers /healthz, /readyz and /metrics, and 404 elsewhere."""
+"""boochat.health: the operators' port answers /healthz, /readyz and /metrics, and 404 elsewhere;
+/metrics shows the process and the build, and a worker's queues as the broker sees them."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 
+import aio_pika
 import pytest
 from ops_http import get
 from prometheus_client import CollectorRegistry, Counter
 
 from boochat import health
-from boochat.health import HealthServer
+from boochat.health import HealthServer, QueueMetrics
+from boochat.settings import Settings
 
 
 class Readiness:
@@ -86,3 +90,54 @@ async def test_a_taken_port_is_logged_not_raised(readiness: Readiness) -> None:
         await server.start()
         assert server.port is None
         await server.stop()
+
+
+async def test_metrics_show_the_process_and_the_build(server: tuple[str, CollectorRegistry]) -> None:
+    url, _ = server
+    body = (await get(f"{url}/metrics"))[1]
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"):
+        assert float(next(line for line in body.splitlines() if line.startswith(f"{name} ")).split()[1]) > 0, name
+    assert 'boochat_build_info{python="' in body and f'version="{version("boochat")}"' in body
+
+
+@pytest.mark.integration
+async def test_queue_metrics_say_what_the_broker_holds(settings: Settings) -> None:
+    """Three messages wait in one queue, a consumer holds another, a third is not declared yet."""
+    # Real queue names of the namespace, so that dropping it deletes them.
+    waiting, consumed, missing = (settings.names.command_queue(worker) for worker in ("rooms", "users", "polls"))
+    registry = CollectorRegistry()
+    metrics = QueueMetrics(settings.amqp_url, [waiting, consumed, missing], registry=registry)
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()  # publisher confirms: the messages are queued once published
+        for name in (waiting, consumed):
+            await channel.declare_queue(name, durable=True)
+        for _ in range(3):
+            await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=waiting)
+        await (await channel.get_queue(consumed)).consume(ack)
+        await metrics.refresh()
+    finally:
+        await metrics.stop()
+        await connection.close()
+    assert registry.get_sample_value("boochat_queue_messages", {"queue": waiting}) == 3
+    assert registry.get_sample_value("boochat_queue_consumers", {"queue": waiting}) == 0
+    assert registry.get_sample_value("boochat_queue_messages", {"queue": consumed}) == 0
+    assert registry.get_sample_value("boochat_queue_consumers", {"queue": consumed}) == 1
+    assert registry.get_sample_value("boochat_queue_messages", {"queue": missing}) is None
+
+
+async def ack(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    await message.ack()
+
+
+async def test_queue_metrics_outlive_an_unreachable_broker() -> None:
+    """Nothing listens on the port: the metrics stay empty, the worker goes on."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    registry = CollectorRegistry()
+    metrics = QueueMetrics(f"amqp://guest:guest@127.0.0.1:{port}/", ["x.commands"], registry=registry)
+    with pytest.raises((OSError, aio_pika.exceptions.AMQPError)):
+        await metrics.refresh()
+    await metrics.stop()
+    assert registry.get_sample_value("boochat_queue_messages", {"queue": "x.commands"}) is None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import uuid
+from importlib.metadata import version
 
 import pytest
 from ops_http import get
@@ -85,3 +87,47 @@ async def test_worker_publish_labels_do_not_name_rooms(stack: Stack) -> None:
         destinations = set(re.findall(r'destination="([^"]+)"', body))
         kinds = {d.removeprefix(f"{names.deliveries}.") for d in destinations if d.startswith(names.deliveries)}
         assert kinds and kinds <= {"room", "user", "everyone"}, (worker, destinations)
+
+
+async def test_every_process_shows_its_cpu_memory_descriptors_and_build(stack: Stack) -> None:
+    for process in stack.processes:
+        body = (await get(process.metrics_url))[1]  # type: ignore[arg-type]
+        for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"):
+            assert sample(body, name) > 0, (process.name, name)
+        assert sample(body, "boochat_build_info", version=version("boochat")) == 1, process.name
+
+
+async def test_gateway_times_requests_by_type(stack: Stack) -> None:
+    gateway = stack.gateways[0].metrics_url
+    assert gateway is not None
+    count = "boochat_gateway_request_duration_seconds_count"
+    before = (await get(gateway))[1]
+    user = {"id": f"m-{uuid.uuid4().hex[:8]}", "name": "Timed"}
+    async with await Client.connect(stack.ws_url, dev_user=user) as client:
+        await client.ok("get_me")
+        await client.ok("list_rooms")
+    after = (await get(gateway))[1]
+    for type_ in ("authenticate", "get_me", "list_rooms"):
+        assert sample(after, count, type=type_) == sample(before, count, type=type_) + 1, type_
+    total = "boochat_gateway_request_duration_seconds_sum"
+    assert sample(after, total, type="get_me") > sample(before, total, type="get_me")
+    assert sample(after, "boochat_gateway_request_duration_seconds_bucket", type="get_me", le="+Inf") == sample(
+        after, count, type="get_me"
+    )
+
+
+async def test_workers_report_their_queues_from_the_broker(stack: Stack) -> None:
+    """Each worker's /metrics: depth and consumers of its command queue and of every reaction and
+    projection queue, as the broker counted them (the worker itself consumes each)."""
+    names = stack.settings.names
+    for process in stack.processes:
+        if process.service == "gateway":
+            continue
+        worker = importlib.import_module(f"workers.{process.service}.app").WORKER
+        queues = [names.command_queue(worker.name), *(names.reaction_queue(worker.name, n) for n in worker.interests())]
+        body = (await get(process.metrics_url))[1]  # type: ignore[arg-type]
+        for queue in queues:
+            assert f'boochat_queue_messages{{queue="{queue}"}}' in body, (process.name, queue)
+            assert sample(body, "boochat_queue_consumers", queue=queue) >= 1, (process.name, queue)
+        reported = set(re.findall(r'boochat_queue_consumers\{queue="([^"]+)"\}', body))
+        assert reported == set(queues), process.name
