@@ -1,5 +1,6 @@
 """The ``boochat`` command: run the whole stack, one worker, the gateway, or issue a session token.
 
+    boochat --version                            the installed version
     boochat up [--scale messaging=2,gateway=2]   everything, in the foreground (Ctrl-C stops it)
     boochat worker NAME                          one worker: workers.<NAME>.app.create_app(settings)
     boochat gateway                              the gateway: gateway.app.serve(settings)
@@ -7,13 +8,16 @@
     boochat replay WORKER [--from first|TIME]    rebuild a worker's projections from the event log
 
 Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). For a local run, ``up``
-fills in what a developer has not set: a Mongo stand-in, a fixed JWT secret, dev login on.
+fills in what a developer has not set: a Mongo stand-in, a fixed JWT secret, dev login on. A bad
+value stops a command with one JSON line naming the setting; unknown BOOCHAT_* variables are named
+in a warning. Every line on stderr is JSON (boochat.logs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import importlib
 import inspect
 import os
@@ -22,14 +26,15 @@ import sys
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from datetime import datetime
+from importlib.metadata import version
 from types import ModuleType
 from typing import Any
 
 import structlog
 
-from boochat import mongo
-from boochat.logs import configure
-from boochat.settings import Settings
+from boochat import mongo, topology
+from boochat.logs import configure, route_uncaught
+from boochat.settings import Settings, load, unknown_variables
 from boochat.supervisor import (
     WORKERS,
     Supervisor,
@@ -50,11 +55,33 @@ log = structlog.get_logger("cli")
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    args.run(args)
+    configure("boochat")
+    route_uncaught()
+    try:
+        args.run(args)
+    except SystemExit as stop:
+        if not isinstance(stop.code, str):
+            raise
+        log.error("stopped", reason=stop.code)  # a refusal to run: one JSON line, no traceback
+        raise SystemExit(1) from None
+
+
+def _settings(service: str) -> Settings:
+    """This process's settings, with logging configured for ``service``; unknown BOOCHAT_* variables
+    (pydantic-settings ignores them) are named in a warning, with the setting probably meant."""
+    configure(service)
+    settings = load()
+    configure(service, settings.log_level)
+    known = [f"BOOCHAT_{name.upper()}" for name in Settings.model_fields]
+    for name in unknown_variables(os.environ):
+        meant = difflib.get_close_matches(name.upper(), known, n=1)
+        log.warning("unknown_setting", variable=name, did_you_mean=meant[0] if meant else None)
+    return settings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boochat", description="Boochat chat-and-meetups server.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('boochat')}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="run the whole stack in the foreground")
@@ -62,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     up.set_defaults(run=_up)
 
     worker = commands.add_parser("worker", help="run one worker")
-    worker.add_argument("name", choices=WORKERS)
+    worker.add_argument("name", choices=WORKERS, help="which worker: " + ", ".join(WORKERS))
     worker.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(run=_worker)
 
@@ -71,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     gateway.set_defaults(run=_gateway)
 
     replay = commands.add_parser("replay", help="rebuild a worker's projections from the event log")
-    replay.add_argument("name", choices=WORKERS, metavar="WORKER")
+    replay.add_argument("name", choices=WORKERS, metavar="WORKER", help="whose projections: " + ", ".join(WORKERS))
     replay.add_argument(
         "--from",
         dest="start",
@@ -83,10 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=_replay)
 
     token = commands.add_parser("token", help="print a session token for a user")
-    token.add_argument("user_id")
-    token.add_argument("--name", required=True)
-    token.add_argument("--email", default="")
-    token.add_argument("--picture", default=None)
+    token.add_argument("user_id", help="the user's id (the token's sub)")
+    token.add_argument("--name", required=True, help="the user's display name")
+    token.add_argument("--email", default="", help="the user's email, if any")
+    token.add_argument("--picture", default=None, help="URL of the user's picture, if any")
     token.set_defaults(run=_token)
     return parser
 
@@ -103,8 +130,7 @@ def _up(args: argparse.Namespace) -> None:
 
 
 async def _run_stack(scale: dict[str, int]) -> None:
-    settings = Settings()
-    configure("supervisor", settings.log_level)
+    settings = _settings("supervisor")
     async with AsyncExitStack() as resources:
         local: dict[str, Any] = {}
         if not settings.mongo_url:
@@ -150,8 +176,7 @@ async def _announce_when_ready(supervisor: Supervisor, settings: Settings) -> No
 
 def _worker(args: argparse.Namespace) -> None:
     module = _import(f"workers.{args.name}.app", f"worker {args.name!r} is not written yet")
-    settings = Settings()
-    configure(args.name, settings.log_level)
+    settings = _settings(args.name)
     if args.supervised:
         exit_when_supervisor_dies()
     app = module.create_app(settings)
@@ -160,8 +185,7 @@ def _worker(args: argparse.Namespace) -> None:
 
 def _gateway(args: argparse.Namespace) -> None:
     module = _import("gateway.app", "the gateway is not written yet")
-    settings = Settings()
-    configure("gateway", settings.log_level)
+    settings = _settings("gateway")
     if args.supervised:
         exit_when_supervisor_dies()
     asyncio.run(_until_signalled(module.serve(settings)))
@@ -218,7 +242,7 @@ def _replay(args: argparse.Namespace) -> None:
 
 def _token(args: argparse.Namespace) -> None:
     auth = _import("gateway.auth", "the gateway's auth module is not written yet")
-    settings = Settings()
+    settings = _settings("token")
     if not settings.jwt_secret:
         print("boochat token: BOOCHAT_JWT_SECRET is unset; using the fixed local secret", file=sys.stderr)
         settings = settings.model_copy(update={"jwt_secret": LOCAL_JWT_SECRET})

@@ -1,13 +1,25 @@
-"""Every setting of PROTOCOL.md, read from the environment in one place."""
+"""Every setting of PROTOCOL.md, read from the environment in one place.
+
+``load()`` reads them for a process: a value out of its range stops it with one line naming the
+setting; ``unknown_variables`` names BOOCHAT_* variables that are no setting (a typo, most likely).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.routing import Names
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PortOrOff = Annotated[int, Field(ge=0, le=65535)]  # 0 turns the listener off
+Positive = Annotated[int, Field(gt=0)]
+Seconds = Annotated[float, Field(gt=0)]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -19,14 +31,15 @@ class Settings(BaseSettings):
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str | None = None
-    namespace: str = "boochat"
+    namespace: str = Field("boochat", pattern=r"^[A-Za-z0-9_-]+$")  # names <ns>.events, <ns>.dead, ...
     gateway_host: str = "127.0.0.1"
-    gateway_port: int = 8765
+    gateway_port: Port = 8765
     jwt_secret: str | None = None
-    token_ttl_seconds: int = 86400
+    token_ttl_seconds: Positive = 86400
     dev_login: bool = False
-    max_frame_bytes: int = 65536
-    rate_limit_per_minute: int = 600
+    # Room for an authenticate request at least; websockets buffers a whole frame, so not unbounded.
+    max_frame_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
+    rate_limit_per_minute: Positive = 600
     allowed_origins: str | None = None
     google_client_id: str | None = None
     allowed_emails: str | None = None
@@ -35,26 +48,31 @@ class Settings(BaseSettings):
     fcm_endpoint: str = "https://fcm.googleapis.com/v1/projects/{project_id}/messages:send"
 
     # Not client-visible; for operators and tests.
-    request_timeout_seconds: float = 10.0
-    auth_timeout_seconds: float = 10.0
-    prefetch: int = 16
+    request_timeout_seconds: Seconds = 10.0
+    auth_timeout_seconds: Seconds = 10.0
+    prefetch: Annotated[int, Field(ge=1, le=65535)] = 16  # AMQP's prefetch count is 16 bits
     # How often the users worker looks for gateways that died with connections open (presence).
-    presence_sweep_seconds: float = 30.0
+    presence_sweep_seconds: Seconds = 30.0
     # How long <ns>.events.log keeps events (RabbitMQ's x-max-age: "365D", "12h"); unset keeps all,
     # which replay needs to rebuild from the first event.
-    log_max_age: str | None = None
-    log_level: str = "info"
+    log_max_age: str | None = Field(None, pattern=r"^[0-9]+[YMDhms]$")
+    log_level: LogLevel = "info"
     # Plain HTTP for operators, apart from the client port: /metrics (Prometheus), /healthz, /readyz.
     # Every gateway and worker process serves it; 0 turns it off. ``boochat up`` gives each child
     # its own port, counting up from this one.
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = 9100
+    metrics_port: PortOrOff = 9100
 
     @field_validator("dev_login", mode="before")
     @classmethod
     def _truthy(cls, value: object) -> bool:
         """PROTOCOL.md: ``true``, ``1``, ``yes`` in any case turn it on; anything else is off."""
         return str(value).strip().lower() in {"true", "1", "yes"}
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @cached_property
     def names(self) -> Names:
@@ -72,3 +90,26 @@ class Settings(BaseSettings):
         if not self.mongo_url:
             raise SystemExit("BOOCHAT_MONGO_URL is not set (boochat up starts a local stand-in)")
         return self.mongo_url
+
+
+def load() -> Settings:
+    """This process's settings; a value out of range stops it with one line naming the setting."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SystemExit(describe(error)) from None
+
+
+def describe(error: ValidationError) -> str:
+    """``invalid setting BOOCHAT_GATEWAY_PORT=70000: Input should be less than or equal to 65535``"""
+    problems = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]).upper() if problem["loc"] else ""
+        problems.append(f"BOOCHAT_{field}={problem['input']}: {problem['msg']}")
+    return "invalid setting " + "; ".join(problems)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """BOOCHAT_* variables in ``environ`` that are no setting (pydantic-settings ignores them)."""
+    known = {f"BOOCHAT_{name.upper()}" for name in Settings.model_fields}
+    return sorted(key for key in environ if key.upper().startswith("BOOCHAT_") and key.upper() not in known)

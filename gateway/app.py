@@ -52,6 +52,12 @@ class Gateway:
         )
         self._connecting = asyncio.create_task(self._connect())
         log.info("gateway_listening", port=self.port, gateway_id=self.hub.gateway_id)
+        if self.settings.dev_login:
+            log.warning(
+                "dev_login_on",
+                message="anyone can sign in as any user with dev_user: "
+                "set BOOCHAT_DEV_LOGIN=false before serving real users",
+            )
 
     async def _connect(self) -> None:
         try:

@@ -71,8 +71,17 @@ class GoogleVerifier:
         # ValueError, TypeError: malformed tokens (bad segments, claims of the wrong type); PyJWTError:
         # google-auth's JWK-set path, taken when the certs URL serves {"keys": [...]}.
         except (exceptions.GoogleAuthError, ValueError, TypeError, jwt.PyJWTError) as exc:
-            log.info("google_token_refused", reason=str(exc))
+            log.info("google_token_refused", reason=without_token(str(exc), token))
             raise AuthError("invalid Google ID token") from None
+
+
+def without_token(reason: str, token: str) -> str:
+    """google-auth's reason with the token and each of its segments cut out: some of its messages
+    quote the token they refuse ("Wrong number of segments in token: ...")."""
+    for part in sorted({token, *token.split(".")}, key=len, reverse=True):
+        if len(part) >= 8:  # shorter pieces are not secrets, and would cut words out of the reason
+            reason = reason.replace(part, "<token>")
+    return reason[:300]
 
 
 def profile(claims: Mapping[str, Any], allowed_emails: frozenset[str]) -> GoogleProfile:

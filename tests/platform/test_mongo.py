@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
 import pymongo
 
 from boochat import mongo
@@ -35,3 +42,20 @@ async def test_context_manager_and_isolation() -> None:
         assert await client.t.things.find_one({"_id": "only-in-first"}) is None
         await client.close()
     assert first.process.returncode is not None and second.process.returncode is not None
+
+
+def test_up_says_what_to_do_when_the_stand_in_is_missing(tmp_path: Path) -> None:
+    """As in the production image (no ``local`` extra): no nx-27017 beside the interpreter, no
+    BOOCHAT_MONGO_URL. boochat up stops with one JSON line that says what to install or set."""
+    python = tmp_path / "bin" / "python"
+    python.parent.mkdir()
+    python.symlink_to(sys.executable)  # the same interpreter, in a folder without nx-27017
+    packages = [str(Path(__file__).resolve().parents[2]), sysconfig.get_paths()["purelib"]]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BOOCHAT_")}
+    env["PYTHONPATH"] = os.pathsep.join(packages)
+    result = subprocess.run(
+        [str(python), "-m", "boochat.cli", "up"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    [line] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert line["reason"] == mongo.MISSING and "BOOCHAT_MONGO_URL" in line["reason"] and "local" in line["reason"]
