@@ -30,8 +30,11 @@ lock: venv
 	$(LOCK_COMPILE) --extra dev --extra local -c $(BASE_LOCK) -o $(DEV_LOCK)
 	$(MAKE) venv
 
-# The whole stack in the foreground; ARGS passes options, e.g. make run ARGS=--scale=messaging=2
+# The whole stack in the foreground, with nothing needed beforehand: RabbitMQ made sure of as for
+# make test (unless BOOCHAT_AMQP_URL names another broker), then boochat up, which starts the Mongo
+# stand-in. ARGS passes options, e.g. make run ARGS=--scale=messaging=2
 run: venv
+	$(if $(BOOCHAT_AMQP_URL),,deploy/ensure-rabbitmq.sh)
 	$(BIN)/boochat up $(ARGS)
 
 # ARGS passes options to pytest, e.g. make test ARGS='-k supervisor -x'
