@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 
 from boochat import mongo, topology
+from boochat.health import QueueMetrics
 from boochat.logs import configure, route_uncaught
 from boochat.settings import Settings, load, unknown_variables
 from boochat.supervisor import (
@@ -180,7 +181,19 @@ def _worker(args: argparse.Namespace) -> None:
     if args.supervised:
         exit_when_supervisor_dies()
     app = module.create_app(settings)
+    if settings.metrics_port:
+        _watch_queues(app, module.WORKER, settings)
     asyncio.run(app.run())  # FastStream stops gracefully on SIGINT/SIGTERM by itself
+
+
+def _watch_queues(app: Any, worker: Any, settings: Settings) -> None:
+    """The depth and consumers of the worker's queues (its commands', its reactions' and
+    projections') on its /metrics, from the broker (boochat.health.QueueMetrics)."""
+    names = settings.names
+    queues = [names.command_queue(worker.name), *(names.reaction_queue(worker.name, n) for n in worker.interests())]
+    metrics = QueueMetrics(settings.amqp_url, queues)
+    app.after_startup(metrics.start)
+    app.on_shutdown(metrics.stop)
 
 
 def _gateway(args: argparse.Namespace) -> None:

@@ -158,6 +158,7 @@ class Session:
             async with asyncio.timeout(self._hub.settings.auth_timeout_seconds):
                 message = await self._ws.recv()
             self._metrics.frames_received.inc()
+            started = time.monotonic()
         except TimeoutError:
             self.close(CloseCode.UNAUTHENTICATED, "authentication timed out")
             return False
@@ -185,7 +186,7 @@ class Session:
         if not await self._open(identity, frame.id):
             return False
         answer = Authenticated(user=identity.user, token=identity.token, expires_at=identity.expires_at)
-        self._metrics.request("authenticate", "ok")
+        self._metrics.request("authenticate", "ok", time.monotonic() - started)
         self._send(frames.ok(frame.id, answer.model_dump(mode="json")))
         return True
 
@@ -268,6 +269,7 @@ class Session:
     async def _forward(self, frame: Frame, data: dict[str, Any]) -> None:
         assert self._user_id is not None
         owner = REQUESTS[frame.type].owner
+        started = time.monotonic()
         with structlog.contextvars.bound_contextvars(request_id=frame.id, user_id=self._user_id):
             try:
                 command = Command(type=frame.type, id=frame.id, user_id=self._user_id, data=data)
@@ -278,4 +280,5 @@ class Session:
             if reply.error is not None:
                 log.info("request_failed", type=frame.type, code=reply.error.code)
             self._send(frames.reply(frame.id, reply))
-            self._metrics.request(frame.type, reply.error.code if reply.error is not None else "ok")
+            outcome = reply.error.code if reply.error is not None else "ok"
+            self._metrics.request(frame.type, outcome, time.monotonic() - started)
