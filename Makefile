@@ -40,6 +40,7 @@ run: venv
 # ARGS passes options to pytest, e.g. make test ARGS='-k supervisor -x'
 test: venv
 	deploy/ensure-rabbitmq.sh
+	deploy/ensure-chromium.sh
 	$(BIN)/pytest $(ARGS)
 
 lint: venv

@@ -1,7 +1,8 @@
 """Plain HTTP on the gateway's port, and the checks made before a WebSocket upgrade.
 
-``/healthz`` while the process runs, ``/readyz`` while the broker is connected, ``/ws`` for clients;
-anything else is 404. On ``/ws``: the Origin (403) and an ``Authorization: Bearer`` header (401).
+``/healthz`` while the process runs, ``/readyz`` while the broker is connected, ``/ws`` for clients,
+the web client's files at ``/`` and ``/config.json`` (``gateway.static``); anything else is 404.
+On ``/ws``: the Origin (403) and an ``Authorization: Bearer`` header (401).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from websockets.http11 import Request, Response
 from boochat.settings import Settings
 from gateway import auth
 from gateway.auth import AuthError, Identity
+from gateway.static import Static
 
 ENDPOINT = "/ws"
 
@@ -26,6 +28,7 @@ class Handshakes:
     def __init__(self, settings: Settings, ready: Callable[[], bool]) -> None:
         self._settings = settings
         self._ready = ready
+        self._static = Static(settings)
         self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = weakref.WeakKeyDictionary()
 
     def identity(self, connection: ServerConnection) -> Identity | None:
@@ -39,6 +42,8 @@ class Handshakes:
             if self._ready():
                 return _plain(connection, request, http.HTTPStatus.OK, "ready\n")
             return _plain(connection, request, http.HTTPStatus.SERVICE_UNAVAILABLE, "broker not connected\n")
+        if path in self._static:
+            return self._static.respond(request, path)
         if path != ENDPOINT:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
         origins = self._settings.origins

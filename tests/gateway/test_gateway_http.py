@@ -30,7 +30,7 @@ async def http_status(port: int, path: str, method: str = "GET") -> int:
 async def test_health_ready_and_not_found(gateway: Gateway) -> None:
     assert await http_status(gateway.port, "/healthz") == 200
     assert await http_status(gateway.port, "/readyz") == 200
-    assert await http_status(gateway.port, "/") == 404
+    assert await http_status(gateway.port, "/nothing-here") == 404
     assert await http_status(gateway.port, "/ws/other") == 404
     assert await http_status(gateway.port, "/healthz", "POST") == 405
 

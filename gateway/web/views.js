@@ -1,0 +1,238 @@
+// Rendering of the three panes from the store: the sidebar (rooms, meetups), the open room (header
+// and timeline) and the meetup panel. Each function rebuilds its part; the timeline only adds the
+// items it has not shown yet, so scrolling and focus stay put.
+import { avatar, clockTime, h, longTime, replaceKeepingFocus, shortTime } from "./dom.js";
+
+const RSVPS = [["yes", "Going"], ["maybe", "Maybe"], ["no", "Not going"]];
+const RSVP_WORDS = { yes: "going", maybe: "maybe", no: "not going", not_responded: "no answer yet" };
+const POLL_KINDS = { generic: "Poll", reschedule: "New time?", relocate: "New place?" };
+
+export function renderSidebar(root, store, ui) {
+  const rooms = store.sortedRooms().map((summary) => {
+    const { room, last_item: last, unread_count: unread } = summary;
+    const preview = last ? `${last.kind === "message" ? `${store.user(last.sender_id).name}: ` : ""}${last.content}` : "";
+    return h(
+      "li",
+      {},
+      h(
+        "button.room-link",
+        {
+          type: "button",
+          dataset: { key: `room-${room.id}` },
+          "aria-current": room.id === ui.roomId ? "page" : null,
+          onclick: () => ui.open(room.id),
+        },
+        h("span.room-name", {}, room.name),
+        h("span.room-time", {}, last ? shortTime(last.sent_at) : ""),
+        h("span.room-preview", {}, preview),
+        unread ? h("span.badge", { "aria-label": `${unread} unread` }, String(unread)) : null,
+      ),
+    );
+  });
+  replaceKeepingFocus(
+    root.querySelector("#room-list"),
+    rooms.length ? rooms : [h("li.empty", {}, "No rooms yet: start one with New room.")],
+  );
+  const meetups = store.sortedMeetups().map((meetup) =>
+    h(
+      "li",
+      {},
+      h(
+        "button.room-link",
+        { type: "button", dataset: { key: `meetup-${meetup.id}` }, onclick: () => ui.open(meetup.room_id, true) },
+        h("span.room-name", {}, meetup.name),
+        h("span.room-time", {}, shortTime(meetup.takes_place_on)),
+        h("span.room-preview", {}, meetup.location),
+        meetup.alerts.length ? h("span.badge.alert", { "aria-label": `${meetup.alerts.length} polls to answer` }, String(meetup.alerts.length)) : null,
+      ),
+    ),
+  );
+  replaceKeepingFocus(root.querySelector("#meetup-list"), meetups.length ? meetups : [h("li.empty", {}, "No meetups planned.")]);
+  const me = store.me;
+  root.querySelector("#me").replaceChildren(...(me ? [avatar(me), h("span", {}, me.name)] : []));
+}
+
+export function renderRoomHeader(root, store, ui) {
+  const summary = store.rooms.get(ui.roomId);
+  root.querySelector("#room-title").textContent = summary?.room.name ?? "";
+  const people = (summary?.room.participant_ids ?? []).map((id) => {
+    const online = store.online.has(id);
+    return h(
+      "li",
+      { title: `${store.user(id).name}${online ? " (online)" : ""}` },
+      avatar(store.user(id), ".small"),
+      h("span.presence", { "data-online": online ? "yes" : "no", "aria-label": online ? "online" : "offline" }),
+      h("span.person-name", {}, store.user(id).name),
+    );
+  });
+  root.querySelector("#room-people").replaceChildren(...people);
+  const meetup = summary ? store.meetupOfRoom(summary.room.id) : null;
+  const toggle = root.querySelector("#meetup-toggle");
+  toggle.hidden = !meetup;
+  toggle.setAttribute("aria-expanded", String(ui.meetupOpen));
+  toggle.querySelector(".badge")?.remove();
+  if (meetup?.alerts.length) toggle.append(h("span.badge.alert", {}, String(meetup.alerts.length)));
+}
+
+/** Adds the items not shown yet where they belong; keeps the view at the bottom when it was there. */
+export function renderTimeline(root, store, ui) {
+  const list = root.querySelector("#timeline");
+  const scroller = root.querySelector("#timeline-scroll");
+  const switched = list.dataset.room !== (ui.roomId ?? "");
+  if (switched) {
+    list.replaceChildren();
+    list.dataset.room = ui.roomId ?? "";
+  }
+  const timeline = store.timelines.get(ui.roomId);
+  root.querySelector("#load-older").hidden = !timeline?.hasOlder;
+  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  const shown = new Map([...list.children].map((el) => [Number(el.dataset.seq), el]));
+  let previous = null;
+  let prepended = false;
+  for (const item of store.items(ui.roomId)) {
+    let el = shown.get(item.seq);
+    if (!el) {
+      el = itemView(item, store);
+      if (previous) previous.after(el);
+      else {
+        list.prepend(el);
+        prepended = list.children.length > 1;
+      }
+    }
+    previous = el;
+  }
+  for (const el of list.querySelectorAll(".pending")) el.remove();
+  for (const pending of ui.sending.values()) if (pending.roomId === ui.roomId) list.append(pendingView(pending, store));
+  if (switched || atBottom) scroller.scrollTop = scroller.scrollHeight;
+  else if (prepended) scroller.scrollTop = scroller.scrollHeight - fromBottom;
+}
+
+function itemView(item, store) {
+  if (item.kind === "announcement") {
+    return h("li.announcement", { dataset: { seq: item.seq } }, h("span", {}, item.content), h("time", { datetime: item.sent_at }, clockTime(item.sent_at)));
+  }
+  const sender = store.user(item.sender_id);
+  const mine = item.sender_id === store.me?.id;
+  return h(
+    `li.message${mine ? ".mine" : ""}`,
+    { dataset: { seq: item.seq } },
+    avatar(sender),
+    h(
+      "div.bubble",
+      {},
+      h("div.meta", {}, h("strong", {}, sender.name), h("time", { datetime: item.sent_at, title: longTime(item.sent_at) }, clockTime(item.sent_at))),
+      h("p", {}, item.content),
+    ),
+  );
+}
+
+function pendingView(pending, store) {
+  return h(
+    "li.message.mine.pending",
+    {},
+    avatar(store.me),
+    h("div.bubble", {}, h("div.meta", {}, h("strong", {}, store.me?.name ?? ""), h("span", {}, "sending…")), h("p", {}, pending.content)),
+  );
+}
+
+export function renderMeetup(root, store, ui, actions) {
+  const panel = root.querySelector("#meetup-body");
+  const meetup = ui.roomId ? store.meetupOfRoom(ui.roomId) : null;
+  if (!meetup) {
+    panel.replaceChildren(h("p.empty", {}, "This room has no meetup."));
+    return;
+  }
+  const me = store.me?.id;
+  const mine = meetup.attendees.find((attendee) => attendee.user_id === me);
+  const waiting = new Set(meetup.alerts.map((alert) => alert.poll_id));
+  replaceKeepingFocus(panel, [
+    h("h2", {}, meetup.name),
+    h(
+      "dl.facts",
+      {},
+      h("dt", {}, "When"),
+      h("dd", { dataset: { testid: "meetup-when" } }, h("time", { datetime: meetup.takes_place_on }, longTime(meetup.takes_place_on))),
+      h("dt", {}, "Where"),
+      h("dd", { dataset: { testid: "meetup-where" } }, meetup.location),
+      h("dt", {}, "Organizer"),
+      h("dd", {}, store.user(meetup.organizer_id).name),
+    ),
+    meetup.alerts.length
+      ? h("p.notice", { role: "note" }, `${meetup.alerts.length === 1 ? "A poll is" : `${meetup.alerts.length} polls are`} waiting for your vote.`)
+      : null,
+    h(
+      "div.rsvp",
+      { role: "group", "aria-label": "Your answer" },
+      RSVPS.map(([value, label]) =>
+        h(
+          "button.chip",
+          {
+            type: "button",
+            dataset: { key: `rsvp-${value}` },
+            "aria-pressed": String(mine?.rsvp === value),
+            onclick: () => actions.rsvp(meetup, value),
+          },
+          label,
+        ),
+      ),
+    ),
+    h("h3", {}, `Attendees (${meetup.attendees.length})`),
+    h(
+      "ul.attendees",
+      {},
+      meetup.attendees.map(({ user_id: id, rsvp }) =>
+        h(
+          "li",
+          { dataset: { rsvp } },
+          avatar(store.user(id), ".small"),
+          h("span.presence", { "data-online": store.online.has(id) ? "yes" : "no" }),
+          h("span.person-name", {}, store.user(id).name),
+          h("span.rsvp-word", {}, RSVP_WORDS[rsvp]),
+        ),
+      ),
+    ),
+    h("div.section-head", {}, h("h3", {}, "Polls"), h("button.small", { type: "button", dataset: { key: "new-poll" }, onclick: () => actions.newPoll(meetup) }, "New poll")),
+    meetup.polls.length ? null : h("p.empty", {}, "No polls yet."),
+    [...meetup.polls].reverse().map((poll) => pollView(poll, meetup, store, waiting.has(poll.id), actions)),
+  ]);
+}
+
+function pollView(poll, meetup, store, waiting, actions) {
+  const me = store.me?.id;
+  const voted = poll.votes.find((vote) => vote.user_id === me);
+  const canVote = poll.status === "open" && poll.participant_ids.includes(me) && !voted;
+  const canClose = poll.status === "open" && (poll.creator_id === me || meetup.organizer_id === me);
+  const total = Math.max(poll.votes.length, 1);
+  const label = (choice) => (poll.poll_type === "reschedule" ? longTime(choice) : choice);
+  return h(
+    `article.poll${poll.status === "closed" ? ".closed" : ""}`,
+    { dataset: { poll: poll.id } },
+    h(
+      "header",
+      {},
+      h("span.tag", {}, POLL_KINDS[poll.poll_type]),
+      h("span.poll-status", {}, poll.status === "open" ? `${poll.votes.length} of ${poll.participant_ids.length} voted` : "Closed"),
+      waiting ? h("span.badge.alert", {}, "Your vote") : null,
+    ),
+    h("p.poll-question", {}, poll.description),
+    h(
+      "ol.choices",
+      {},
+      poll.choices.map((choice, index) => {
+        const count = poll.votes.filter((vote) => vote.choice_index === index).length;
+        const winner = poll.status === "closed" && poll.winner_index === index;
+        return h(
+          `li${winner ? ".winner" : ""}`,
+          { style: { "--share": `${(100 * count) / total}%` } },
+          h("span.choice", {}, label(choice)),
+          h("span.count", {}, `${count} ${count === 1 ? "vote" : "votes"}${voted?.choice_index === index ? " · yours" : ""}${winner ? " · chosen" : ""}`),
+          canVote
+            ? h("button.small", { type: "button", dataset: { key: `vote-${poll.id}-${index}` }, onclick: () => actions.vote(poll, index) }, "Vote")
+            : null,
+        );
+      }),
+    ),
+    canClose ? h("button.small.quiet", { type: "button", dataset: { key: `close-${poll.id}` }, onclick: () => actions.closePoll(poll) }, "Close poll") : null,
+  );
+}
