@@ -4,8 +4,9 @@ structlog's events and the standard library's loggers (aio-pika, aiormq, websock
 pymongo, firebase-admin, google-auth, Python's warnings) go through one handler whose structlog
 ``ProcessorFormatter`` renders both alike: ``timestamp``, ``level``, ``logger``, ``service``,
 ``event``, the request id of the client frame wherever it travels, and a traceback as the
-``exception`` field (a string, so one line). ``route_uncaught`` sends what would otherwise print a
-bare traceback (an uncaught exception, in any thread) through the same handler.
+``exception`` field (a string, so one line). Loggers that libraries gave a console handler of their
+own are adopted. ``route_uncaught`` sends what would otherwise print a bare traceback (an uncaught
+exception, in any thread) through the same handler.
 
 Message text and tokens stay out of logs at ``info`` and above: values under ``PRIVATE`` keys are
 replaced by their length, whoever logs them. At ``debug`` they are kept, for local diagnosis.
@@ -52,6 +53,7 @@ def configure(service: str, level: str = "info") -> None:
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    _adopt_printing_loggers()
     logging.captureWarnings(True)  # warnings.warn(...) becomes a log line, not two lines of text
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -75,6 +77,19 @@ class _Service:
     def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
         event.setdefault("service", self.service)
         return event
+
+
+def _adopt_printing_loggers() -> None:
+    """Loggers that libraries gave a console handler of their own (FastStream does so for
+    ``faststream`` when it is imported, colored text on stdout) log through ours instead."""
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            printing = [h for h in logger.handlers if type(h) is logging.StreamHandler]  # not files, not ours
+            for handler in printing:
+                logger.removeHandler(handler)
+            if printing:
+                logger.propagate = True
+                logger.setLevel(logging.NOTSET)  # the configured level decides, as for every logger
 
 
 def hide_private(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:

@@ -12,11 +12,13 @@ from gateway.google import without_token
 
 PROGRAM = """
 import logging, threading, warnings, structlog
+import faststream  # gives the "faststream" logger a console handler of its own, on import
 from boochat import logs
 
 logs.configure("probe", "{level}")
 logs.route_uncaught()
 log = structlog.get_logger("probe")
+structlog.get_logger("faststream").info("FastStream app starting...")
 log.info("push_logged", user_id="bob", body="Ann: the secret plan", token="tok-0123456789")
 logging.getLogger("aio_pika.robust_connection").warning("Connection attempt to %s failed", "amqp://x")
 logging.getLogger("websockets.server").info("connection rejected (%d %s)", 403, "Forbidden")
@@ -48,6 +50,8 @@ def test_every_line_is_one_json_object_with_tracebacks_as_a_field() -> None:
     assert all(line["service"] == "probe" and "timestamp" in line and "level" in line for line in lines)
     assert by_event["Connection attempt to amqp://x failed"]["logger"] == "aio_pika.robust_connection"
     assert by_event["connection rejected (403 Forbidden)"]["level"] == "info"
+    assert by_event["FastStream app starting..."]["logger"] == "faststream"
+    assert raw.count("FastStream app starting...") == 1  # not also in FastStream's own colors
     for event in ("Task exception was never retrieved", "forward_failed"):
         assert (
             by_event[event]["exception"].startswith("Traceback") and "ZeroDivisionError" in by_event[event]["exception"]
