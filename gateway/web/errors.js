@@ -16,7 +16,10 @@ const WORDS = {
 export function describe(error) {
   if (!error?.code) return `Something went wrong in this page: ${error?.message ?? error}`;
   const words = WORDS[error.code] ?? "The server refused";
-  const details = Object.entries(error.details ?? {}).map(([field, reason]) => `${field.replace(/^data\./, "")} ${reason}`);
+  const details = Object.entries(error.details ?? {}).map(([path, reason]) => {
+    const field = path.replace(/^data\./, "");
+    return reason.includes(field) ? reason : `${field}: ${reason}`; // reasons often name their field
+  });
   const why = details.length ? details.join("; ") : error.message;
   return why && why !== error.code ? `${words}: ${why}.` : `${words}.`;
 }
