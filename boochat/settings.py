@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # Room for an authenticate request at least; websockets buffers a whole frame, so not unbounded.
     max_frame_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
     rate_limit_per_minute: Positive = 600
+    # A user's open connections, over every gateway: one more is refused (rate_limited, close 4429).
+    max_connections_per_user: Positive = 20
+    # Connections of one gateway still signing in: more handshakes are refused with HTTP 503.
+    max_pending_connections: Positive = 1000
     allowed_origins: str | None = None
     google_client_id: str | None = None
     allowed_emails: str | None = None

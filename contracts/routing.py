@@ -4,7 +4,8 @@ Commands: exchange ``<ns>.commands`` (direct), routing key = the owning worker, 
 ``<ns>.<worker>.commands`` each. Domain events: exchange ``<ns>.events`` (topic), routing key = the
 event type; each reaction of a worker has its own queue ``<ns>.<worker>.<reaction>``; the stream
 ``<ns>.events.log`` takes everything. Client events: exchange ``<ns>.deliveries`` (topic), routed
-``room.<room_id>``, ``user.<digest>`` or ``everyone``; each gateway binds what its connections need.
+``room.<room_id>``, ``user.<digest>`` or ``everyone``; each gateway binds what its connections need,
+and ``gateways`` for what the gateways tell each other.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def room_key(room_id: str) -> str:
 
 
 EVERYONE = "everyone"
+GATEWAYS = "gateways"  # what gateways tell each other (the requests each user got accepted, for the rate limit)
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ class Gateway:
         auth.require_secret(settings)
         self.settings = settings
         self.hub = Hub(settings)
-        self._handshakes = Handshakes(settings, lambda: self.hub.broker.ready)
+        self._handshakes = Handshakes(settings, lambda: self.hub.broker.ready, self.hub.signing_in)
         self._server: Server | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._reporting: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -47,10 +48,12 @@ class Gateway:
             self.settings.gateway_host,
             self.settings.gateway_port,
             process_request=self._handshakes,
+            process_response=self._handshakes.responded,
             max_size=self.settings.max_frame_bytes,
             server_header="boochat",
         )
         self._connecting = asyncio.create_task(self._connect())
+        self._reporting = asyncio.create_task(self.hub.report_requests())
         log.info("gateway_listening", port=self.port, gateway_id=self.hub.gateway_id)
         if self.settings.dev_login:
             log.warning(
@@ -75,9 +78,10 @@ class Gateway:
         if self._server is not None:
             self._server.close(close_connections=True, code=code, reason=reason)
             await self._server.wait_closed()
-        if self._connecting is not None:
-            self._connecting.cancel()
-            await asyncio.gather(self._connecting, return_exceptions=True)
+        for task in (self._connecting, self._reporting):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.hub.broker.close()
         log.info("gateway_stopped")
 

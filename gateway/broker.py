@@ -15,19 +15,27 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
-from pydantic import ValidationError
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from pydantic import BaseModel, ValidationError
 
 from boochat.rpc import RpcClient, failure
 from boochat.settings import Settings
 from boochat.topology import declare_exchanges
 from contracts.envelope import Command, Delivery, Reply
-from contracts.routing import EVERYONE
+from contracts.routing import EVERYONE, GATEWAYS
 
 log = structlog.get_logger("gateway.broker")
 
 DELIVERY_PREFETCH = 256
 RETRY_SECONDS = (0.5, 1, 2, 5)
+
+
+class RateReport(BaseModel):
+    """What one gateway tells the others, routed ``gateways`` on the deliveries exchange: the
+    requests it accepted per user since its last report (``gateway.limits.RateLimiter``)."""
+
+    gateway_id: str
+    requests: dict[str, int]
 
 
 class Broker:
@@ -37,12 +45,15 @@ class Broker:
         gateway_id: str,
         wanted: Callable[[str], bool],
         on_delivery: Callable[[str, Delivery], Awaitable[None]],
+        on_report: Callable[[dict[str, int]], None],
     ) -> None:
         self._settings = settings
         self._names = settings.names
         self._gateway_id = gateway_id
         self._wanted = wanted
         self._on_delivery = on_delivery
+        self._on_report = on_report
+        self._exchange: AbstractExchange | None = None
         self._connection: AbstractRobustConnection | None = None
         self._rpc: RpcClient | None = None
         self._queue: AbstractQueue | None = None
@@ -88,7 +99,8 @@ class Broker:
         # before its reply, so the rooms they bind are bound before the client sees the reply.
         rpc = RpcClient(requests, self._names, self._settings.request_timeout_seconds, queue=self._queue)
         await rpc.start()
-        await self.sync([EVERYONE])
+        self._exchange = await requests.get_exchange(self._names.deliveries)
+        await self.sync([EVERYONE, GATEWAYS])
         self._consumer = asyncio.create_task(self._consume(self._queue, rpc))
         self._rpc = rpc
         log.info("broker_connected")
@@ -110,6 +122,16 @@ class Broker:
         except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             log.warning("request_failed", worker=worker, error=repr(exc))
             return failure("unavailable", f"{worker} is not reachable")
+
+    async def report(self, requests: dict[str, int]) -> None:
+        """Tell every gateway (this one ignores its own) what this one accepted; lost while disconnected."""
+        if not self.ready or self._exchange is None:
+            return
+        body = RateReport(gateway_id=self._gateway_id, requests=requests).model_dump_json().encode()
+        try:
+            await self._exchange.publish(aio_pika.Message(body), routing_key=GATEWAYS)
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            log.warning("report_failed", error=repr(exc))
 
     async def sync(self, keys: Iterable[str]) -> None:
         """Bind or unbind each key so that it matches ``wanted`` now."""
@@ -140,6 +162,11 @@ class Broker:
 
     async def _handle(self, message: AbstractIncomingMessage, rpc: RpcClient) -> None:
         if message.correlation_id and rpc.resolve(message):
+            return
+        if message.routing_key == GATEWAYS:
+            report = RateReport.model_validate_json(message.body)
+            if report.gateway_id != self._gateway_id:
+                self._on_report(report.requests)
             return
         try:
             delivery = Delivery.model_validate_json(message.body)

@@ -25,10 +25,14 @@ ENDPOINT = "/ws"
 class Handshakes:
     """``process_request`` for ``serve``; remembers who a Bearer header authenticated."""
 
-    def __init__(self, settings: Settings, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, settings: Settings, ready: Callable[[], bool], signing_in: weakref.WeakSet[ServerConnection] | None = None
+    ) -> None:
         self._settings = settings
         self._ready = ready
         self._static = Static(settings)
+        # Upgraded connections not signed in yet: the session takes itself out once it is.
+        self._signing_in: weakref.WeakSet[ServerConnection] = weakref.WeakSet() if signing_in is None else signing_in
         self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = weakref.WeakKeyDictionary()
 
     def identity(self, connection: ServerConnection) -> Identity | None:
@@ -46,6 +50,8 @@ class Handshakes:
             return self._static.respond(request, path)
         if path != ENDPOINT:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        if len(self._signing_in) >= self._settings.max_pending_connections:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections signing in\n")
         origins = self._settings.origins
         sent = request.headers.get_all("Origin")
         if origins and (len(sent) > 1 or (sent and sent[0] not in origins)):
@@ -59,7 +65,13 @@ class Handshakes:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="boochat"'
                 return response
             self._identities[connection] = identity
+        self._signing_in.add(connection)
         return None
+
+    def responded(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        """``process_response``: a handshake that did not upgrade is not signing in."""
+        if response.status_code != http.HTTPStatus.SWITCHING_PROTOCOLS:
+            self._signing_in.discard(connection)
 
 
 def _plain(connection: ServerConnection, request: Request, status: http.HTTPStatus, text: str) -> Response:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 
 WINDOW_SECONDS = 60.0
 
 
 class RateLimiter:
-    """At most ``limit`` accepted requests per user in any sliding window of 60 seconds.
+    """At most ``limit`` accepted requests per user in any sliding window of 60 seconds, counted
+    across every gateway without a round trip per request.
+
+    Each gateway counts what it accepts (``allow``) and, about once a second, hands the counts of
+    the users active since its last report to the others (``report``); what the others report is
+    added (``merge``) and counts against the same limit until it leaves the window. So a user is
+    held to the limit across gateways, give or take what their connections on the other gateways
+    got accepted in the last sharing interval and not yet reported: the overshoot is bounded by
+    (gateways - 1) x the requests one user gets accepted by one gateway in about a second, and it
+    only happens in the second a burst starts (afterwards every gateway knows the whole count).
+    Remote counts are timed by their arrival here, so they expire no earlier than they should.
 
     Refused requests are not recorded, so they never count against the user.
     """
@@ -17,21 +27,50 @@ class RateLimiter:
         self.limit = limit
         self._window = window
         self._accepted: dict[str, deque[float]] = {}
+        self._unreported: Counter[str] = Counter()
+        self._remote: dict[str, deque[tuple[float, int]]] = {}  # user -> (arrived at, count)
 
     def allow(self, user_id: str, now: float) -> bool:
         times = self._accepted.setdefault(user_id, deque())
         while times and times[0] <= now - self._window:
             times.popleft()
-        if len(times) >= self.limit:
+        if len(times) + self._remote_count(user_id, now) >= self.limit:
             return False
         times.append(now)
+        self._unreported[user_id] += 1
         return True
+
+    def report(self) -> dict[str, int]:
+        """What this gateway accepted per user since the last report, for the other gateways."""
+        counts, self._unreported = dict(self._unreported), Counter()
+        return counts
+
+    def merge(self, counts: dict[str, int], now: float) -> None:
+        """Another gateway's report: it accepted these many requests per user just now."""
+        for user_id, count in counts.items():
+            self._remote.setdefault(user_id, deque()).append((now, count))
 
     def forget_idle(self, user_id: str, now: float) -> None:
         """Drop a user's record once nothing in it can matter any more."""
         times = self._accepted.get(user_id)
         if times is not None and (not times or times[-1] <= now - self._window):
             del self._accepted[user_id]
+
+    def prune(self, now: float) -> None:
+        """Drop what other gateways reported that has left the window (for users not connected here too)."""
+        for user_id in list(self._remote):
+            self._remote_count(user_id, now)
+
+    def _remote_count(self, user_id: str, now: float) -> int:
+        reported = self._remote.get(user_id)
+        if reported is None:
+            return 0
+        while reported and reported[0][0] <= now - self._window:
+            reported.popleft()
+        if not reported:
+            del self._remote[user_id]
+            return 0
+        return sum(count for _, count in reported)
 
 
 class RecentIds:

@@ -11,7 +11,7 @@ from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
 from contracts.envelope import Delivery
-from contracts.routing import EVERYONE, room_key, user_key
+from contracts.routing import EVERYONE, GATEWAYS, room_key, user_key
 
 S = TypeVar("S", bound=Hashable)
 
@@ -77,7 +77,7 @@ class Registry(Generic[S]):
 
     def wanted(self, key: str) -> bool:
         """Whether this gateway's queue should be bound to ``key`` now."""
-        if key == EVERYONE or key in self._users_by_key:
+        if key in (EVERYONE, GATEWAYS) or key in self._users_by_key:
             return True
         return key.startswith("room.") and key.removeprefix("room.") in self._members
 

@@ -71,6 +71,7 @@ class Session:
             pass
         finally:
             self._metrics.connections.dec()
+            self._hub.signing_in.discard(self._ws)
             if self._expiry is not None:
                 self._expiry.cancel()
             for task in self._requests:
@@ -206,12 +207,15 @@ class Session:
             self.close(TRY_AGAIN_LATER, "sign-in unavailable")
             return False
         self._identity = identity
-        if not await self._hub.register(self, identity.user.id):
+        refused = await self._hub.register(self, identity.user.id)
+        if refused is not None:
             if re is not None:
-                self._send(frames.error(re, "unavailable", "your rooms could not be loaded, try again later"))
-            self.close(TRY_AGAIN_LATER, "rooms unavailable")
+                self._send(frames.error(re, refused.code, refused.message))
+            too_many = refused.code == "rate_limited"
+            self.close(CloseCode.RATE_LIMITED if too_many else TRY_AGAIN_LATER, refused.message)
             return False
         self._user_id = identity.user.id
+        self._hub.signing_in.discard(self._ws)
         remaining = identity.expires_at.timestamp() - time.time()
         self._expiry = asyncio.get_running_loop().call_later(
             max(remaining, 0), self.close, CloseCode.UNAUTHENTICATED, "token expired"

@@ -8,11 +8,14 @@ import signal
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import aio_pika
 from support.client import Client
 
 from boochat.supervisor import WORKERS
 from contracts.common import format_time
+from contracts.routing import GATEWAYS
 from e2e.helpers import new_user
+from gateway.broker import RateReport
 
 WAIT = 30.0
 
@@ -102,3 +105,42 @@ async def test_a_dead_gateways_users_go_offline(start_stack):
     finally:
         await watcher.close()
         await pat.close()
+
+
+async def test_limits_hold_across_gateways(start_stack):
+    """The rate limit and the cap on a user's connections count what every gateway accepted."""
+    limit = 10
+    stack = await start_stack(scale={"gateway": 2}, rate_limit_per_minute=limit, max_connections_per_user=2)
+    first, second = stack.ws_urls
+    connection = await aio_pika.connect(stack.settings.amqp_url)
+    reports = await (await connection.channel()).declare_queue(exclusive=True, auto_delete=True)
+    await reports.bind(stack.settings.names.deliveries, routing_key=GATEWAYS)
+    profile = new_user("Pat")
+    here = await Client.connect(first, dev_user=profile)
+    there = await Client.connect(second, dev_user=profile)
+    try:
+        for _ in range(limit - 1):
+            await here.sync()
+        reported = 0
+        async with reports.iterator() as messages, asyncio.timeout(WAIT):
+            async for message in messages:
+                report = RateReport.model_validate_json(message.body)
+                reported += report.requests.get(profile["id"], 0)
+                if reported == limit - 1:
+                    break
+        # its reply comes through the second gateway's queue after the report, so that has counted it
+        await there.ok("get_me")
+        assert (await there.error("ping"))["code"] == "rate_limited"
+
+        third = await Client.connect(first)
+        refused = await third.request("authenticate", {"dev_user": profile})
+        assert refused["error"]["code"] == "rate_limited"
+        assert await third.wait_closed() == 4429
+        await third.close()
+        await here.close()
+        again = await Client.connect(second, dev_user=profile)  # a place is free again
+        await again.close()
+    finally:
+        await here.close()
+        await there.close()
+        await connection.close()

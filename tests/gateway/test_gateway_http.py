@@ -73,3 +73,19 @@ async def test_bad_authorization_is_401(url: str, header: str) -> None:
     with pytest.raises(InvalidStatus) as refused:
         await connect(url, additional_headers={"Authorization": header})
     assert refused.value.response.status_code == 401
+
+
+@pytest.mark.parametrize("overrides", [{"max_pending_connections": 2}])
+async def test_connections_still_signing_in_are_capped(url: str, gateway: Gateway, workers) -> None:
+    """Past the cap, handshakes get 503; a connection that signs in, or a handshake that fails, frees its place."""
+    for _ in range(3):  # not upgrades: they hold no place
+        assert await http_status(gateway.port, "/ws") == 426
+    first, second = await connect(url), await connect(url)
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(url)
+    assert refused.value.response.status_code == 503
+    assert (await request(first, "authenticate", {"dev_user": {"id": "u", "name": "U"}}))["type"] == "ok"
+    async with connect(url) as third:
+        assert (await request(third, "authenticate", {"dev_user": {"id": "v", "name": "V"}}))["type"] == "ok"
+    await first.close()
+    await second.close()

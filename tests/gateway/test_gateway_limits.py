@@ -31,3 +31,36 @@ def test_recent_ids_drop_second_copies_within_their_size() -> None:
     assert recent.first_time("a") and not recent.first_time("a")
     assert recent.first_time("b") and recent.first_time("c")
     assert recent.first_time("a")  # forgotten: only the last two are kept
+
+
+def test_other_gateways_counts_count_against_the_limit() -> None:
+    """What other gateways report is added to what this one accepted, until it leaves the window."""
+    limiter = RateLimiter(3)
+    limiter.merge({"u": 2, "v": 5}, 0.0)
+    assert limiter.allow("u", 1.0)
+    assert not limiter.allow("u", 2.0)
+    assert not limiter.allow("v", 2.0)
+    assert limiter.allow("w", 2.0)
+    assert limiter.allow("u", 60.0) and limiter.allow("u", 60.0)  # the report of time 0 left the window
+
+
+def test_reports_carry_what_was_accepted_since_the_last_one() -> None:
+    """Each accepted request is reported once; refused ones never."""
+    limiter = RateLimiter(2)
+    assert limiter.report() == {}
+    limiter.allow("u", 0.0)
+    limiter.allow("u", 0.5)
+    limiter.allow("u", 0.6)  # refused
+    limiter.allow("v", 0.7)
+    assert limiter.report() == {"u": 2, "v": 1}
+    assert limiter.report() == {}
+
+
+def test_old_reports_are_pruned() -> None:
+    limiter = RateLimiter(1)
+    limiter.merge({"u": 1}, 0.0)
+    limiter.prune(30.0)
+    assert not limiter.allow("u", 30.0)
+    limiter.prune(60.0)
+    assert limiter._remote == {}
+    assert limiter.allow("u", 60.0)

@@ -23,6 +23,13 @@ class UnknownUserError(UsersError):
         super().__init__("unknown user")
 
 
+class TooManyConnectionsError(UsersError):
+    code = "rate_limited"
+
+    def __init__(self) -> None:
+        super().__init__("too many connections")
+
+
 @dataclass
 class UserState:
     id: str
@@ -51,10 +58,13 @@ def sign_in(state: UserState | None, profile: User, email: str) -> tuple[UserSta
     return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=state.view()), (updated,))]
 
 
-def connect(state: UserState, connection: str) -> list[Fact]:
-    """A connection opened on some gateway; the first one makes the user online."""
+def connect(state: UserState, connection: str, limit: int) -> list[Fact]:
+    """A connection opened on some gateway; the first one makes the user online. A user has at most
+    ``limit`` connections open, over every gateway."""
     if connection in state.connections:
         return []
+    if len(state.connections) >= limit:
+        raise TooManyConnectionsError()
     state.connections.append(connection)
     opened = Fact("user.connection_opened", state.id, ConnectionCounted(connection=connection))
     return [opened, *(_presence(state, online=True) if len(state.connections) == 1 else [])]

@@ -35,7 +35,8 @@ async def sign_in(data: internal.SignIn, ctx: Context) -> Done:
 
 
 async def connection_opened(data: internal.ConnectionOpened, ctx: Context) -> Done:
-    return await _count(ctx, lambda state: domain.connect(state, f"{data.gateway_id}/{data.connection_id}"))
+    limit = ctx.runtime.settings.max_connections_per_user
+    return await _count(ctx, lambda state: domain.connect(state, f"{data.gateway_id}/{data.connection_id}", limit))
 
 
 async def connection_closed(data: internal.ConnectionClosed, ctx: Context) -> Done:

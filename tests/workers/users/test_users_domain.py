@@ -1,8 +1,12 @@
 """Users' rules, without I/O."""
 
+import pytest
+
 from contracts.routing import EVERYONE
 from contracts.shapes import User
 from workers.users import domain
+
+LIMIT = 20
 
 
 def test_profile_changes_only_when_it_differs():
@@ -33,9 +37,9 @@ def test_everyone_learns_of_a_new_user_or_a_new_name_or_picture():
 def test_a_gone_gateway_closes_only_its_connections():
     """Presence goes offline when the last gateway holding the user's connections is gone."""
     state = domain.UserState(id="p", name="Pat", image_url=None)
-    domain.connect(state, "g1/a")
-    domain.connect(state, "g1/b")
-    domain.connect(state, "g2/c")
+    domain.connect(state, "g1/a", LIMIT)
+    domain.connect(state, "g1/b", LIMIT)
+    domain.connect(state, "g2/c", LIMIT)
     assert domain.gateways([state]) == {"g1", "g2"}
     facts = domain.gateway_gone(state, "g1")
     assert [f.type for f in facts] == ["user.connection_closed", "user.connection_closed"]
@@ -44,3 +48,17 @@ def test_a_gone_gateway_closes_only_its_connections():
     assert [f.type for f in facts] == ["user.connection_closed", "user.presence_changed"]
     assert facts[-1].payload.online is False
     assert domain.gateway_gone(state, "g2") == []
+
+
+def test_connections_are_capped_over_every_gateway():
+    """One connection past the limit, wherever it opens, is refused and changes nothing."""
+    state = domain.UserState(id="p", name="Pat", image_url=None)
+    domain.connect(state, "g1/a", 2)
+    domain.connect(state, "g2/b", 2)
+    assert domain.connect(state, "g2/b", 2) == []  # the same connection again is fine
+    with pytest.raises(domain.TooManyConnectionsError) as refused:
+        domain.connect(state, "g1/c", 2)
+    assert refused.value.code == "rate_limited"
+    assert state.connections == ["g1/a", "g2/b"]
+    domain.disconnect(state, "g1/a")
+    assert [f.type for f in domain.connect(state, "g1/c", 2)] == ["user.connection_opened"]

@@ -55,3 +55,14 @@ async def test_presence_counts_connections_across_gateways(users):
     assert (await users.ok("list_online_users", "x"))["user_ids"] == []
     changes = [(d["data"]["online"], d["key"]) for d in users.sent("presence.changed")]
     assert changes == [(True, EVERYONE), (False, EVERYONE)]
+
+
+async def test_connections_past_the_limit_are_rate_limited(users):
+    """A user's connections are counted over every gateway; one past the limit is refused."""
+    await users.ok("sign_in", "pat", profile("pat", "Pat"))
+    limit = users.runtime.settings.max_connections_per_user
+    for n in range(limit):
+        await users.ok("connection_opened", "pat", {"connection_id": f"c{n}", "gateway_id": f"g{n % 2}"})
+    assert await users.error("connection_opened", "pat", {"connection_id": "x", "gateway_id": "g0"}) == "rate_limited"
+    await users.ok("connection_closed", "pat", {"connection_id": "c0", "gateway_id": "g0"})
+    await users.ok("connection_opened", "pat", {"connection_id": "x", "gateway_id": "g0"})
