@@ -5,7 +5,7 @@
     boochat worker NAME                          one worker: workers.<NAME>.app.create_app(settings)
     boochat gateway                              the gateway: gateway.app.serve(settings)
     boochat token USER_ID --name N [--email E] [--picture URL]
-    boochat replay WORKER [--from first|TIME]    rebuild a worker's projections from the event log
+    boochat replay WORKER [--from first|TIME] [--dry-run]   rebuild a worker's projections from the event log
 
 Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). For a local run, ``up``
 fills in what a developer has not set: a Mongo stand-in, a fixed JWT secret, dev login on. A bad
@@ -31,10 +31,13 @@ from types import ModuleType
 from typing import Any
 
 import structlog
+from aio_pika.exceptions import AMQPError
+from pymongo.errors import PyMongoError
 
 from boochat import mongo, topology
 from boochat.health import QueueMetrics
 from boochat.logs import configure, route_uncaught
+from boochat.progress import Console
 from boochat.settings import Settings, load, unknown_variables
 from boochat.supervisor import (
     WORKERS,
@@ -105,8 +108,13 @@ def _parser() -> argparse.ArgumentParser:
         dest="start",
         default="first",
         type=_offset,
-        help="'first' (default: drop the projections, rebuild from the start) or an ISO 8601 time "
-        "(re-apply from then, dropping nothing)",
+        help="'first' (default: rebuild from the start into fresh collections, then switch to them) or an "
+        "ISO 8601 time (re-apply from then to the live collections)",
+    )
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be rebuilt and how many events it would read; rebuild nothing",
     )
     replay.set_defaults(run=_replay)
 
@@ -241,13 +249,30 @@ def _offset(value: str) -> str | datetime:
 
 
 def _replay(args: argparse.Namespace) -> None:
+    """Progress on stdout (a bar on a terminal); a failure of the broker or the database ends the
+    command with one line naming it, and exit status 1."""
     module = _import(f"workers.{args.name}.app", f"worker {args.name!r} is not written yet")
     replay = _import("workers.runtime.replay", "replay is not written yet")
-    settings = Settings()
-    configure(f"replay-{args.name}", settings.log_level)
-    projections = module.WORKER.projections
-    print(f"replaying {args.name} from {args.start}: {', '.join(projections) or 'no projections'}", flush=True)
-    asyncio.run(replay.replay(module.WORKER, settings, args.start, report=lambda line: print(line, flush=True)))
+    settings = _settings(f"replay-{args.name}")
+    console = Console()
+    projections = ", ".join(module.WORKER.projections) or "no projections"
+    console.say(f"{'dry run of' if args.dry_run else 'replaying'} {args.name} from {args.start}: {projections}")
+    try:
+        plan = asyncio.run(replay.replay(module.WORKER, settings, args.start, dry_run=args.dry_run, console=console))
+    except (AMQPError, OSError) as error:
+        raise SystemExit(f"boochat replay: RabbitMQ failed: {error!r}") from None
+    except PyMongoError as error:
+        reason = str(error).split(", Topology Description")[0]  # the rest is a page of server state
+        raise SystemExit(f"boochat replay: MongoDB failed: {type(error).__name__}: {reason}") from None
+    except TimeoutError:
+        raise SystemExit(f"boochat replay: the event log delivered nothing for {replay.IDLE_TIMEOUT:.0f} s") from None
+    except replay.ReplayError as error:
+        raise SystemExit(f"boochat replay: {error}") from None
+    rebuilt = ", ".join(plan.collections) or "nothing"
+    if args.dry_run:
+        console.say(f"dry run: would read {plan.events} events, apply {plan.applicable} and rebuild {rebuilt}")
+    else:
+        console.say(f"caught up: {plan.applied} events applied; {rebuilt} rebuilt")
 
 
 # token ------------------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
-"""boochat replay: every worker's read models, dropped and rebuilt from the event log, equal the live ones."""
+"""boochat replay: every worker's read models, dropped and rebuilt from the event log, equal the live ones;
+queries answer in full while a replay runs; a dry run changes nothing; failures end in one line."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +17,7 @@ from support.client import Client
 
 from boochat.supervisor import WORKERS, child_env
 from contracts.common import format_time
-from e2e.helpers import new_user
+from e2e.helpers import make_room, new_user
 
 REPLAY_TIMEOUT = 120.0
 
@@ -79,22 +83,31 @@ async def drop(mongo_url: str, database: str, collections: list[str]) -> None:
         await client.close()
 
 
-async def replay(settings, worker: str) -> str:
-    process = await asyncio.create_subprocess_exec(
+async def start_replay(settings, worker: str, *options: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "boochat.cli",
         "replay",
         worker,
+        *options,
         env=child_env(settings),
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def finished(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
     async with asyncio.timeout(REPLAY_TIMEOUT):
-        output, _ = await process.communicate()
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text
-    return text
+        output, errors = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace"), errors.decode(errors="replace")
+
+
+async def replay(settings, worker: str) -> str:
+    returncode, output, errors = await finished(await start_replay(settings, worker))
+    assert returncode == 0, output + errors
+    return output
 
 
 async def test_replay_rebuilds_what_the_live_stack_built(start_stack, mongo_url):
@@ -118,3 +131,86 @@ async def test_replay_rebuilds_what_the_live_stack_built(start_stack, mongo_url)
         if collections:
             assert any(live.values()), f"{worker}'s projections are empty: the workload exercised nothing"
     assert rebuilt > 0
+
+
+MESSAGES = 120  # enough that rebuilding the room's items takes a while on the stand-in
+
+
+async def test_queries_answer_in_full_while_replays_run(start_stack, mongo_url):
+    """While messaging and then users replay from the first event, get_room_items and list_users keep
+    answering exactly what they answered before; afterwards no rebuild collection is left."""
+    stack = await start_stack()
+    ann, bob = [await Client.connect(stack.ws_url, dev_user=new_user(n)) for n in ("Ann", "Bob")]
+    try:
+        room = await make_room(ann, bob)
+        for n in range(MESSAGES):
+            await ann.ok("send_message", {"room_id": room["id"], "content": f"m{n}"})
+        await wait_until_idle(stack.settings.namespace)
+        query = {"room_id": room["id"], "limit": 100}
+        items, users = await ann.ok("get_room_items", query), await ann.ok("list_users")
+        assert len(items["items"]) == 100 and len(users["users"]) == 2
+        for worker in ("messaging", "users"):
+            replaying = asyncio.create_task(finished(await start_replay(stack.settings, worker)))
+            rounds = 0
+            while not replaying.done():
+                assert await ann.ok("get_room_items", query) == items, f"short answer while {worker} replays"
+                assert await bob.ok("list_users") == users, f"short answer while {worker} replays"
+                rounds += 1
+            returncode, output, errors = await replaying
+            assert returncode == 0, output + errors
+            assert "switched" in output and "caught up" in output, output
+            assert rounds >= 5, f"only {rounds} query rounds ran while {worker} replayed"
+            database = stack.settings.names.database(worker)
+            client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+            try:
+                left = [n for n in await client[database].list_collection_names() if "__rebuild_" in n]
+            finally:
+                await client.close()
+            assert left == [], f"{worker} left {left}"
+        assert await ann.ok("get_room_items", query) == items
+    finally:
+        for client_ in (ann, bob):
+            await client_.close()
+
+
+async def test_dry_run_counts_and_changes_nothing(start_stack, mongo_url):
+    stack = await start_stack()
+    await workload(stack.ws_url)
+    await wait_until_idle(stack.settings.namespace)
+    database = stack.settings.names.database("messaging")
+    before = await snapshot(mongo_url, database, ["items"])
+    returncode, output, errors = await finished(await start_replay(stack.settings, "messaging", "--dry-run"))
+    assert returncode == 0, output + errors
+    [line] = [line for line in output.splitlines() if line.startswith("dry run:")]
+    counted = re.fullmatch(r"dry run: would read (\d+) events, apply (\d+) and rebuild .+", line)
+    assert counted, line
+    read, applied = map(int, counted.groups())
+    assert read >= applied >= 5, line  # at least the five messages of the workload
+    assert await snapshot(mongo_url, database, ["items"]) == before
+    assert "rebuilding" not in output
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_an_unreachable_broker_ends_the_replay_in_one_line(settings):
+    broken = settings.model_copy(update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{unused_port()}/"})
+    returncode, output, errors = await finished(await start_replay(broken, "users"))
+    assert returncode == 1
+    assert "Traceback" not in output + errors
+    lines = [json.loads(line) for line in errors.splitlines()]
+    [stopped] = [line for line in lines if line.get("event") == "stopped"]
+    assert stopped["reason"].startswith("boochat replay: RabbitMQ failed"), stopped
+
+
+async def test_an_unreachable_database_ends_the_replay_in_one_line(settings):
+    broken = settings.model_copy(update={"mongo_url": f"mongodb://127.0.0.1:{unused_port()}/"})
+    returncode, output, errors = await finished(await start_replay(broken, "users"))
+    assert returncode == 1
+    assert "Traceback" not in output + errors
+    lines = [json.loads(line) for line in errors.splitlines()]
+    [stopped] = [line for line in lines if line.get("event") == "stopped"]
+    assert stopped["reason"].startswith("boochat replay: MongoDB failed"), stopped

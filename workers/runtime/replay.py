@@ -1,10 +1,28 @@
-"""``boochat replay WORKER``: rebuild a worker's projections from the event log.
+"""``boochat replay WORKER``: rebuild a worker's projections from the event log while the live ones
+keep serving.
 
-The stream ``<ns>.events.log`` keeps every event. Replay drops the worker's projection collections
-(when it starts from the first offset), writes a marker event into the log, then applies the
-projections to every event from the chosen offset up to its marker: what was in the log when the
-replay began. Live projections keep running meanwhile; projections are idempotent and tolerate any
-order, so the two converge on the state a replay from scratch would give.
+The stream ``<ns>.events.log`` keeps every event. A replay first writes a marker into it: what comes
+before the marker is what the replay covers. From the first event (the default):
+
+1. the projections' documents are rebuilt into fresh collections, ``<name>__rebuild_<offset>``,
+   which nobody reads, from the log's first event up to the marker;
+2. the switch: in one transaction, each live collection takes the rebuilt content (documents
+   replaced, those the rebuild has not dropped deleted), so a query sees all of the old read
+   models or all of the new ones, never a part; then the fresh collections are dropped;
+3. the events from the marker on are applied once more to the live collections: live projections
+   applied them to the old content meanwhile. Projections are idempotent and tolerate any order, so
+   the result is what a replay from scratch gives.
+
+From a time (``--from``), the projections are applied again to the live collections from then up to
+the marker, and nothing is dropped.
+
+Why a transaction rather than ``renameCollection`` with ``dropTarget``: the Mongo stand-in the tests
+run on renames only to a free name (it has no ``dropTarget``), while it and a replica set both run
+multi-document transactions. The transaction holds a worker's whole read models: MongoDB's
+``transactionLifetimeLimitSeconds`` (60 s by default) bounds their size.
+
+A replay rebinds the worker's document classes to other collections: run it in a process of its own,
+as ``boochat replay`` does, and one replay of a worker at a time.
 """
 
 from __future__ import annotations
@@ -12,16 +30,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-from beanie import init_beanie
-from pymongo import AsyncMongoClient
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from beanie import Document, init_beanie
+from pymongo import AsyncMongoClient, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
 
 from boochat import topology
+from boochat.progress import Console
 from boochat.settings import Settings
 from contracts.common import format_time
 from contracts.envelope import AnyEvent
@@ -30,49 +53,139 @@ from workers.runtime.store import RUNTIME_DOCUMENTS
 
 MARKER = "replay.requested"
 PREFETCH = 500
-REPORT_EVERY = 1.0  # seconds
+IDLE_TIMEOUT = 30.0  # seconds without a delivery before the log is taken to have stopped delivering
+MONGO_TIMEOUT_MS = 10_000  # how long to look for MongoDB before giving up
 
 
 @dataclass
-class Progress:
-    events: int = 0  # read from the log
-    applied: int = 0  # given to a projection
-    offset: int | None = None
-    started: float = 0.0
+class Plan:
+    """What a replay covers: ``events`` log entries from ``first`` to the marker at ``marker``, of
+    which ``applicable`` are of types the worker's projections take."""
 
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        return (
-            f"{self.events} events read, {self.applied} applied, {self.events / elapsed:.0f} events/s, "
-            f"offset {self.offset}"
-        )
+    worker: str
+    collections: list[str]
+    start: str | datetime
+    events: int = 0
+    applicable: int = 0
+    first: int | None = None
+    marker: int | None = None
+    applied: int = 0  # events given to the projections
+
+
+class ReplayError(Exception):
+    """A replay that cannot go on; the message says why in one line."""
 
 
 async def replay(
-    worker: Worker, settings: Settings, start: str | datetime = "first", report: Callable[[str], None] = print
-) -> Progress:
-    """Rebuild ``worker``'s projections from ``start`` ("first" or a time) to now; returns the tally."""
-    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.require_mongo_url(), tz_aware=True)
-    await init_beanie(
-        database=client[settings.names.database(worker.name)], document_models=[*RUNTIME_DOCUMENTS, *worker.documents]
+    worker: Worker,
+    settings: Settings,
+    start: str | datetime = "first",
+    *,
+    dry_run: bool = False,
+    console: Console | None = None,
+) -> Plan:
+    """Rebuild ``worker``'s projections from ``start`` ("first" or a time) up to now; with
+    ``dry_run``, only count what it would read. Returns the plan, with what was applied."""
+    console = console or Console()
+    documents = _documents(worker)
+    plan = Plan(worker.name, [d.Settings.name for d in documents], start)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        settings.require_mongo_url(), tz_aware=True, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS
     )
-    if start == "first":
-        for projection in worker.projections.values():
-            for document in projection.documents:
-                await document.get_pymongo_collection().delete_many({})
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    database = client[settings.names.database(worker.name)]
     try:
-        marker = await _mark(connection, settings, worker.name)
-        progress = await _consume(connection, settings, worker, start, marker, report)
+        await client.admin.command("ping")  # no MongoDB: say so before touching the broker
+        connection = await aio_pika.connect(settings.amqp_url)  # not robust: a lost broker ends the replay
+        async with connection:
+            marker = await _mark(connection, settings, worker.name)
+            await _count(connection, settings, worker, plan, marker, console)
+            if dry_run or not documents:
+                return plan
+            if start == "first":
+                await _rebuild(connection, settings, worker, database, plan, marker, console)
+            else:
+                await init_beanie(database=database, document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
+                await _apply(connection, settings, worker, start, marker, plan, console, "applying")
     finally:
-        await connection.close()
         await client.close()
-    report(f"caught up: {progress.line()}")
-    return progress
+    return plan
 
 
-async def _mark(connection: aio_pika.abc.AbstractConnection, settings: Settings, worker: str) -> str:
-    """Write a marker into the log: everything before it is what this replay must cover."""
+def _documents(worker: Worker) -> list[type[Document]]:
+    """The projections' document classes, each named in its own ``Settings`` (all Boochat's are)."""
+    documents = list(dict.fromkeys(d for p in worker.projections.values() for d in p.documents))
+    for document in documents:
+        if not getattr(document.__dict__.get("Settings"), "name", None):
+            raise ReplayError(
+                f"{document.__name__} names no collection in its own Settings: it cannot be rebuilt aside"
+            )
+    return documents
+
+
+async def _rebuild(
+    connection: AbstractConnection,
+    settings: Settings,
+    worker: Worker,
+    database: AsyncDatabase[Any],
+    plan: Plan,
+    marker: str,
+    console: Console,
+) -> None:
+    documents = _documents(worker)
+    fresh = {d: f"{d.Settings.name}__rebuild_{plan.marker}" for d in documents}
+    live = {d: d.Settings.name for d in documents}
+    console.say(f"rebuilding into {', '.join(fresh.values())} while {', '.join(live.values())} serve")
+    try:
+        with _named(fresh):  # Beanie binds each class to the collection its Settings name, with its indexes
+            await init_beanie(database=database, document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
+        await _apply(connection, settings, worker, "first", marker, plan, console, "rebuilding")
+        await _switch(database, [(live[d], fresh[d]) for d in documents])
+        console.say(f"switched: {', '.join(live.values())} hold the rebuilt read models")
+    finally:
+        for name in fresh.values():
+            await database.drop_collection(name)
+    await init_beanie(database=database, document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
+    since = await _mark(connection, settings, worker.name)
+    await _apply(connection, settings, worker, plan.marker, since, plan, console, "catching up")
+
+
+@contextmanager
+def _named(names: dict[type[Document], str]) -> Iterator[None]:
+    before = {document: document.Settings.name for document in names}
+    for document, name in names.items():
+        document.Settings.name = name
+    try:
+        yield
+    finally:
+        for document, name in before.items():
+            document.Settings.name = name
+
+
+async def _switch(database: AsyncDatabase[Any], pairs: list[tuple[str, str]]) -> None:
+    """Give each live collection its fresh one's content, all in one transaction."""
+
+    async def swap(session: AsyncClientSession) -> None:
+        for live, fresh in pairs:
+            documents = await database[fresh].find({}, session=session).to_list()
+            if documents:
+                replaces = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents]
+                await database[live].bulk_write(replaces, ordered=False, session=session)
+            kept = {d["_id"] for d in documents}
+            stale = [
+                d["_id"] async for d in database[live].find({}, {"_id": 1}, session=session) if d["_id"] not in kept
+            ]
+            if stale:
+                await database[live].delete_many({"_id": {"$in": stale}}, session=session)
+
+    async with database.client.start_session() as session:
+        await session.with_transaction(swap)
+
+
+# The log ----------------------------------------------------------------------------------------
+
+
+async def _mark(connection: AbstractConnection, settings: Settings, worker: str) -> str:
+    """Write a marker into the log (its message id is its own): everything before it is covered."""
     channel = await connection.channel()  # publisher confirms: the marker is in the log once this returns
     await topology.declare_exchanges(channel, settings)
     marker = uuid.uuid4().hex
@@ -87,7 +200,10 @@ async def _mark(connection: aio_pika.abc.AbstractConnection, settings: Settings,
     exchange = await channel.get_exchange(settings.names.events)
     await exchange.publish(
         aio_pika.Message(
-            json.dumps(body).encode(), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            json.dumps(body).encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=marker,
         ),
         routing_key=MARKER,
     )
@@ -95,40 +211,70 @@ async def _mark(connection: aio_pika.abc.AbstractConnection, settings: Settings,
     return marker
 
 
-async def _consume(
-    connection: aio_pika.abc.AbstractConnection,
+async def _count(
+    connection: AbstractConnection, settings: Settings, worker: Worker, plan: Plan, marker: str, console: Console
+) -> None:
+    """Read the log up to the marker without applying anything: how much there is, for the total."""
+    types = {t for p in worker.projections.values() for t in p.types}
+    started = time.monotonic()
+    async for message, offset in _read(connection, settings, plan.start, marker):
+        if message.message_id == marker:
+            plan.marker = offset
+            continue
+        if plan.first is None:
+            plan.first = offset
+        plan.events += 1
+        plan.applicable += message.routing_key in types
+    console.say(
+        f"{worker.name}: {plan.events} events in the log from {plan.start} up to offset {plan.marker}, "
+        f"{plan.applicable} of them for {', '.join(plan.collections) or 'no projections'} "
+        f"(counted in {time.monotonic() - started:.1f} s)"
+    )
+
+
+async def _apply(
+    connection: AbstractConnection,
     settings: Settings,
     worker: Worker,
-    start: str | datetime,
+    start: str | int | datetime,
     marker: str,
-    report: Callable[[str], None],
-) -> Progress:
-    channel = await connection.channel()  # a stream consumer needs a prefetch and its own channel
-    await channel.set_qos(prefetch_count=PREFETCH)
-    log = await channel.declare_queue(settings.names.log, passive=True)
-    progress = Progress(started=time.monotonic())
-    last_report = progress.started
-    async with log.iterator(arguments={"x-stream-offset": start}) as messages:
-        async for message in messages:
-            body = json.loads(message.body)
-            progress.offset = message.headers.get("x-stream-offset")  # type: ignore[assignment]
-            await message.ack()
-            if body.get("type") == MARKER and body.get("event_id") == marker:
-                break
-            progress.events += 1
-            progress.applied += await _apply(worker, body)
-            if time.monotonic() - last_report >= REPORT_EVERY:
-                last_report = time.monotonic()
-                report(progress.line())
-    await channel.close()
-    return progress
+    plan: Plan,
+    console: Console,
+    what: str,
+) -> None:
+    """Apply the projections to every event from ``start`` up to ``marker``."""
+    total = None if isinstance(start, int) else plan.events  # catching up: not counted beforehand
+    with console.counting(what, total) as advance:
+        async for message, _ in _read(connection, settings, start, marker):
+            if message.message_id != marker:
+                plan.applied += await _project(worker, message)
+                advance(1)
 
 
-async def _apply(worker: Worker, body: dict[str, Any]) -> int:
-    wanted = [p for p in worker.projections.values() if body.get("type") in p.types]
+async def _project(worker: Worker, message: AbstractIncomingMessage) -> int:
+    wanted = [p for p in worker.projections.values() if message.routing_key in p.types]
     if not wanted:
         return 0
-    event = AnyEvent.model_validate(body)
+    event = AnyEvent.model_validate_json(message.body)
     for projection in wanted:
         await project(projection, event)
     return 1
+
+
+async def _read(
+    connection: AbstractConnection, settings: Settings, start: str | int | datetime, marker: str
+) -> AsyncIterator[tuple[AbstractIncomingMessage, int]]:
+    """Yield ``(message, offset)`` for every log entry from ``start`` up to the marker, the marker
+    last (it ends the iteration: the consumer is gone once the caller's loop ends)."""
+    channel = await connection.channel()  # a stream consumer needs a prefetch and its own channel
+    try:
+        await channel.set_qos(prefetch_count=PREFETCH)
+        log = await channel.declare_queue(settings.names.log, passive=True)
+        async with log.iterator(arguments={"x-stream-offset": start}, timeout=IDLE_TIMEOUT) as messages:
+            async for message in messages:
+                await message.ack()
+                yield message, int(message.headers["x-stream-offset"])  # type: ignore[call-overload]
+                if message.message_id == marker:
+                    return
+    finally:
+        await channel.close()
