@@ -34,7 +34,7 @@ import structlog
 from aio_pika.exceptions import AMQPError
 from pymongo.errors import PyMongoError
 
-from boochat import mongo, topology
+from boochat import mongo
 from boochat.health import QueueMetrics
 from boochat.logs import configure, route_uncaught
 from boochat.progress import Console
