@@ -64,9 +64,11 @@ export function localInDays(days) {
 /** A round picture, or the name's initials on a colour taken from the id. */
 export function avatar(user, size = "") {
   const name = user?.name ?? "?";
-  if (user?.image_url) return h(`img.avatar${size}`, { src: user.image_url, alt: "", referrerpolicy: "no-referrer" });
   const initials = name.split(/\s+/).filter(Boolean).slice(0, 2).map((part) => part[0].toUpperCase()).join("");
   let hue = 0;
   for (const char of user?.id ?? name) hue = (hue * 31 + char.charCodeAt(0)) % 360;
-  return h(`span.avatar${size}`, { style: { "--hue": hue }, "aria-hidden": "true" }, initials || "?");
+  const drawn = h(`span.avatar${size}`, { style: { "--hue": hue }, "aria-hidden": "true" }, initials || "?");
+  if (!user?.image_url) return drawn;
+  // A picture that cannot be fetched (offline, say) gives way to the initials.
+  return h(`img.avatar${size}`, { src: user.image_url, alt: "", referrerpolicy: "no-referrer", onerror: (event) => event.target.replaceWith(drawn) });
 }

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, WebSocketRoute, expect
 
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+Prepare = Callable[[BrowserContext], Awaitable[None]]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
@@ -36,6 +37,9 @@ class Wire:
         for route in self._open:
             await route.close(code=1012, reason="cut by the test")
         self._open.clear()
+
+    async def attach(self, context: BrowserContext) -> None:
+        await context.route_web_socket("**/ws", self.handle)
 
     async def handle(self, route: WebSocketRoute) -> None:
         if self.refusing:
@@ -75,21 +79,23 @@ class People:
         self.browser, self.url = browser, url
         self.opened: list[Person] = []
 
-    async def open(self, name: str, phone: bool = False, wire: Wire | None = None) -> Person:
-        """A browser context at the client's sign-in page, for a user not signed in yet; with
-        ``wire``, its WebSockets go through it."""
+    async def open(
+        self, name: str, phone: bool = False, prepare: Prepare | None = None, url: str | None = None
+    ) -> Person:
+        """A browser context at the client's sign-in page (of the session's stack, or ``url``), for a
+        user not signed in yet; ``prepare(context)`` runs first (routes, say)."""
         context = await self.browser.new_context(**(PHONE if phone else DESKTOP), locale="en-GB")
-        if wire is not None:
-            await context.route_web_socket("**/ws", wire.handle)
+        if prepare is not None:
+            await prepare(context)
         page = await context.new_page()
         person = Person(name, f"{name.lower()}-{uuid.uuid4().hex[:10]}", page, context)
         page.on("pageerror", lambda error: person.errors.append(str(error)))
         self.opened.append(person)
-        await page.goto(f"{self.url}/")
+        await page.goto(f"{url or self.url}/")
         return person
 
-    async def sign_in(self, name: str, phone: bool = False, wire: Wire | None = None) -> Person:
-        person = await self.open(name, phone, wire)
+    async def sign_in(self, name: str, phone: bool = False, prepare: Prepare | None = None) -> Person:
+        person = await self.open(name, phone, prepare)
         await sign_in(person)
         return person
 

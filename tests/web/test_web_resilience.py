@@ -15,13 +15,14 @@ from web.helpers import Wire
 pytestmark = pytest.mark.web
 
 
-async def timeline_texts(page: Page) -> list[str]:
-    return await page.locator("#timeline .message:not(.pending) p").all_inner_texts()
+async def shows_exactly(page: Page, *texts: str) -> None:
+    """The room's messages are these, in this order, each once (waiting for them to get there)."""
+    await expect(page.locator("#timeline .message:not(.pending) p")).to_have_text(list(texts))
 
 
 async def test_reconnects_catches_up_and_retries_with_the_same_id(people, stack, shots: Path) -> None:
     wire = Wire()
-    ann = await people.sign_in("Ann", wire=wire)
+    ann = await people.sign_in("Ann", prepare=wire.attach)
     async with await Client.connect(stack.ws_url, dev_user=new_user("Bob")) as bob:
         room = (await bob.ok("create_room", {"name": "Night owls", "participant_ids": [ann.id]}))["room"]
         page = ann.page
@@ -34,8 +35,7 @@ async def test_reconnects_catches_up_and_retries_with_the_same_id(people, stack,
         await bob.ok("send_message", {"room_id": room["id"], "content": "two"})
         await lost.wait()
         await bob.ok("send_message", {"room_id": room["id"], "content": "three"})
-        await expect(page.locator("#timeline .message", has_text="three")).to_be_visible()
-        assert await timeline_texts(page) == ["one", "two", "three"]
+        await shows_exactly(page, "one", "two", "three")
 
         # Offline while Bob writes: the page says so, comes back, and shows what it missed once.
         wire.refusing = True
@@ -47,8 +47,7 @@ async def test_reconnects_catches_up_and_retries_with_the_same_id(people, stack,
         wire.refusing = False
         await page.get_by_role("button", name="Retry now").click()
         await expect(page.locator("#status")).to_be_hidden()
-        await expect(page.locator("#timeline .message", has_text="five")).to_be_visible()
-        assert await timeline_texts(page) == ["one", "two", "three", "four", "five"]
+        await shows_exactly(page, "one", "two", "three", "four", "five")
 
         # A reply lost with its connection: the command goes again with the same id and acts once.
         reply_lost = wire.drop(lambda f: f.get("type") == "ok" and f["data"].get("item", {}).get("content") == "six")
@@ -56,7 +55,7 @@ async def test_reconnects_catches_up_and_retries_with_the_same_id(people, stack,
         await page.keyboard.press("Enter")
         await reply_lost.wait()
         await wire.cut()
-        await expect(page.locator("#timeline .message:not(.pending)", has_text="six")).to_have_count(1)
+        await shows_exactly(page, "one", "two", "three", "four", "five", "six")
         sends = [frame["id"] for frame in wire.sent if frame["type"] == "send_message"]
         assert len(sends) == 2 and sends[0] == sends[1]
         items = (await bob.ok("get_room_items", {"room_id": room["id"], "after_seq": 0}))["items"]
@@ -72,8 +71,7 @@ async def test_reconnects_catches_up_and_retries_with_the_same_id(people, stack,
         # A reload keeps the session (the token in localStorage) and the room, each item once.
         await page.reload()
         await expect(page.locator("#me")).to_contain_text("Ann")
-        await expect(page.locator("#timeline .message", has_text="six")).to_be_visible()
-        assert await timeline_texts(page) == ["one", "two", "three", "four", "five", "six"]
+        await shows_exactly(page, "one", "two", "three", "four", "five", "six")
         signed_in = [frame["data"] for frame in wire.sent if frame["type"] == "authenticate"]
         assert len(signed_in) == 4 and "dev_user" in signed_in[0]
         assert all(list(data) == ["token"] for data in signed_in[1:])  # the kept session, never a new sign-in
