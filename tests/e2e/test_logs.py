@@ -81,8 +81,10 @@ async def test_every_line_of_every_process_is_json_through_faults(start_stack) -
                 assert refused["code"] == "unauthenticated"
 
             async with await Client.connect(stack.ws_url, dev_user=new_user("Cid")) as cid:
-                await cid.send_text("{not json")
+                await cid.send_text(f"{{not json {marker}")
                 await cid.sync()
+                refused = await cid.error("send_message", {"room_id": room["id"], "content": marker, "extra": 1})
+                assert refused["code"] == "bad_request"
                 await cid.send_text("x" * (stack.settings.max_frame_bytes + 1))
                 assert await cid.wait_closed() == 1009
 
