@@ -19,6 +19,9 @@ from contracts.requests import REQUESTS
 
 ID = re.compile(r"[ -~]{1,64}")
 ENVELOPE_KEYS = frozenset({"type", "id", "data"})
+# No contract nests half as deep; deeper data is refused before it is validated or forwarded
+# (pydantic will not serialise past about 250 levels).
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,15 @@ class MalformedFrameError(Exception):
 
 
 class InvalidDataError(Exception):
-    """A well-formed frame whose ``data`` breaks its contract."""
+    """A well-formed frame whose ``data`` breaks its contract.
 
-    def __init__(self, details: dict[str, str]) -> None:
+    ``forwardable`` is False for data that could not even travel to its owner (nested too deeply).
+    """
+
+    def __init__(self, details: dict[str, str], forwardable: bool = True) -> None:
         super().__init__("invalid data")
         self.details = details
+        self.forwardable = forwardable
 
 
 def _no_constant(name: str) -> Any:
@@ -52,7 +59,7 @@ def _no_constant(name: str) -> Any:
 def parse(text: str) -> Frame:
     try:
         raw = json.loads(text, parse_constant=_no_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting deeper than the parser's stack is refused too
         raise MalformedFrameError(None, "a frame must be JSON") from None
     if not isinstance(raw, dict):
         raise MalformedFrameError(None, "a frame must be a JSON object")
@@ -72,10 +79,24 @@ def parse(text: str) -> Frame:
 
 
 def validate(frame: Frame) -> BaseModel:
+    if _deeper_than(frame.data, MAX_DEPTH):
+        raise InvalidDataError({"data": f"nested deeper than {MAX_DEPTH} levels"}, forwardable=False)
     try:
         return REQUESTS[frame.type].data.model_validate(frame.data)
     except ValidationError as exc:
         raise InvalidDataError(details(exc)) from None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects or arrays more than ``limit`` levels deep (no recursion)."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 # Server frames ------------------------------------------------------------------------------

@@ -255,7 +255,7 @@ class Session:
         try:
             data = frames.validate(frame).model_dump(mode="json")
         except InvalidDataError as exc:
-            if not REQUESTS[frame.type].command:
+            if not (REQUESTS[frame.type].command and exc.forwardable):
                 self._send(frames.error(frame.id, "bad_request", "invalid data", exc.details))
                 self._metrics.request(frame.type, "bad_request")
                 return

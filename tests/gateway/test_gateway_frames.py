@@ -110,3 +110,25 @@ def test_replies_become_frames() -> None:
     assert json.loads(frames.reply("a", Reply(ok={"k": 1}))) == {"type": "ok", "re": "a", "data": {"k": 1}}
     refused = json.loads(frames.reply("a", failure("forbidden", "not a member", {"data.room_id": "no"})))
     assert refused["error"] == {"code": "forbidden", "message": "not a member", "details": {"data.room_id": "no"}}
+
+
+def test_json_nested_past_the_parsers_stack_is_not_json() -> None:
+    """A RecursionError in the parser is a malformed frame, not a crash."""
+    with pytest.raises(MalformedFrameError) as caught:
+        frames.parse("[" * 20_000)
+    assert caught.value.message == "a frame must be JSON"
+
+
+def test_data_nested_too_deeply_is_invalid_and_not_forwarded() -> None:
+    """Deeper than any contract: refused by the gateway itself (its owner could not even be sent it)."""
+    deep: object = "x"
+    for _ in range(frames.MAX_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(InvalidDataError) as caught:
+        frames.validate(frames.Frame("send_message", "a", {"room_id": deep, "content": "hi"}))
+    assert caught.value.details == {"data": f"nested deeper than {frames.MAX_DEPTH} levels"}
+    assert not caught.value.forwardable
+    shallow = frames.Frame("send_message", "a", {"room_id": [[["x"]]], "content": "hi"})
+    with pytest.raises(InvalidDataError) as caught:
+        frames.validate(shallow)
+    assert caught.value.forwardable

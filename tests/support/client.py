@@ -94,10 +94,13 @@ class Client:
         assert frame.get("type") == "error", f"expected an error, got {frame}"
         return frame["error"]
 
-    async def send_raw(self, frame: Mapping[str, Any] | str, timeout: float = WAIT) -> dict[str, Any]:
-        """Send any frame (a dict with an ``id``, or raw text) and wait for the reply to its ``id``."""
+    async def send_raw(
+        self, frame: Mapping[str, Any] | str, timeout: float = WAIT, re: str | None = None
+    ) -> dict[str, Any]:
+        """Send any frame (a dict with an ``id``, or raw text whose reply carries ``re``) and wait for
+        the reply to its ``id``."""
         text = frame if isinstance(frame, str) else json.dumps(frame)
-        request_id = None if isinstance(frame, str) else frame.get("id")
+        request_id = re if isinstance(frame, str) else frame.get("id")
         if not isinstance(request_id, str):
             raise ValueError("send_raw waits by id: send other frames with send_text() and read stray")
         future = asyncio.get_running_loop().create_future()
