@@ -113,10 +113,11 @@ export class Connection extends EventTarget {
     ws.authenticated = true;
     this.credentials = { token: frame.data.token };
     this.failures = 0;
+    // What waited (sent on a lost connection, or never) goes first, with its id; then the catch-up.
+    for (const entry of this.pending.values()) this.send(entry);
     this.status({ state: "online" });
     resolve(frame.data);
     this.dispatchEvent(new Event("online"));
-    for (const entry of this.pending.values()) this.send(entry);
   }
 
   send(entry) {
