@@ -6,6 +6,7 @@
     boochat gateway                              the gateway: gateway.app.serve(settings)
     boochat token USER_ID --name N [--email E] [--picture URL]
     boochat replay WORKER [--from first|TIME] [--dry-run]   rebuild a worker's projections from the event log
+    boochat drop NAMESPACE [--yes-really]        delete a namespace's queues, exchanges and databases
 
 Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). For a local run, ``up``
 fills in what a developer has not set: a Mongo stand-in, a fixed JWT secret, dev login on. A bad
@@ -34,7 +35,7 @@ import structlog
 from aio_pika.exceptions import AMQPError
 from pymongo.errors import PyMongoError
 
-from boochat import mongo
+from boochat import mongo, topology
 from boochat.health import QueueMetrics
 from boochat.logs import configure, route_uncaught
 from boochat.progress import Console
@@ -117,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
         help="say what would be rebuilt and how many events it would read; rebuild nothing",
     )
     replay.set_defaults(run=_replay)
+
+    drop = commands.add_parser(
+        "drop", help="delete a stopped namespace's queues and exchanges (and databases, with BOOCHAT_MONGO_URL)"
+    )
+    drop.add_argument("namespace", type=_namespace)
+    drop.add_argument("--yes-really", action="store_true", help="needed to drop the default namespace")
+    drop.set_defaults(run=_drop)
 
     token = commands.add_parser("token", help="print a session token for a user")
     token.add_argument("user_id", help="the user's id (the token's sub)")
@@ -273,6 +281,30 @@ def _replay(args: argparse.Namespace) -> None:
         console.say(f"dry run: would read {plan.events} events, apply {plan.applicable} and rebuild {rebuilt}")
     else:
         console.say(f"caught up: {plan.applied} events applied; {rebuilt} rebuilt")
+
+
+# drop -------------------------------------------------------------------------------------------
+
+
+def _namespace(value: str) -> str:
+    if not value or value != value.strip():
+        raise argparse.ArgumentTypeError("a namespace name, as in BOOCHAT_NAMESPACE")
+    return value
+
+
+def _drop(args: argparse.Namespace) -> None:
+    if args.namespace == Settings.model_fields["namespace"].default and not args.yes_really:
+        raise SystemExit(f"boochat drop: {args.namespace!r} is the default namespace; add --yes-really to drop it")
+    settings = Settings(namespace=args.namespace)
+    dropped = asyncio.run(topology.drop_namespace(settings))
+    print(
+        f"dropped {args.namespace}: {len(dropped.queues)} queues, {len(dropped.exchanges)} exchanges, "
+        + (f"{len(dropped.databases)} databases" if settings.mongo_url else "no databases (BOOCHAT_MONGO_URL unset)"),
+        flush=True,
+    )
+    if dropped.unread:
+        unread = "; ".join(f"{worker}: {error}" for worker, error in dropped.unread.items())
+        raise SystemExit(f"boochat drop: event queues of workers whose tables fail to import may be left ({unread})")
 
 
 # token ------------------------------------------------------------------------------------------

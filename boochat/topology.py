@@ -1,4 +1,5 @@
 """Declares exchanges and queues; every process calls it at start-up (declarations are idempotent).
+``drop_namespace`` deletes them again, with the namespace's databases, when a stack is thrown away.
 
 Worker queues are quorum queues with a dead-letter exchange and a delivery limit, so a message
 that keeps failing ends up in ``<ns>.dead`` instead of looping or vanishing.
@@ -6,14 +7,18 @@ that keeps failing ends up in ``<ns>.dead`` instead of looping or vanishing.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import aio_pika
 import aio_pika.exceptions
 import aiormq.exceptions
-from aio_pika.abc import AbstractChannel, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
+from pymongo import AsyncMongoClient
 
 from boochat.settings import Settings
+from boochat.supervisor import WORKERS, available_workers
 from contracts.routing import Names
 
 DELIVERY_LIMIT = 5
@@ -64,6 +69,107 @@ async def queue_exists(connection: aio_pika.abc.AbstractConnection, name: str) -
         return True
     except aiormq.exceptions.ChannelLockedResource:
         return True  # another connection's exclusive queue: it exists, and is not ours to touch
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
+# Dropping a namespace ---------------------------------------------------------------------------
+
+
+def exchange_names(names: Names) -> tuple[str, ...]:
+    """The exchanges ``declare_exchanges`` makes."""
+    return (names.commands, names.events, names.deliveries, names.dead_letters)
+
+
+@dataclass(frozen=True)
+class Queues:
+    """A namespace's durable queues, and the workers whose tables could not be read (their event
+    queues are missing from ``names``)."""
+
+    names: list[str]
+    unread: dict[str, str]
+
+
+def queue_names(names: Names) -> Queues:
+    """Every durable queue of the namespace, derived from code: the dead letters, the event log, and
+    each written worker's command queue and one queue per reaction or projection in its tables.
+
+    Not here: gateways' queues and RPC reply queues. They are exclusive and auto-delete (RabbitMQ
+    removes them with their connection, and refuses anyone else who tries).
+    """
+    queues = [names.dead_letters, names.log]
+    unread: dict[str, str] = {}
+    for name in available_workers():
+        queues.append(names.command_queue(name))
+        try:
+            # Imported here, not at the top: the workers import this module.
+            worker = importlib.import_module(f"workers.{name}.app").WORKER
+        except Exception as error:  # a worker that does not import must not keep the rest alive
+            unread[name] = repr(error)
+            continue
+        queues.extend(names.reaction_queue(name, interest) for interest in worker.interests())
+    return Queues(queues, unread)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """What ``drop_namespace`` found and deleted; ``unread``: workers whose event queues it could
+    not name (their tables did not import), so may be left."""
+
+    queues: list[str]
+    exchanges: list[str]
+    databases: list[str]
+    unread: dict[str, str]
+
+
+async def drop_namespace(settings: Settings) -> Dropped:
+    """Delete ``settings.namespace``'s queues and exchanges on the broker and, when ``settings.mongo_url``
+    is set, its workers' databases. Deleting what is already gone is not an error.
+
+    Stop the namespace's processes first: a worker still running loses its queues under it.
+    """
+    names = settings.names
+    known = queue_names(names)
+    queues: list[str] = []
+    exchanges: list[str] = []
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in known.names:
+            if not await queue_exists(connection, queue):  # asked first, to report what was there
+                continue
+            try:
+                await channel.queue_delete(queue)
+                queues.append(queue)
+            except aiormq.exceptions.ChannelLockedResource:  # another connection's exclusive queue
+                channel = await connection.channel()  # goes with its connection; the refusal closed ours
+        for exchange in exchange_names(names):
+            if await _exchange_exists(connection, exchange):
+                await channel.exchange_delete(exchange)
+                exchanges.append(exchange)
+    databases: list[str] = []
+    if settings.mongo_url:
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=10_000)
+        try:
+            present = set(await client.list_database_names())
+            for database in (names.database(worker) for worker in WORKERS):
+                if database in present:
+                    await client.drop_database(database)
+                    databases.append(database)
+        finally:
+            await client.close()
+    return Dropped(queues, exchanges, databases, known.unread)
+
+
+async def _exchange_exists(connection: AbstractConnection, name: str) -> bool:
+    """Like ``queue_exists``, for an exchange."""
+    channel = await connection.channel()
+    try:
+        await channel.declare_exchange(name, passive=True)
+        return True
     except aio_pika.exceptions.ChannelNotFoundEntity:
         return False
     finally:

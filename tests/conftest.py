@@ -2,12 +2,13 @@
 
 - ``mongo_url`` (session): one stand-in for the whole run.
 - ``amqp_url`` (session): ``BOOCHAT_AMQP_URL`` or the default; fails clearly if RabbitMQ is down.
-- ``namespace``: a fresh ``t<hex>`` per test, so tests never see each other's data; every
-  namespace's queues and exchanges are deleted at the end of the session.
+- ``namespace``: a fresh ``t<hex>`` per test, so tests never see each other's data; dropped
+  (queues, exchanges, databases: ``boochat drop``) when the test ends.
 - ``settings``: Settings for that namespace, built from these fixtures only (never from the
   developer's BOOCHAT_* environment).
 - ``stack`` (session): the real stack, one namespace for the whole run; tests use fresh users and
-  rooms. ``start_stack(scale=..., **settings)``: more stacks, stopped after the test.
+  rooms. ``start_stack(scale=..., **settings)``: more stacks, stopped after the test. Every stack's
+  namespace is dropped once its processes have stopped.
 
 Helpers live in ``tests/support`` and are imported as ``support.*`` (pytest puts ``tests/`` on
 ``sys.path`` for this conftest).
@@ -21,11 +22,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
-from support.broker import check_reachable, delete_namespaces
+from support.broker import check_reachable
 from support.stack import Stack, free_ports
 
 from boochat import mongo
 from boochat.settings import Settings
+from boochat.topology import drop_namespace
 
 TEST_JWT_SECRET = "boochat-tests-jwt-secret-0123456789abcdef"  # 32+ bytes, as the gateway requires
 REQUEST_TIMEOUT = 5.0
@@ -73,19 +75,16 @@ async def amqp_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-async def namespaces(amqp_url: str) -> AsyncIterator[list[str]]:
-    """Every namespace made in this session; their queues and exchanges go at the end."""
-    made: list[str] = []
-    yield made
-    await delete_namespaces(amqp_url, made)
+async def drop(namespace: str, mongo_url: str, amqp_url: str) -> None:
+    """Delete the namespace's queues, exchanges and databases (stop its processes first)."""
+    await drop_namespace(IsolatedSettings(namespace=namespace, mongo_url=mongo_url, amqp_url=amqp_url))
 
 
 @pytest.fixture
-def namespace(namespaces: list[str]) -> str:
+async def namespace(mongo_url: str, amqp_url: str) -> AsyncIterator[str]:
     namespace = new_namespace()
-    namespaces.append(namespace)
-    return namespace
+    yield namespace
+    await drop(namespace, mongo_url, amqp_url)
 
 
 @pytest.fixture
@@ -94,21 +93,24 @@ def settings(namespace: str, mongo_url: str, amqp_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def stack(namespaces: list[str], mongo_url: str, amqp_url: str) -> AsyncIterator[Stack]:
+async def stack(mongo_url: str, amqp_url: str) -> AsyncIterator[Stack]:
     namespace = new_namespace()
-    namespaces.append(namespace)
-    async with Stack(make_settings(namespace, mongo_url, amqp_url)) as running:
-        yield running
+    try:
+        async with Stack(make_settings(namespace, mongo_url, amqp_url)) as running:
+            yield running
+    finally:
+        await drop(namespace, mongo_url, amqp_url)
 
 
 StartStack = Callable[..., Awaitable[Stack]]
 
 
 @pytest.fixture
-async def start_stack(namespaces: list[str], mongo_url: str, amqp_url: str) -> AsyncIterator[StartStack]:
+async def start_stack(mongo_url: str, amqp_url: str) -> AsyncIterator[StartStack]:
     """``await start_stack(scale={"messaging": 2, "gateway": 2}, **settings_overrides)``: a fresh
     namespace's stack, stopped when the test ends."""
     started: list[Stack] = []
+    namespaces: list[str] = []
 
     async def start(scale: Mapping[str, int] | None = None, **overrides: Any) -> Stack:
         namespace = overrides.pop("namespace", None) or new_namespace()
@@ -120,6 +122,10 @@ async def start_stack(namespaces: list[str], mongo_url: str, amqp_url: str) -> A
         started.append(stack)
         return stack
 
-    yield start
-    for stack in reversed(started):
-        await stack.stop()
+    try:
+        yield start
+    finally:
+        for stack in reversed(started):
+            await stack.stop()
+        for namespace in namespaces:
+            await drop(namespace, mongo_url, amqp_url)

@@ -17,7 +17,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from boochat.settings import Settings
-from boochat.topology import declare_exchanges
+from boochat.topology import declare_exchanges, drop_namespace
 from contracts.envelope import Command, Delivery, Reply
 from contracts.routing import Names
 from gateway.app import Gateway
@@ -35,8 +35,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def namespace() -> str:
-    return f"gwtest{uuid.uuid4().hex[:10]}"
+async def namespace() -> AsyncIterator[str]:
+    """A fresh namespace, dropped when the test ends (gateways declare its exchanges, fakes its queues)."""
+    namespace = f"gwtest{uuid.uuid4().hex[:10]}"
+    yield namespace
+    await drop_namespace(Settings(namespace=namespace, amqp_url=AMQP_URL))
 
 
 @pytest.fixture
@@ -65,12 +68,6 @@ async def amqp(settings: Settings) -> AsyncIterator[AbstractChannel]:
     channel = await connection.channel()
     await declare_exchanges(channel, settings)
     yield channel
-    names = settings.names
-    cleanup = await connection.channel()
-    for queue in (names.log, names.dead_letters):
-        await cleanup.queue_delete(queue)
-    for exchange in (names.commands, names.events, names.deliveries, names.dead_letters):
-        await cleanup.exchange_delete(exchange)
     await connection.close()
 
 

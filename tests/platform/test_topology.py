@@ -1,11 +1,16 @@
-"""Broker topology helpers against the real RabbitMQ."""
+"""Broker topology helpers and ``boochat drop``, against the real RabbitMQ and the Mongo stand-in."""
 
 import asyncio
+import os
+import sys
 import uuid
 
 import aio_pika
+from pymongo import AsyncMongoClient
+from support.broker import listed
+from support.client import Client
 
-from boochat.topology import queue_exists
+from boochat.topology import exchange_names, queue_exists, queue_names
 
 
 async def test_queue_exists_sees_other_connections_exclusive_queues(amqp_url):
@@ -27,3 +32,43 @@ async def test_queue_exists_sees_other_connections_exclusive_queues(amqp_url):
         await observer.close()
         if not owner.is_closed:
             await owner.close()
+
+
+async def test_drop_deletes_everything_a_stack_made(start_stack, mongo_url, amqp_url):
+    """``boochat drop`` leaves nothing of a stopped stack's namespace: every queue it declared is one
+    the code names, and queues, exchanges and databases are all gone afterwards."""
+    stack = await start_stack()
+    namespace = stack.settings.namespace
+    async with await Client.connect(stack.ws_url, dev_user={"id": f"d-{uuid.uuid4().hex[:8]}", "name": "D"}) as client:
+        await client.ok("create_room", {"name": "Doomed", "participant_ids": []})
+    await stack.stop()
+    assert await listed("queues", f"{namespace}.") == sorted(queue_names(stack.settings.names).names)
+    assert await listed("exchanges", f"{namespace}.") == sorted(exchange_names(stack.settings.names))
+    mongo = AsyncMongoClient(mongo_url)
+    assert any(name.startswith(f"{namespace}_") for name in await mongo.list_database_names())
+
+    env = {**os.environ, "BOOCHAT_AMQP_URL": amqp_url, "BOOCHAT_MONGO_URL": mongo_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "boochat.cli", "drop", namespace,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output, errors = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, errors.decode()
+    queues = len(queue_names(stack.settings.names).names)
+    assert output.decode().startswith(f"dropped {namespace}: {queues} queues, 4 exchanges"), output
+
+    assert await listed("queues", f"{namespace}.") == []
+    assert await listed("exchanges", f"{namespace}.") == []
+    assert not [name for name in await mongo.list_database_names() if name.startswith(f"{namespace}_")]
+    await mongo.close()
+
+
+async def test_drop_refuses_the_default_namespace(amqp_url):
+    """Dropping ``boochat`` needs ``--yes-really``; without it the command stops, saying so."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "boochat.cli", "drop", "boochat",
+        env={**os.environ, "BOOCHAT_AMQP_URL": amqp_url}, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, errors = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert "add --yes-really" in errors.decode()

@@ -1,16 +1,12 @@
-"""RabbitMQ helpers for tests: reachability, deleting a namespace's topology."""
+"""RabbitMQ helpers for tests: reachability, what the broker holds, waiting for queues to drain.
+Namespaces are deleted by ``boochat.topology.drop_namespace`` (see tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import Iterable
 
 import aio_pika
 from aio_pika.exceptions import AMQPError
-
-from boochat.supervisor import WORKERS
-from contracts.routing import Names
 
 
 async def check_reachable(amqp_url: str, timeout: float = 5.0) -> str | None:
@@ -23,61 +19,16 @@ async def check_reachable(amqp_url: str, timeout: float = 5.0) -> str | None:
     return None
 
 
-async def queues_named(prefixes: Iterable[str]) -> list[str]:
-    """Queues whose name starts with one of ``prefixes``, listed by rabbitmqctl (AMQP cannot list).
-
-    Best effort: an empty list when rabbitmqctl is missing or refuses (not root, say).
-    """
-    prefixes = tuple(prefixes)
-    if not prefixes or shutil.which("rabbitmqctl") is None:
-        return []
+async def listed(kind: str, prefix: str) -> list[str]:
+    """Names of the broker's ``kind`` ("queues" or "exchanges") starting with ``prefix``, as
+    rabbitmqctl lists them (AMQP cannot list): how tests check what a namespace left behind."""
     process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", "-q", "list_queues", "name", "--no-table-headers",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        "rabbitmqctl", "-q", f"list_{kind}", "name", "--no-table-headers",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), 30)
-    except TimeoutError:
-        process.kill()
-        return []
-    names = output.decode(errors="replace").split()
-    return [name for name in names if name.startswith(prefixes)]
-
-
-async def delete_namespaces(amqp_url: str, namespaces: Iterable[str]) -> None:
-    """Delete the exchanges and queues of ``namespaces`` (best effort, never raises).
-
-    Known names come from ``contracts.routing.Names``; reaction queues, whose names only workers
-    know, are found with ``queues_named``.
-    """
-    namespaces = list(namespaces)
-    if not namespaces:
-        return
-    queues: set[str] = set(await queues_named(f"{namespace}." for namespace in namespaces))
-    exchanges: list[str] = []
-    for namespace in namespaces:
-        names = Names(namespace)
-        queues.update((names.dead_letters, names.log, *(names.command_queue(w) for w in WORKERS)))
-        exchanges.extend((names.commands, names.events, names.deliveries, names.dead_letters))
-    try:
-        connection = await aio_pika.connect(amqp_url)
-    except (OSError, AMQPError):
-        return
-    async with connection:
-        channel = await connection.channel()
-        for queue in sorted(queues):
-            channel = await _quietly(connection, channel, channel.queue_delete(queue))
-        for exchange in exchanges:
-            channel = await _quietly(connection, channel, channel.exchange_delete(exchange))
-
-
-async def _quietly(connection, channel, operation):  # type: ignore[no-untyped-def]
-    """Run ``operation``; a refusal closes the channel, so hand back a usable one either way."""
-    try:
-        await operation
-        return channel
-    except AMQPError:
-        return await connection.channel()
+    output, errors = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, errors.decode(errors="replace")
+    return sorted(name for name in output.decode(errors="replace").split() if name.startswith(prefix))
 
 
 async def wait_until_idle(namespace: str, timeout: float = 60.0) -> None:
