@@ -13,11 +13,11 @@ class RateLimiter:
 
     Each gateway counts what it accepts (``allow``) and, about once a second, hands the counts of
     the users active since its last report to the others (``report``); what the others report is
-    added (``merge``) and counts against the same limit until it leaves the window. So a user is
-    held to the limit across gateways, give or take what their connections on the other gateways
-    got accepted in the last sharing interval and not yet reported: the overshoot is bounded by
-    (gateways - 1) x the requests one user gets accepted by one gateway in about a second, and it
-    only happens in the second a burst starts (afterwards every gateway knows the whole count).
+    added (``merge``) and counts against the same limit until it leaves the window. The overshoot
+    is bounded: a gateway does not know yet what the others accepted in the last interval (about a
+    second, plus the broker's latency), so a user spreading requests over N gateways gets at most
+    (N - 1) x what each of those gateways accepted from them in one interval beyond the limit (and
+    never more than N x the limit); on one gateway, or once the counts have arrived, not one request.
     Remote counts are timed by their arrival here, so they expire no earlier than they should.
 
     Refused requests are not recorded, so they never count against the user.
