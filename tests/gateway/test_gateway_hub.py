@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
 import pytest
-from conftest import WAIT, free_port, ok
-from gwclient import closed, request, sign_in
+from gwclient import WAIT, closed, request, sign_in
+from support.stack import free_ports
 from websockets.asyncio.client import connect
 
 from boochat.rpc import failure
 from boochat.settings import Settings
+from contracts.envelope import Reply
 from contracts.routing import GATEWAYS
 from gateway.app import Gateway
 from gateway.broker import RateReport
@@ -25,7 +26,7 @@ LIMIT = 10
 @pytest.fixture
 async def second(settings: Settings, gateway: Gateway) -> AsyncIterator[str]:
     """The URL of a second gateway of the same namespace."""
-    other = Gateway(settings.model_copy(update={"gateway_port": free_port()}))
+    other = Gateway(settings.model_copy(update={"gateway_port": free_ports(1)}))
     await other.start()
     async with asyncio.timeout(WAIT):
         await other.connected()
@@ -76,7 +77,7 @@ async def test_the_rate_limit_holds_across_gateways(url: str, second: str, gatew
 async def test_a_connection_past_the_users_cap_is_refused_with_4429(url: str, workers, gateway: Gateway) -> None:
     """The users worker counts connections over every gateway; the one it refuses is never served."""
     workers["users"].handler = lambda command: (
-        failure("rate_limited", "too many connections") if command.type == "connection_opened" else ok()
+        failure("rate_limited", "too many connections") if command.type == "connection_opened" else Reply(ok={})
     )
     async with connect(url) as ws:
         answer = await request(ws, "authenticate", {"dev_user": {"id": "ann", "name": "Ann"}})
