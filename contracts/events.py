@@ -8,23 +8,35 @@ Consumers that keep a replica apply a snapshot only when its ``version`` is newe
 from __future__ import annotations
 
 from contracts.common import Shape, Time
-from contracts.shapes import Meetup, Poll, Room, RoomItem, User
+from contracts.shapes import Meetup, Poll, RoomItem, User
 
 # rooms --------------------------------------------------------------------------------------
+
+
+class RoomInfo(Shape):
+    """A room as the rooms worker owns it: who is in it and what it is called. The client's ``Room``
+    adds ``last_seq``, which messaging owns."""
+
+    id: str
+    name: str
+    image_url: str | None
+    participant_ids: list[str]
+    created_by: str
+    created_at: Time
+    meetup_id: str | None = None
 
 
 class RoomOpened(Shape):
     """``room.created``"""
 
-    room: Room
-    names: dict[str, str]  # participant id -> name, for the announcement
-    meetup_id: str | None = None
+    room: RoomInfo
+    names: dict[str, str]  # participant id -> name
 
 
 class MemberAdded(Shape):
     """``room.member_joined``"""
 
-    room: Room
+    room: RoomInfo
     user_id: str
     user_name: str
     invited_by: str
@@ -34,7 +46,7 @@ class MemberAdded(Shape):
 class MemberRemoved(Shape):
     """``room.member_left``: ``room`` is without the leaver."""
 
-    room: Room
+    room: RoomInfo
     user_id: str
     user_name: str
 
@@ -42,18 +54,19 @@ class MemberRemoved(Shape):
 class RoomChanged(Shape):
     """``room.updated``"""
 
-    room: Room
+    room: RoomInfo
+
+
+# messaging ----------------------------------------------------------------------------------
 
 
 class ReadMarkMoved(Shape):
-    """``room.read``"""
+    """``room.read``: a user's read mark in a room moved forward (sending a message moves the
+    sender's too, without an event of its own: the ``room.item_added`` says so)."""
 
     room_id: str
     user_id: str
     last_read_seq: int
-
-
-# messaging ----------------------------------------------------------------------------------
 
 
 class ItemAppended(Shape):

@@ -6,9 +6,12 @@ queue, ``Reply`` back); ``Command.user_id`` is the user on whose behalf the requ
 
 from __future__ import annotations
 
+from typing import Any
+
 from contracts.common import Input, Shape
+from contracts.events import RoomInfo
 from contracts.requests import Spec
-from contracts.shapes import Room, RoomItem, User
+from contracts.shapes import User
 
 
 class SignIn(Input):
@@ -48,18 +51,6 @@ class RoomIds(Shape):
     room_ids: list[str]
 
 
-class RoomAccess(Input):
-    """Worker -> rooms: the room, if ``Command.user_id`` is a participant (else forbidden/not_found)."""
-
-    room_id: str
-
-
-class RoomSnapshot(Input):
-    """Worker -> rooms: the room as it now is, whoever asks (for announcements of other workers' events)."""
-
-    room_id: str
-
-
 class OpenMeetupRoom(Input):
     """Meetups -> rooms: create the room of a new meetup (idempotent by ``room_id``)."""
 
@@ -70,16 +61,19 @@ class OpenMeetupRoom(Input):
     participant_ids: list[str]
 
 
-class RoomReply(Shape):
-    room: Room
+class OpenedRoom(Shape):
+    room: RoomInfo
 
 
-class ItemSent(Input):
-    """Messaging -> rooms, before replying to send_message: take the item in now, so the sender's read
-    mark and the room's last item are right for whoever asks after the reply (the room.item_added
-    reaction does the same later, idempotently, should this call fail)."""
+ROOM_FOLLOWERS = ("messaging",)
 
-    item: RoomItem
+
+class ApplyEvents(Input):
+    """A worker -> the workers that keep a copy of its data, before it replies to a rare command
+    (a membership change): apply these events now, so that what the reply promises holds at once.
+    The same events reach the copy through its queues too; applying them is idempotent."""
+
+    events: list[dict[str, Any]]
 
 
 INTERNAL: dict[str, Spec] = {
@@ -88,10 +82,9 @@ INTERNAL: dict[str, Spec] = {
     "connection_closed": Spec(ConnectionClosed, Shape, "users", command=False),
     "resolve_users": Spec(ResolveUsers, Users, "users", command=False),
     "user_rooms": Spec(UserRooms, RoomIds, "rooms", command=False),
-    "room_access": Spec(RoomAccess, RoomReply, "rooms", command=False),
-    "room_snapshot": Spec(RoomSnapshot, RoomReply, "rooms", command=False),
-    "open_meetup_room": Spec(OpenMeetupRoom, RoomReply, "rooms", command=True),
-    "item_sent": Spec(ItemSent, Shape, "rooms", command=False),
+    "open_meetup_room": Spec(OpenMeetupRoom, OpenedRoom, "rooms", command=True),
+    # Sent to each worker that follows rooms' events (ROOM_FOLLOWERS): messaging keeps a copy of rooms.
+    "apply_events": Spec(ApplyEvents, Shape, "messaging", command=False),
 }
 
 

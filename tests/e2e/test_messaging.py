@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 from support.client import Client
 
@@ -157,3 +159,26 @@ async def test_two_messaging_replicas_keep_seq_gap_free(start_stack):
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_sending_needs_neither_rooms_nor_users(connect, stack):
+    """Messaging decides from its own copy of the room: with the rooms and users workers frozen, sends,
+    reads and room lists still answer within a second, and the other member gets the message."""
+    alice, bob = await connect("Alice"), await connect("Bob")
+    room = await make_room(alice, bob)
+    frozen = [stack.supervisor.pid(name) for name in ("rooms-1", "users-1")]
+    assert all(frozen)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        async with asyncio.timeout(1.0):
+            sent = (await alice.ok("send_message", {"room_id": room["id"], "content": "still here"}))["item"]
+        async with asyncio.timeout(1.0):
+            await bob.expect_event("room.item_added", lambda d: d["item"]["id"] == sent["id"])
+            items = (await bob.ok("get_room_items", {"room_id": room["id"], "after_seq": sent["seq"] - 1}))["items"]
+            rooms = (await bob.ok("list_rooms"))["rooms"]
+        assert items == [sent]
+        assert next(s for s in rooms if s["room"]["id"] == room["id"])["last_item"] == sent
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)

@@ -17,9 +17,11 @@ from contracts.envelope import AnyEvent, Command, Failure, Reply
 from contracts.internal import Users
 from contracts.routing import Names
 from contracts.shapes import User
+from workers.runtime.context import Runtime, project
+from workers.runtime.dispatch import run_command, run_reaction
 from workers.runtime.outbox import Outbox, envelope
-from workers.runtime.service import Runtime, Worker, project, run_command, run_reaction
 from workers.runtime.store import RUNTIME_DOCUMENTS, Aggregate
+from workers.runtime.tables import Worker
 
 Answer = Callable[[Command], dict[str, Any] | Failure]
 
@@ -51,9 +53,13 @@ class RecordingOutbox(Outbox):
         self.events: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
 
-    async def _publish(self, entry: dict[str, Any]) -> None:
+    async def publish(self, entry: dict[str, Any]) -> None:
         self.events.append(envelope(entry))
-        self.deliveries += [{"key": d["key"], **d["body"]} for d in entry["deliveries"]]
+        for delivery in entry["deliveries"]:
+            await self._deliver(delivery)
+
+    async def _deliver(self, delivery: dict[str, Any]) -> None:
+        self.deliveries.append({"key": delivery["key"], **delivery["body"]})
 
 
 class Harness:
@@ -82,7 +88,9 @@ class Harness:
     ) -> Reply:
         user_id = user if isinstance(user, str) else user.id
         command = Command(type=type, id=id or uuid.uuid4().hex, user_id=user_id, data=data or {})
-        return await run_command(self.worker, self.runtime, command)
+        reply = await run_command(self.worker, self.runtime, command)
+        await self.outbox.drain()  # what the command queued for publishing is published
+        return reply
 
     async def ok(self, type: str, user: User | str, data: dict[str, Any] | None = None, id: str | None = None) -> dict:
         reply = await self.command(type, user, data, id)
@@ -98,7 +106,8 @@ class Harness:
         if name in self.worker.projections:
             await project(self.worker.projections[name], event)
         else:
-            await run_reaction(name, self.worker.reactions[name], self.runtime, event)
+            await run_reaction(self.worker.reactions[name], self.runtime, event)
+        await self.outbox.drain()
 
     def events(self, type: str) -> list[dict[str, Any]]:
         return [event for event in self.outbox.events if event["type"] == type]
@@ -133,5 +142,5 @@ async def harness(worker: Worker, mongo_url: str) -> Harness:
     )
     outbox = RecordingOutbox([d for d in worker.documents if issubclass(d, Aggregate)])
     rpc = FakeRpc()
-    runtime = Runtime(Settings(), outbox, rpc, worker.projections.values())  # type: ignore[arg-type]
+    runtime = Runtime(Settings(), outbox, rpc, worker.projections.values(), worker.followers)  # type: ignore[arg-type]
     return Harness(worker, runtime, outbox, rpc)

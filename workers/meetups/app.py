@@ -7,7 +7,8 @@ from faststream import FastStream
 from boochat.settings import Settings
 from workers.meetups.handlers import COMMANDS, PROJECTIONS, REACTIONS
 from workers.meetups.storage import DOCUMENTS
-from workers.runtime.service import Worker, create
+from workers.runtime.service import create
+from workers.runtime.tables import Worker
 
 WORKER = Worker("meetups", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS)
 

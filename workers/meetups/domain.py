@@ -13,11 +13,11 @@ from datetime import datetime
 from contracts.common import parse_time
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
-from contracts.events import MeetupChanged, MeetupMoved, MeetupOpened
+from contracts.events import MeetupChanged, MeetupMoved, MeetupOpened, RoomInfo
 from contracts.frames import MeetupChanged as MeetupSent
 from contracts.requests import CreateMeetup
 from contracts.routing import user_key
-from contracts.shapes import ALERT_OF_POLL, Alert, Attendee, Meetup, Poll, Room, Rsvp, User
+from contracts.shapes import ALERT_OF_POLL, Alert, Attendee, Meetup, Poll, Rsvp, User
 
 
 class MeetupsError(Rejected):
@@ -140,7 +140,7 @@ def invitees(organizer_id: str, attendee_ids: list[str], known: dict[str, User])
 
 
 def open_meetup(
-    meetup_id: str, room: Room, organizer: User, data: CreateMeetup, now: datetime
+    meetup_id: str, room: RoomInfo, organizer: User, data: CreateMeetup, now: datetime
 ) -> tuple[MeetupState, list[Fact]]:
     """A new meetup whose attendees are its room's participants; the organizer says yes."""
     attendees = [
@@ -181,7 +181,7 @@ def change_image(state: MeetupState, user_id: str, image_url: str) -> list[Fact]
 # Reactions ------------------------------------------------------------------------------------
 
 
-def follow_room(state: MeetupState, room: Room, version: int) -> list[Fact] | None:
+def follow_room(state: MeetupState, room: RoomInfo, version: int) -> list[Fact] | None:
     """Attendees follow the room's participants (a snapshot, applied only when newer: None when
     older, nothing to store).
 

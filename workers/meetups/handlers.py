@@ -5,14 +5,24 @@ from __future__ import annotations
 import uuid
 
 from contracts import internal, requests
-from contracts.common import parse_time
 from contracts.envelope import AnyEvent
-from contracts.internal import MeetupAccessReply
+from contracts.events import (
+    MeetupChanged,
+    MeetupMoved,
+    MeetupOpened,
+    MemberAdded,
+    MemberRemoved,
+    PollFinished,
+    PollOpened,
+    PollParticipantRemoved,
+    PollVoted,
+)
+from contracts.internal import MeetupAccessReply, OpenedRoom
 from contracts.requests import Empty, MeetupList, MeetupReply
-from contracts.shapes import Meetup, Poll, Room
 from workers.meetups import domain, storage
 from workers.meetups.storage import MeetupDoc
-from workers.runtime.service import Context, Projection, Reaction
+from workers.runtime.context import Context
+from workers.runtime.tables import Projection, Reaction
 
 
 async def attendee(ctx: Context, meetup_id: str) -> tuple[MeetupDoc, domain.MeetupState]:
@@ -37,7 +47,7 @@ async def create_meetup(data: requests.CreateMeetup, ctx: Context) -> MeetupRepl
         image_url=data.image_url,
         participant_ids=invited,
     )
-    room = Room.model_validate((await ctx.ask("rooms", "open_meetup_room", opened))["room"])
+    room = OpenedRoom.model_validate(await ctx.ask("rooms", "open_meetup_room", opened)).room
     state, facts = domain.open_meetup(meetup_id, room, known[ctx.user_id], data, ctx.now())
     reply = MeetupReply(meetup=state.view(ctx.user_id))
     await ctx.commit(MeetupDoc.new(state), facts, reply)
@@ -77,28 +87,27 @@ async def meetup_access(data: internal.MeetupAccess, ctx: Context) -> MeetupAcce
     )
 
 
-async def follow_room(event: AnyEvent, ctx: Context) -> None:
-    room = Room.model_validate(event.payload["room"])
-    if (doc := await storage.of_room(room.id)) is None:  # not a meetup's room
+async def follow_room(payload: MemberAdded | MemberRemoved, ctx: Context) -> None:
+    assert ctx.event is not None
+    if (doc := await storage.of_room(payload.room.id)) is None:  # not a meetup's room
         return
     state = doc.state()
-    if (facts := domain.follow_room(state, room, event.version)) is not None:
+    if (facts := domain.follow_room(state, payload.room, ctx.event.version)) is not None:
         await ctx.commit(doc.update(state), facts)
 
 
-async def track_poll(event: AnyEvent, ctx: Context) -> None:
-    poll = Poll.model_validate(event.payload["poll"])
-    if (doc := await storage.load(poll.meetup_id)) is None:
+async def track_poll(payload: PollOpened | PollVoted | PollParticipantRemoved | PollFinished, ctx: Context) -> None:
+    assert ctx.event is not None
+    if (doc := await storage.load(payload.poll.meetup_id)) is None:
         return
     state = doc.state()
-    if (facts := domain.apply_poll(state, event.type, poll, event.version)) is not None:
+    if (facts := domain.apply_poll(state, ctx.event.type, payload.poll, ctx.event.version)) is not None:
         await ctx.commit(doc.update(state), facts)
 
 
-async def index_meetup(event: AnyEvent) -> None:
+async def index_meetup(payload: MeetupOpened | MeetupChanged | MeetupMoved, event: AnyEvent) -> None:
     """meetup.created, .updated and .moved all carry the whole meetup and its creation time."""
-    meetup = Meetup.model_validate(event.payload["meetup"])
-    await storage.put_view(meetup, parse_time(event.payload["created_at"]), event.version)
+    await storage.put_view(payload.meetup, payload.created_at, event.version)
 
 
 COMMANDS = {
@@ -111,12 +120,22 @@ COMMANDS = {
 }
 
 REACTIONS = {
-    "follow_room": Reaction(("room.member_joined", "room.member_left"), follow_room),
-    "track_poll": Reaction(("poll.created", "poll.vote_cast", "poll.participant_removed", "poll.closed"), track_poll),
+    "follow_room": Reaction(follow_room, {"room.member_joined": MemberAdded, "room.member_left": MemberRemoved}),
+    "track_poll": Reaction(
+        track_poll,
+        {
+            "poll.created": PollOpened,
+            "poll.vote_cast": PollVoted,
+            "poll.participant_removed": PollParticipantRemoved,
+            "poll.closed": PollFinished,
+        },
+    ),
 }
 
 PROJECTIONS = {
     "index_meetups": Projection(
-        ("meetup.created", "meetup.updated", "meetup.moved"), index_meetup, (storage.MeetupView,)
+        index_meetup,
+        {"meetup.created": MeetupOpened, "meetup.updated": MeetupChanged, "meetup.moved": MeetupMoved},
+        (storage.MeetupView,),
     ),
 }

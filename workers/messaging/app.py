@@ -5,11 +5,12 @@ from __future__ import annotations
 from faststream import FastStream
 
 from boochat.settings import Settings
-from workers.messaging.handlers import COMMANDS, PROJECTIONS, REACTIONS
+from workers.messaging.handlers import CHORES, COMMANDS, PROJECTIONS, REACTIONS
 from workers.messaging.storage import DOCUMENTS
-from workers.runtime.service import Worker, create
+from workers.runtime.service import create
+from workers.runtime.tables import Worker
 
-WORKER = Worker("messaging", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS)
+WORKER = Worker("messaging", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS, CHORES)
 
 
 def create_app(settings: Settings) -> FastStream:

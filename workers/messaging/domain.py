@@ -1,5 +1,6 @@
-"""Messaging: a room's timeline, sans-I/O. Items are numbered 1, 2, 3 ... with no gaps: an item's
-``seq`` is the timeline's next version, taken in the same conditional write that stores it."""
+"""Messaging: everything measured in ``seq``, sans-I/O. A room's timeline (messages and
+announcements numbered 1, 2, 3 ... with no gaps), read marks and unread counts, decided from
+messaging's own copy of each room (kept from the rooms worker's events)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,25 @@ from contracts.events import (
     MemberRemoved,
     PollFinished,
     PollOpened,
+    ReadMarkMoved,
+    RoomChanged,
+    RoomInfo,
     RoomOpened,
 )
-from contracts.frames import ItemAdded
-from contracts.routing import room_key
-from contracts.shapes import ItemKind, Room, RoomItem, User
-
-RECENT_CAUSES = 200  # announcements remembered per room, so a redelivered event announces once
+from contracts.frames import ItemAdded, MemberJoined, MemberLeft, RoomCreated, RoomRead, RoomUpdated
+from contracts.routing import room_key, user_key
+from contracts.shapes import ItemKind, Room, RoomItem
 
 
 class MessagingError(Rejected):
     pass
+
+
+class RoomNotFoundError(MessagingError):
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no such room")
 
 
 class NotParticipantError(MessagingError):
@@ -36,56 +45,112 @@ class NotParticipantError(MessagingError):
         super().__init__("not a member of this room")
 
 
+# The copy of a room ---------------------------------------------------------------------------
+
+
 @dataclass
-class Timeline:
-    id: str  # the room id
-    last_seq: int = 0
-    recent_causes: list[str] = field(default_factory=list)
+class RoomCopy:
+    """A room as messaging knows it from the rooms worker's events (``room_version``: the latest applied)."""
+
+    id: str
+    name: str
+    image_url: str | None
+    participant_ids: list[str]
+    created_by: str
+    created_at: datetime
+    meetup_id: str | None = None
+    names: dict[str, str] = field(default_factory=dict)  # user id -> name, for announcements and pushes
+    room_version: int = 0
+
+    def view(self, last_seq: int) -> Room:
+        return Room(
+            id=self.id,
+            name=self.name,
+            image_url=self.image_url,
+            participant_ids=list(self.participant_ids),
+            created_by=self.created_by,
+            created_at=self.created_at,
+            last_seq=last_seq,
+        )
 
 
-def send_message(
-    timeline: Timeline, room: Room, sender: User, content: str, item_id: str, now: datetime
-) -> tuple[RoomItem, list[Fact]]:
-    if sender.id not in room.participant_ids:
+def readable(copy: RoomCopy | None, user_id: str) -> RoomCopy:
+    """The room, for a participant; the error never carries its content."""
+    if copy is None:
+        raise RoomNotFoundError()
+    if user_id not in copy.participant_ids:
         raise NotParticipantError()
-    return _append(timeline, room, "message", sender, content, item_id, now)
+    return copy
 
 
-def announce(timeline: Timeline, room: Room, content: str, cause: str, item_id: str, now: datetime) -> list[Fact]:
-    """An announcement caused by event ``cause``; none if that event was already announced."""
-    if cause in timeline.recent_causes:
-        return []
-    timeline.recent_causes = [*timeline.recent_causes, cause][-RECENT_CAUSES:]
-    return _append(timeline, room, "announcement", None, content, item_id, now)[1]
-
-
-def _append(
-    timeline: Timeline,
-    room: Room,
-    kind: ItemKind,
-    sender: User | None,
-    content: str,
-    item_id: str,
-    now: datetime,
-) -> tuple[RoomItem, list[Fact]]:
-    timeline.last_seq += 1
-    item = RoomItem(
-        id=item_id,
-        room_id=timeline.id,
-        seq=timeline.last_seq,
-        kind=kind,
-        sender_id=sender.id if sender else None,
-        content=content,
-        sent_at=now,
+def copy_room(copy: RoomCopy | None, room: RoomInfo, names: dict[str, str], version: int) -> RoomCopy | None:
+    """The copy after a rooms event at ``version``, or None when the copy is as new already."""
+    if copy is not None and copy.room_version >= version:
+        return None
+    known = (copy.names if copy else {}) | names
+    return RoomCopy(
+        **room.model_dump(exclude={"created_at"}),
+        created_at=room.created_at,
+        names={uid: known[uid] for uid in room.participant_ids if uid in known},
+        room_version=version,
     )
+
+
+def rename_user(copy: RoomCopy, user_id: str, name: str) -> bool:
+    """A participant's new name; False when there is nothing to change."""
+    if user_id not in copy.participant_ids or copy.names.get(user_id) == name:
+        return False
+    copy.names[user_id] = name
+    return True
+
+
+def names_in(event: RoomOpened | MemberAdded | MemberRemoved | RoomChanged) -> dict[str, str]:
+    if isinstance(event, RoomOpened):
+        return event.names
+    if isinstance(event, MemberAdded):
+        return {event.user_id: event.user_name, event.invited_by: event.invited_by_name}
+    return {}
+
+
+# Items ----------------------------------------------------------------------------------------
+
+
+def send_message(copy: RoomCopy, sender_id: str, content: str, item_id: str, seq: int, now: datetime) -> Fact:
+    """A message at ``seq``; sending moves the sender's read mark to it (``room.read`` to them)."""
+    readable(copy, sender_id)
+    fact = _item(copy, "message", sender_id, content, item_id, seq, now)
+    read = RoomRead(room_id=copy.id, last_read_seq=seq)
+    return Fact(fact.type, fact.aggregate_id, fact.payload, (*fact.sends, Send(user_key(sender_id), "room.read", read)))
+
+
+def announce(
+    copy: RoomCopy, content: str, item_id: str, seq: int, now: datetime, newcomers: tuple[str, ...] = ()
+) -> Fact:
+    """An announcement at ``seq``. Newcomers get it through their own key too: their gateway may not
+    have bound the room yet (a gateway drops the second copy)."""
+    fact = _item(copy, "announcement", None, content, item_id, seq, now)
+    added = fact.sends[0].data
+    return Fact(
+        fact.type,
+        fact.aggregate_id,
+        fact.payload,
+        (*fact.sends, *(Send(user_key(uid), "room.item_added", added) for uid in newcomers)),
+    )
+
+
+def _item(
+    copy: RoomCopy, kind: ItemKind, sender_id: str | None, content: str, item_id: str, seq: int, now: datetime
+) -> Fact:
+    item = RoomItem(id=item_id, room_id=copy.id, seq=seq, kind=kind, sender_id=sender_id, content=content, sent_at=now)
     payload = ItemAppended(
         item=item,
-        room_name=room.name,
-        sender_name=sender.name if sender else None,
-        participant_ids=list(room.participant_ids),
+        room_name=copy.name,
+        sender_name=copy.names.get(sender_id) if sender_id else None,
+        participant_ids=list(copy.participant_ids),
     )
-    send = Send(room_key(timeline.id), "room.item_added", ItemAdded(item=item))
-    return item, [Fact("room.item_added", timeline.id, payload, (send,))]
+    return Fact(
+        "room.item_added", copy.id, payload, (Send(room_key(copy.id), "room.item_added", ItemAdded(item=item)),)
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +165,71 @@ class Page:
 
 def page(after_seq: int | None, before_seq: int | None, limit: int) -> Page:
     return Page(after=after_seq or 0, before=before_seq, limit=limit, ascending=after_seq is not None)
+
+
+# Read marks -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReadMark:
+    """A user's explicit read mark in a room. Their own messages move it too: the mark in effect is
+    the later of this and their latest message (``in_effect``), so a send writes nothing more."""
+
+    id: str
+    room_id: str
+    user_id: str
+    seq: int = 0
+
+
+def in_effect(mark: int, own_latest: int) -> int:
+    return max(mark, own_latest)
+
+
+def mark_read(mark: ReadMark, own_latest: int, seq: int | None, last_seq: int) -> list[Fact]:
+    """Move the mark to ``seq`` (or the latest item); it never moves backwards."""
+    target = last_seq if seq is None else min(seq, last_seq)
+    return _move(mark, in_effect(mark.seq, own_latest), target)
+
+
+def welcome(mark: ReadMark, last_seq: int) -> list[Fact]:
+    """A new member has read up to the room's latest item before the announcement of their arrival
+    (a returning member keeps the later of that and their old mark)."""
+    return _move(mark, mark.seq, last_seq)
+
+
+def _move(mark: ReadMark, current: int, target: int) -> list[Fact]:
+    if target <= current:
+        return []
+    mark.seq = target
+    moved = ReadMarkMoved(room_id=mark.room_id, user_id=mark.user_id, last_read_seq=target)
+    read = RoomRead(room_id=mark.room_id, last_read_seq=target)
+    return [Fact("room.read", mark.id, moved, (Send(user_key(mark.user_id), "room.read", read),))]
+
+
+# What members see of rooms' events --------------------------------------------------------------
+
+
+def room_sends(
+    type: str, payload: RoomOpened | MemberAdded | MemberRemoved | RoomChanged, room: Room
+) -> tuple[Send, ...]:
+    """The client events a rooms event makes, with the room as messaging sees it (``last_seq``)."""
+    if isinstance(payload, RoomOpened):
+        return tuple(Send(user_key(uid), type, RoomCreated(room=room)) for uid in room.participant_ids)
+    if isinstance(payload, MemberAdded):
+        joined = MemberJoined(room_id=room.id, user_id=payload.user_id, invited_by=payload.invited_by, room=room)
+        return (Send(room_key(room.id), type, joined), Send(user_key(payload.user_id), type, joined))
+    if isinstance(payload, MemberRemoved):
+        left = MemberLeft(room_id=room.id, user_id=payload.user_id)
+        return (Send(room_key(room.id), type, left), Send(user_key(payload.user_id), type, left))
+    return (Send(room_key(room.id), type, RoomUpdated(room=room)),)
+
+
+def newcomers(payload: RoomOpened | MemberAdded | MemberRemoved | RoomChanged) -> tuple[str, ...]:
+    if isinstance(payload, RoomOpened):
+        return tuple(payload.room.participant_ids)
+    if isinstance(payload, MemberAdded):
+        return (payload.user_id,)
+    return ()
 
 
 # What each announcement says. Users are named by name, never by id. ----------------------------
@@ -142,3 +272,13 @@ def poll_closed(event: PollFinished) -> str:
     if event.winner is None:
         return f"Poll closed without votes: {event.poll.description}"
     return f"Poll closed: {event.poll.description}. Chosen: {event.winner}"
+
+
+def room_announcement(payload: RoomOpened | MemberAdded | MemberRemoved | RoomChanged) -> str | None:
+    if isinstance(payload, RoomOpened):
+        return room_created(payload)
+    if isinstance(payload, MemberAdded):
+        return member_joined(payload)
+    if isinstance(payload, MemberRemoved):
+        return member_left(payload)
+    return None  # renamed or re-imaged: no announcement

@@ -1,4 +1,9 @@
-"""Everything the messaging worker consumes and answers: read these two tables to know its interface."""
+"""Everything the messaging worker consumes and answers: read these tables to know its interface.
+
+Messaging decides from its own state: its copy of every room (``copy_rooms``, fed by the rooms
+worker's events and handed over by rooms before a membership change is answered), so sending,
+reading and listing ask no other worker. A send is one write: the item, stored with its event.
+"""
 
 from __future__ import annotations
 
@@ -6,93 +11,213 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-import structlog
+from pymongo.errors import DuplicateKeyError
 
-from contracts import events, internal, requests
+from contracts import events, requests
 from contracts.common import Shape
-from contracts.envelope import AnyEvent
-from contracts.errors import Rejected
-from contracts.requests import ItemPage, ItemReply
-from contracts.shapes import Room, RoomItem, User
+from contracts.envelope import AnyEvent, Fact
+from contracts.events import ItemAppended, MemberAdded, MemberRemoved, RoomChanged, RoomOpened
+from contracts.requests import Empty, ItemPage, ItemReply, ReadMark, RoomList, RoomReply
+from contracts.shapes import RoomItem, RoomSummary
 from workers.messaging import domain, storage
-from workers.runtime.service import Context, Projection, Reaction
+from workers.messaging.domain import RoomCopy
+from workers.runtime.context import ATTEMPTS, Context, Runtime
+from workers.runtime.outbox import RELAY_AFTER, RELAY_EVERY, stamp
+from workers.runtime.store import ConcurrencyError
+from workers.runtime.tables import Chore, Projection, Reaction, self_claiming, typed
 
-log = structlog.get_logger()
+RoomEvent = RoomOpened | MemberAdded | MemberRemoved | RoomChanged
+ROOM_EVENTS = {
+    "room.created": RoomOpened,
+    "room.member_joined": MemberAdded,
+    "room.member_left": MemberRemoved,
+    "room.updated": RoomChanged,
+}
 
 
-async def readable_room(ctx: Context, room_id: str) -> Room:
-    """The room, if the user is a participant: asked of rooms, which owns membership, every time."""
-    reply = await ctx.ask("rooms", "room_access", internal.RoomAccess(room_id=room_id))
-    return internal.RoomReply.model_validate(reply).room
+async def participant(ctx: Context, room_id: str) -> RoomCopy:
+    return domain.readable((await storage.copy(room_id))[1], ctx.user_id or "")
 
 
-async def sender(ctx: Context) -> User:
-    user_id = ctx.user_id or ""
-    return (await ctx.users([user_id]))[user_id]
+# Commands and queries -------------------------------------------------------------------------
 
 
+@self_claiming  # the item's id derives from the command's key: storing it claims the key
 async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply:
-    room, me = await readable_room(ctx, data.room_id), await sender(ctx)
-    async with ctx.lock(data.room_id):
-        doc = await storage.timeline(data.room_id)
-        state = doc.state()
-        item, facts = domain.send_message(state, room, me, data.content, uuid.uuid4().hex, ctx.now())
-        reply = ItemReply(item=item)
-        await ctx.commit(doc.update(state), facts, reply)
-    try:  # read-your-writes for the sender's mark and the room list; the reaction is the durable path
-        await ctx.ask("rooms", "item_sent", internal.ItemSent(item=item))
-    except Rejected as refused:
-        log.warning("rooms did not take the item in yet", code=refused.code)
-    return reply
+    assert ctx.user_id and ctx.cause.command_key
+    item_id = uuid.uuid5(uuid.NAMESPACE_URL, ctx.cause.command_key).hex
+    try:
+        copy = await participant(ctx, data.room_id)
+    except domain.MessagingError:
+        if (sent := await storage.item(item_id)) is not None:  # a retry after the sender left
+            return ItemReply(item=sent.view())
+        raise
+    user_id, now = ctx.user_id, ctx.now()
+    item = await append(
+        ctx, copy.id, item_id, lambda seq: domain.send_message(copy, user_id, data.content, item_id, seq, now)
+    )
+    return ItemReply(item=item)
 
 
 async def get_room_items(data: requests.GetRoomItems, ctx: Context) -> ItemPage:
-    await readable_room(ctx, data.room_id)
+    await participant(ctx, data.room_id)
     items, has_more = await storage.items(data.room_id, domain.page(data.after_seq, data.before_seq, data.limit))
     return ItemPage(items=items, has_more=has_more)
 
 
-async def room_snapshot(ctx: Context, room_id: str) -> Room:
-    reply = await ctx.ask("rooms", "room_snapshot", internal.RoomSnapshot(room_id=room_id))
-    return internal.RoomReply.model_validate(reply).room
+async def get_room(data: requests.GetRoom, ctx: Context) -> RoomReply:
+    copy = await participant(ctx, data.room_id)
+    return RoomReply(room=copy.view(await storage.last_seq(copy.id)))
+
+
+async def mark_room_read(data: requests.MarkRoomRead, ctx: Context) -> ReadMark:
+    user_id = ctx.user_id or ""
+    copy = await participant(ctx, data.room_id)
+    doc, mark = await storage.mark(copy.id, user_id)
+    own = await storage.own_latest(copy.id, user_id)
+    facts = domain.mark_read(mark, own, data.seq, await storage.last_seq(copy.id))
+    reply = ReadMark(last_read_seq=domain.in_effect(mark.seq, own))
+    if facts:
+        await ctx.commit(doc.update(mark), facts, reply)
+    return reply
+
+
+async def list_rooms(data: Empty, ctx: Context) -> RoomList:
+    user_id = ctx.user_id or ""
+    marks = await storage.marks_of(user_id)
+    summaries = []
+    for copy in await storage.copies_of(user_id):
+        last = await storage.last_item(copy.id)
+        mark = domain.in_effect(marks.get(copy.id, 0), await storage.own_latest(copy.id, user_id))
+        summaries.append(
+            RoomSummary(
+                room=copy.view(last.seq if last else 0),
+                last_item=last,
+                last_read_seq=mark,
+                unread_count=await storage.unread(copy.id, user_id, mark),
+            )
+        )
+    summaries.sort(key=lambda s: s.last_item.sent_at if s.last_item else s.room.created_at, reverse=True)
+    return RoomList(rooms=summaries)
+
+
+# The timeline ---------------------------------------------------------------------------------
+
+
+async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[int], Fact]) -> RoomItem:
+    """Store the item ``decide(seq)`` makes at the room's next ``seq``, then have it published.
+
+    The unique ``(room_id, seq)`` index is the check: a replica that wrote first takes the number
+    and this one publishes what that one wrote (so the room's order holds) before trying the next.
+    The unique item id makes a second copy of the same command, or of the same announcement, act
+    once. This process remembers each room's last ``seq``, so a send reads nothing for it.
+    """
+    known: dict[str, int] = ctx.runtime.memory.setdefault("last_seq", {})
+    outbox = ctx.runtime.outbox
+    async with ctx.lock(room_id):
+        for _ in range(ATTEMPTS):
+            if room_id not in known:
+                known[room_id] = await storage.last_seq(room_id)
+            fact = decide(known[room_id] + 1)
+            assert isinstance(fact.payload, ItemAppended)
+            item = fact.payload.item
+            entry = stamp(fact, item.seq, ctx.cause, item.sent_at)
+            try:
+                await storage.insert_item(item, entry)
+            except DuplicateKeyError:
+                if (done := await storage.item(item_id)) is not None:
+                    if done.published_at is None:  # its first writer may have crashed before publishing
+                        outbox.publish_later(done.event, storage.mark_published)
+                    return done.view()
+                for earlier in await storage.entries_after(room_id, known[room_id]):
+                    outbox.publish_later(earlier, storage.mark_published)
+                    known[room_id] = earlier["version"]
+                continue
+            known[room_id] = item.seq
+            outbox.publish_later(entry, storage.mark_published)
+            return item
+    raise ConcurrencyError(room_id)
+
+
+async def announce(ctx: Context, copy: RoomCopy, text: str, newcomers: tuple[str, ...] = ()) -> None:
+    """The announcement of the event being handled, once however often that event comes."""
+    assert ctx.event is not None
+    item_id = announcement_id(ctx.event)
+    now = ctx.now()
+    await append(ctx, copy.id, item_id, lambda seq: domain.announce(copy, text, item_id, seq, now, newcomers))
+
+
+def announcement_id(event: AnyEvent) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"announcement/{event.event_id}").hex
+
+
+async def relay_items(runtime: Runtime) -> None:
+    """Publish items whose publish a crash cut off (their writer never marked them)."""
+    for entry in await storage.unpublished(runtime.now() - RELAY_AFTER):
+        runtime.outbox.publish_later(entry, storage.mark_published)
+
+
+# Reactions: the rooms' copies, their client events, announcements --------------------------------
+
+
+async def copy_room(payload: RoomEvent, event: AnyEvent) -> None:
+    doc, copy = await storage.copy(payload.room.id)
+    if (new := domain.copy_room(copy, payload.room, domain.names_in(payload), event.version)) is not None:
+        await storage.save_copy(doc, new)
+
+
+async def rename_user(payload: events.ProfileChanged, event: AnyEvent) -> None:
+    for doc in await storage.copy_docs_of(payload.user.id):
+        copy = doc.state()
+        if domain.rename_user(copy, payload.user.id, payload.user.name):
+            await storage.save_copy(doc, copy)
+
+
+async def follow_room(payload: RoomEvent, ctx: Context) -> None:
+    """What members see of a rooms event: its client events, a newcomer's read mark, the announcement,
+    in this order, so that an event whose announcement is stored has been followed whole (handed over
+    by rooms, then from the queue: the second time changes nothing). A gateway drops a second copy of
+    a client event."""
+    assert ctx.event is not None
+    text = domain.room_announcement(payload)
+    if text is not None and await storage.item(announcement_id(ctx.event)) is not None:
+        return
+    room = domain.copy_room(None, payload.room, domain.names_in(payload), ctx.event.version)
+    assert room is not None
+    last_seq = await storage.last_seq(room.id)
+    await ctx.runtime.outbox.send(ctx.event.event_id, domain.room_sends(ctx.event.type, payload, room.view(last_seq)))
+    if isinstance(payload, MemberAdded):
+        doc, mark = await storage.mark(room.id, payload.user_id)
+        if facts := domain.welcome(mark, last_seq):
+            await ctx.commit(doc.update(mark), facts)
+    if text is not None:
+        await announce(ctx, room, text, domain.newcomers(payload))
 
 
 P = TypeVar("P", bound=Shape)
 
 
-def announcement(
-    type: str, payload: type[P], text: Callable[[P], str], room_id: Callable[[P], str] | None = None
-) -> Reaction:
-    """A reaction to ``type`` that writes ``text(payload)`` into the room the event is about.
+def announcement(type: str, payload: type[P], text: Callable[[P], str], room_id: Callable[[P], str]) -> Reaction:
+    """A reaction to ``type`` that writes ``text(payload)`` into the room the event is about."""
 
-    Rooms' events carry the room; for the others, the room is asked of rooms.
-    """
+    async def announce_it(data: P, ctx: Context) -> None:
+        if (copy := (await storage.copy(room_id(data)))[1]) is None:
+            raise ConcurrencyError(room_id(data))  # the room's creation is still on its way: again later
+        await announce(ctx, copy, text(data))
 
-    async def announce(event: AnyEvent, ctx: Context) -> None:
-        data = payload.model_validate(event.payload)
-        room: Room = data.room if room_id is None else await room_snapshot(ctx, room_id(data))  # type: ignore[attr-defined]
-        async with ctx.lock(room.id):
-            doc = await storage.timeline(room.id)
-            state = doc.state()
-            if facts := domain.announce(state, room, text(data), event.event_id, uuid.uuid4().hex, ctx.now()):
-                await ctx.commit(doc.update(state), facts)
-
-    return Reaction((type,), announce)
-
-
-async def index_item(event: AnyEvent) -> None:
-    await storage.put_item(RoomItem.model_validate(event.payload["item"]))
+    return Reaction(announce_it, {type: payload})
 
 
 COMMANDS = {
     "send_message": send_message,
     "get_room_items": get_room_items,
+    "get_room": get_room,
+    "mark_room_read": mark_room_read,
+    "list_rooms": list_rooms,
 }
 
 REACTIONS = {
-    "announce_room_created": announcement("room.created", events.RoomOpened, domain.room_created),
-    "announce_member_joined": announcement("room.member_joined", events.MemberAdded, domain.member_joined),
-    "announce_member_left": announcement("room.member_left", events.MemberRemoved, domain.member_left),
+    "follow_rooms": Reaction(follow_room, ROOM_EVENTS),
     "announce_meetup_created": announcement(
         "meetup.created", events.MeetupOpened, domain.meetup_created, lambda e: e.meetup.room_id
     ),
@@ -104,5 +229,10 @@ REACTIONS = {
 }
 
 PROJECTIONS = {
-    "index_items": Projection(("room.item_added",), index_item, (storage.Item,)),
+    "copy_rooms": Projection(copy_room, ROOM_EVENTS, (storage.RoomCopyDoc,)),
+    "name_users": Projection(rename_user, typed(events.ProfileChanged, "user.profile_changed"), (storage.RoomCopyDoc,)),
+}
+
+CHORES = {
+    "relay_items": Chore(lambda settings: RELAY_EVERY, relay_items),
 }

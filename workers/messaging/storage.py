@@ -1,38 +1,28 @@
-"""Messaging's collections: one timeline document per room; the items are its stored events."""
+"""Messaging's collections: the copies of rooms, the items (each stored with its event, so storing
+an item is the one write of a send), and read marks."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import time
 from datetime import datetime
+from typing import Any
 
 from beanie import Document
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from contracts.shapes import ItemKind, RoomItem
-from workers.messaging.domain import Page, Timeline
-from workers.runtime.store import Aggregate
+from workers.messaging.domain import Page, ReadMark, RoomCopy
+from workers.runtime.store import StateDocument, state_document, write
 
-STATE_FIELDS = [f.name for f in fields(Timeline)]
-
-
-class TimelineDoc(Aggregate):
-    last_seq: int = 0
-    recent_causes: list[str] = []
-
-    class Settings:
-        name = "timelines"
-
-    def state(self) -> Timeline:
-        return Timeline(**{name: getattr(self, name) for name in STATE_FIELDS})
-
-    def update(self, state: Timeline) -> TimelineDoc:
-        for name in STATE_FIELDS:
-            setattr(self, name, getattr(state, name))
-        return self
+# Compound, not single-field: the stand-in's single-field index on an array breaks find().
+RoomCopyDoc = state_document(
+    RoomCopy, "rooms", [IndexModel([("participant_ids", ASCENDING), ("created_at", ASCENDING)])]
+)
 
 
 class Item(Document):
-    """A room item as ``get_room_items`` reads it: a projection of ``room.item_added``."""
+    """A room item with the ``room.item_added`` event that announced it (``event``: the stored
+    entry, published from here; ``published_at`` None until a publish was confirmed)."""
 
     id: str  # type: ignore[assignment]
     room_id: str
@@ -41,25 +31,83 @@ class Item(Document):
     sender_id: str | None
     content: str
     sent_at: datetime
+    event: dict[str, Any]
+    published_at: float | None = None
 
     class Settings:
         name = "items"
-        indexes = [IndexModel([("room_id", ASCENDING), ("seq", ASCENDING)], unique=True)]
+        indexes = [
+            IndexModel([("room_id", ASCENDING), ("seq", ASCENDING)], unique=True),
+            IndexModel([("room_id", ASCENDING), ("sender_id", ASCENDING), ("seq", ASCENDING)]),
+            IndexModel([("published_at", ASCENDING), ("sent_at", ASCENDING)]),
+        ]
 
     def view(self) -> RoomItem:
-        return RoomItem.model_validate(self.model_dump(exclude={"revision_id"}))
+        return RoomItem.model_validate(self.model_dump(include=set(RoomItem.model_fields)))
 
 
-async def put_item(item: RoomItem) -> None:
-    """Idempotent: the same item again changes nothing."""
-    await Item.get_pymongo_collection().replace_one(
-        {"_id": item.id}, Item(**item.model_dump()).model_dump(by_alias=True, exclude={"revision_id"}), upsert=True
+ReadMarkDoc = state_document(ReadMark, "marks", [IndexModel([("user_id", ASCENDING), ("room_id", ASCENDING)])])
+
+
+def mark_id(room_id: str, user_id: str) -> str:
+    return f"{room_id}\x1f{user_id}"
+
+
+# Copies ---------------------------------------------------------------------------------------
+
+
+async def copy(room_id: str) -> tuple[StateDocument[RoomCopy] | None, RoomCopy | None]:
+    doc = await RoomCopyDoc.get(room_id)
+    return doc, doc.state() if doc else None
+
+
+async def copies_of(user_id: str) -> list[RoomCopy]:
+    return [doc.state() for doc in await RoomCopyDoc.find({"participant_ids": user_id}).to_list()]
+
+
+async def copy_docs_of(user_id: str) -> list[StateDocument[RoomCopy]]:
+    return await RoomCopyDoc.find({"participant_ids": user_id}).to_list()
+
+
+async def save_copy(doc: StateDocument[RoomCopy] | None, copy: RoomCopy) -> None:
+    """Write the copy where ``doc`` was read (None: new); ``ConcurrencyError`` if it changed meanwhile."""
+    await write(doc.update(copy) if doc is not None else RoomCopyDoc.new(copy), [])
+
+
+# Items ----------------------------------------------------------------------------------------
+
+
+async def insert_item(item: RoomItem, entry: dict[str, Any]) -> None:
+    """Store ``item`` with its event. ``DuplicateKeyError``: its id or its ``seq`` is taken."""
+    await Item(**item.model_dump(), event=entry).insert()
+
+
+async def item(item_id: str) -> Item | None:
+    return await Item.get(item_id)
+
+
+async def last_seq(room_id: str) -> int:
+    found = await Item.find(Item.room_id == room_id).sort(("seq", DESCENDING)).limit(1).to_list()
+    return found[0].seq if found else 0
+
+
+async def last_item(room_id: str) -> RoomItem | None:
+    found = await Item.find(Item.room_id == room_id).sort(("seq", DESCENDING)).limit(1).to_list()
+    return found[0].view() if found else None
+
+
+async def own_latest(room_id: str, user_id: str) -> int:
+    """The ``seq`` of the user's latest message in the room, 0 if none."""
+    found = (
+        await Item.find(Item.room_id == room_id, Item.sender_id == user_id).sort(("seq", DESCENDING)).limit(1).to_list()
     )
+    return found[0].seq if found else 0
 
 
-async def timeline(room_id: str) -> TimelineDoc:
-    """The room's timeline; a new one (written on first commit) if it has no item yet."""
-    return await TimelineDoc.get(room_id) or TimelineDoc(id=room_id)
+async def entries_after(room_id: str, seq: int) -> list[dict[str, Any]]:
+    """The stored events of the room's items after ``seq``, in order."""
+    found = await Item.find(Item.room_id == room_id, Item.seq > seq).sort(("seq", ASCENDING)).to_list()
+    return [found_item.event for found_item in found]
 
 
 async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
@@ -77,7 +125,40 @@ async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
     chosen = found[: page.limit]
     if not page.ascending:
         chosen.reverse()
-    return [item.view() for item in chosen], has_more
+    return [found_item.view() for found_item in chosen], has_more
 
 
-DOCUMENTS = [TimelineDoc, Item]
+async def unread(room_id: str, user_id: str, after: int) -> int:
+    """Messages from other users after ``after``; announcements never count."""
+    return await Item.find(
+        {"room_id": room_id, "seq": {"$gt": after}, "kind": "message", "sender_id": {"$ne": user_id}}
+    ).count()
+
+
+async def mark_published(entries: list[dict[str, Any]]) -> None:
+    """One write for a batch of published items (their ids: ``payload.item.id``)."""
+    ids = [entry["payload"]["item"]["id"] for entry in entries]
+    await Item.get_pymongo_collection().update_many({"_id": {"$in": ids}}, {"$set": {"published_at": time.time()}})
+
+
+async def unpublished(before: datetime) -> list[dict[str, Any]]:
+    """Events of items stored before ``before`` whose publish was never confirmed (a crash)."""
+    found = await Item.find({"published_at": None, "sent_at": {"$lt": before}}).sort(("sent_at", ASCENDING)).to_list()
+    return [found_item.event for found_item in sorted(found, key=lambda i: (i.room_id, i.seq))]
+
+
+# Read marks -----------------------------------------------------------------------------------
+
+
+async def mark(room_id: str, user_id: str) -> tuple[StateDocument[ReadMark], ReadMark]:
+    doc = await ReadMarkDoc.get(mark_id(room_id, user_id))
+    if doc is None:
+        doc = ReadMarkDoc.new(ReadMark(id=mark_id(room_id, user_id), room_id=room_id, user_id=user_id))
+    return doc, doc.state()
+
+
+async def marks_of(user_id: str) -> dict[str, int]:
+    return {doc.room_id: doc.seq for doc in await ReadMarkDoc.find({"user_id": user_id}).to_list()}
+
+
+DOCUMENTS = [RoomCopyDoc, Item, ReadMarkDoc]

@@ -9,7 +9,8 @@ from boochat.settings import Settings
 from workers.notifications.handlers import COMMANDS, PROJECTIONS, reactions
 from workers.notifications.sender import LogSender, Sender, create_sender
 from workers.notifications.storage import DOCUMENTS
-from workers.runtime.service import Worker, create
+from workers.runtime.service import create
+from workers.runtime.tables import Worker
 
 
 def worker(sender: Sender) -> Worker:

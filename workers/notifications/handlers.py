@@ -21,7 +21,8 @@ from contracts.requests import Empty
 from workers.notifications import domain, storage
 from workers.notifications.domain import Delivery, Target
 from workers.notifications.sender import Sender
-from workers.runtime.service import Context, Projection, Reaction
+from workers.runtime.context import Context
+from workers.runtime.tables import Projection, Reaction, typed
 
 log = structlog.get_logger()
 
@@ -40,20 +41,21 @@ async def unregister_device(data: requests.UnregisterDevice, ctx: Context) -> Em
     return Empty()
 
 
-async def track_presence(event: AnyEvent) -> None:
-    moved = events.PresenceMoved.model_validate(event.payload)
+async def track_presence(moved: events.PresenceMoved, event: AnyEvent) -> None:
     current = await storage.presence(moved.user_id)
     if (new := domain.move_presence(current, moved.user_id, moved.online, event.version)) is not None:
         await storage.save_presence(new, current)
 
 
-async def push_to_offline_members(event: AnyEvent, ctx: Context, sender: Sender) -> None:
-    added = events.ItemAppended.model_validate(event.payload)
+async def push_to_offline_members(added: events.ItemAppended, ctx: Context, sender: Sender) -> None:
+    assert ctx.event is not None
     candidates = domain.item_recipients(added)
     pushes = domain.item_pushes(added, domain.offline(candidates, await storage.presences(candidates)))
+    if not pushes:  # the common case: everyone else is online (one read per item)
+        return
     devices = await storage.devices_of([push.user_id for push in pushes])
-    planned = domain.deliveries(pushes, devices, await storage.claimed(event.event_id))
-    await asyncio.gather(*(deliver(sender, event.event_id, delivery) for delivery in planned))
+    planned = domain.deliveries(pushes, devices, await storage.claimed(ctx.event.event_id))
+    await asyncio.gather(*(deliver(sender, ctx.event.event_id, delivery) for delivery in planned))
 
 
 async def deliver(sender: Sender, event_id: str, delivery: Delivery) -> None:
@@ -75,10 +77,14 @@ COMMANDS = {
 
 def reactions(sender: Sender) -> dict[str, Reaction]:
     return {
-        "push_to_offline_members": Reaction(("room.item_added",), partial(push_to_offline_members, sender=sender)),
+        "push_to_offline_members": Reaction(
+            partial(push_to_offline_members, sender=sender), typed(events.ItemAppended, "room.item_added")
+        ),
     }
 
 
 PROJECTIONS = {
-    "track_presence": Projection(("user.presence_changed",), track_presence, (storage.PresenceDoc,)),
+    "track_presence": Projection(
+        track_presence, typed(events.PresenceMoved, "user.presence_changed"), (storage.PresenceDoc,)
+    ),
 }

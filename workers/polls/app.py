@@ -7,7 +7,8 @@ from faststream import FastStream
 from boochat.settings import Settings
 from workers.polls.handlers import COMMANDS, REACTIONS
 from workers.polls.storage import DOCUMENTS
-from workers.runtime.service import Worker, create
+from workers.runtime.service import create
+from workers.runtime.tables import Worker
 
 WORKER = Worker("polls", COMMANDS, REACTIONS, DOCUMENTS)
 

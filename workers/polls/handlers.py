@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 
 from contracts import internal, requests
-from contracts.envelope import AnyEvent
+from contracts.events import MemberRemoved
 from contracts.internal import MeetupAccessReply
 from contracts.requests import Empty, PollReply
 from workers.polls import domain, storage
 from workers.polls.storage import PollDoc
-from workers.runtime.service import Context, Reaction
+from workers.runtime.context import Context
+from workers.runtime.tables import Reaction, typed
 
 
 async def meetup_access(ctx: Context, meetup_id: str) -> MeetupAccessReply:
@@ -55,11 +56,10 @@ async def close_poll(data: requests.ClosePoll, ctx: Context) -> Empty:
     return Empty()
 
 
-async def remove_leaver(event: AnyEvent, ctx: Context) -> None:
-    user_id = event.payload["user_id"]
-    for doc in await storage.open_in_room(event.payload["room"]["id"]):
+async def remove_leaver(payload: MemberRemoved, ctx: Context) -> None:
+    for doc in await storage.open_in_room(payload.room.id):
         state = doc.state()
-        if facts := domain.remove_participant(state, user_id):
+        if facts := domain.remove_participant(state, payload.user_id):
             await ctx.commit(doc.update(state), facts)
 
 
@@ -70,5 +70,5 @@ COMMANDS = {
 }
 
 REACTIONS = {
-    "remove_leaver": Reaction(("room.member_left",), remove_leaver),
+    "remove_leaver": Reaction(remove_leaver, typed(MemberRemoved, "room.member_left")),
 }

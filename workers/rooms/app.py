@@ -5,11 +5,12 @@ from __future__ import annotations
 from faststream import FastStream
 
 from boochat.settings import Settings
-from workers.rooms.handlers import COMMANDS, PROJECTIONS, REACTIONS
+from workers.rooms.handlers import COMMANDS, FOLLOWERS
 from workers.rooms.storage import DOCUMENTS
-from workers.runtime.service import Worker, create
+from workers.runtime.service import create
+from workers.runtime.tables import Worker
 
-WORKER = Worker("rooms", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS)
+WORKER = Worker("rooms", COMMANDS, documents=DOCUMENTS, followers=FOLLOWERS)
 
 
 def create_app(settings: Settings) -> FastStream:

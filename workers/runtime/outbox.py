@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
-from contracts.envelope import Delivery, Fact, occurred
+from contracts.envelope import Delivery, Fact, Send, occurred
 from contracts.routing import Names
 from workers.runtime.store import Aggregate, StoredEvent, clear_outbox
 
@@ -21,6 +22,7 @@ log = structlog.get_logger()
 
 RELAY_EVERY = 2.0  # seconds between relay passes
 RELAY_AFTER = timedelta(seconds=5)  # an outbox entry this old was left behind by a crash
+BATCH = 100  # entries published before one write marks them
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,14 @@ def stamp(fact: Fact, version: int, cause: Cause, now: datetime, reply: BaseMode
         "payload": fact.payload.model_dump(mode="json"),
         "command_key": cause.command_key,
         "reply": reply.model_dump(mode="json") if reply is not None else None,
-        "deliveries": [
-            {
-                "key": send.key,
-                "body": Delivery(
-                    id=f"{event_id}/{send.event}", event=send.event, data=send.data.model_dump(mode="json")
-                ).model_dump(mode="json"),
-            }
-            for send in fact.sends
-        ],
+        "deliveries": [_delivery(event_id, send) for send in fact.sends],
     }
+
+
+def _delivery(event_id: str, send: Send) -> dict[str, Any]:
+    """A delivery's id derives from its event, so a gateway drops a second copy of it."""
+    body = Delivery(id=f"{event_id}/{send.event}", event=send.event, data=send.data.model_dump(mode="json"))
+    return {"key": send.key, "body": body.model_dump(mode="json")}
 
 
 def envelope(entry: dict[str, Any]) -> dict[str, Any]:
@@ -79,12 +79,59 @@ def envelope(entry: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+Published = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
 class Outbox:
     def __init__(self, broker: RabbitBroker, names: Names, aggregates: list[type[Aggregate]]) -> None:
         self._broker = broker
         self._aggregates = aggregates
         self._events = RabbitExchange(names.events, type=ExchangeType.TOPIC, declare=False)
         self._deliveries = RabbitExchange(names.deliveries, type=ExchangeType.TOPIC, declare=False)
+        # Entries stored elsewhere (room items), published in the order they were queued.
+        self._later: asyncio.Queue[tuple[dict[str, Any], Published]] = asyncio.Queue()
+        self._publisher: asyncio.Task[None] | None = None
+
+    def publish_later(self, entry: dict[str, Any], published: Published) -> None:
+        """Publish ``entry`` after those queued before it, off the caller's path; ``published`` is
+        called with each batch of confirmed entries (one write marks a whole batch)."""
+        self._later.put_nowait((entry, published))
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish_queued())
+
+    async def drain(self) -> None:
+        """Wait until everything queued by ``publish_later`` is published and marked."""
+        await self._later.join()
+
+    async def _publish_queued(self) -> None:
+        while True:
+            batch = [await self._later.get()]
+            while not self._later.empty() and len(batch) < BATCH:
+                batch.append(self._later.get_nowait())
+            try:
+                for entry, _ in batch:
+                    await self._publish_retrying(entry)
+                for published in {id(p): p for _, p in batch}.values():
+                    await published([entry for entry, p in batch if p is published])
+            except Exception:  # the relay publishes what is left unmarked
+                log.exception("queued publish failed")
+            finally:
+                for _ in batch:
+                    self._later.task_done()
+
+    async def _publish_retrying(self, entry: dict[str, Any]) -> None:
+        for delay in (0.1, 0.5, 1.0, 2.0):
+            try:
+                return await self.publish(entry)
+            except Exception as error:  # the broker reconnects by itself meanwhile
+                log.warning("publish failed; retrying", error=repr(error), retry_in=delay)
+                await asyncio.sleep(delay)
+        await self.publish(entry)
+
+    async def send(self, event_id: str, sends: tuple[Send, ...]) -> None:
+        """Client deliveries that are no event of this worker's (derived from another's event)."""
+        for send in sends:
+            await self._deliver(_delivery(event_id, send))
 
     async def flush(self, doc: Aggregate, entries: list[dict[str, Any]]) -> None:
         """Store, publish, then clear ``entries`` from ``doc``'s outbox (at least once)."""
@@ -92,7 +139,7 @@ class Outbox:
             return
         for entry in entries:
             await self._store(entry)
-            await self._publish(entry)
+            await self.publish(entry)
         await clear_outbox(doc, [entry["event_id"] for entry in entries])
 
     async def _store(self, entry: dict[str, Any]) -> None:
@@ -102,7 +149,7 @@ class Outbox:
         except DuplicateKeyError:
             pass  # stored by an earlier attempt
 
-    async def _publish(self, entry: dict[str, Any]) -> None:
+    async def publish(self, entry: dict[str, Any]) -> None:
         await self._broker.publish(
             envelope(entry),
             exchange=self._events,
@@ -112,9 +159,12 @@ class Outbox:
             correlation_id=entry["correlation_id"],
         )
         for delivery in entry["deliveries"]:
-            await self._broker.publish(
-                delivery["body"], exchange=self._deliveries, routing_key=delivery["key"], mandatory=False
-            )
+            await self._deliver(delivery)
+
+    async def _deliver(self, delivery: dict[str, Any]) -> None:
+        await self._broker.publish(
+            delivery["body"], exchange=self._deliveries, routing_key=delivery["key"], mandatory=False
+        )
 
     async def relay_forever(self) -> None:
         """Publish what a crash left behind in any outbox; runs in every replica."""

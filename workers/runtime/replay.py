@@ -48,8 +48,9 @@ from boochat.progress import Console
 from boochat.settings import Settings
 from contracts.common import format_time
 from contracts.envelope import AnyEvent
-from workers.runtime.service import Worker, project
+from workers.runtime.context import project
 from workers.runtime.store import RUNTIME_DOCUMENTS
+from workers.runtime.tables import Worker
 
 MARKER = "replay.requested"
 PREFETCH = 500

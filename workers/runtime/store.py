@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import MISSING, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, Generic, Self, TypeVar, get_type_hints
 
 from beanie import Document
-from pydantic import Field
+from pydantic import Field, create_model
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+CLAIM_POLL_SECONDS = 0.02  # first wait of a copy of a command for the first one's outcome
 
 
 class ConcurrencyError(Exception):
@@ -52,10 +56,12 @@ class StoredEvent(Document):
 
 
 class ProcessedCommand(Document):
-    """The remembered reply of a command, by its idempotency key, for 24 hours."""
+    """A command's idempotency key, claimed before it acts; ``reply`` is its remembered outcome, None
+    while the first copy is still acting. Kept for 24 hours."""
 
     id: str  # type: ignore[assignment]
-    reply: dict[str, Any]
+    reply: dict[str, Any] | None = None
+    claimed_at: float = 0.0  # Unix seconds: a claim left pending this long was cut off by a crash
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     class Settings:
@@ -63,16 +69,62 @@ class ProcessedCommand(Document):
         indexes = [IndexModel([("at", ASCENDING)], expireAfterSeconds=int(IDEMPOTENCY_WINDOW.total_seconds()))]
 
 
-class AppliedEvent(Document):
-    """An event a reaction has applied: ``<reaction>:<event_id>``."""
-
-    id: str  # type: ignore[assignment]
-
-    class Settings:
-        name = "applied"
+RUNTIME_DOCUMENTS: list[type[Document]] = [StoredEvent, ProcessedCommand]
 
 
-RUNTIME_DOCUMENTS: list[type[Document]] = [StoredEvent, ProcessedCommand, AppliedEvent]
+async def claim(key: str, stale_after: float) -> tuple[bool, dict[str, Any] | None]:
+    """Claim ``key`` for this copy of a command: ``(True, None)`` when it is ours to act on, else
+    ``(False, reply)`` with the first copy's outcome, waited for while that copy is acting.
+
+    A claim still pending ``stale_after`` seconds after it was made belongs to a copy that crashed:
+    it is taken over (``(True, None)``), and the caller checks what that copy had already done.
+    """
+    collection = ProcessedCommand.get_pymongo_collection()
+    now = time.time()
+    try:
+        await collection.insert_one(ProcessedCommand(id=key, claimed_at=now).model_dump(by_alias=True))
+        return True, None
+    except DuplicateKeyError:
+        pass
+    delay = CLAIM_POLL_SECONDS
+    while True:
+        found = await collection.find_one({"_id": key})
+        if found is None:  # the first copy gave up (no outcome to remember): act
+            return await claim(key, stale_after)
+        if found.get("reply") is not None:
+            return False, found["reply"]
+        now = time.time()
+        if now - found["claimed_at"] >= stale_after:
+            taken = await collection.update_one(
+                {"_id": key, "claimed_at": found["claimed_at"]}, {"$set": {"claimed_at": now}}
+            )
+            if taken.modified_count:
+                return True, None
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+async def settle(key: str, reply: dict[str, Any] | None) -> None:
+    """Remember ``reply`` for the claimed ``key``, or with None release the claim (the outcome is
+    not one to remember: a retry acts)."""
+    collection = ProcessedCommand.get_pymongo_collection()
+    if reply is None:
+        await collection.delete_one({"_id": key})
+    else:
+        await collection.update_one({"_id": key}, {"$set": {"reply": reply}})
+
+
+async def remember(key: str, reply: dict[str, Any]) -> None:
+    """Remember the outcome of a command that claimed its key itself (``self_claiming``)."""
+    try:
+        await ProcessedCommand(id=key, reply=reply, claimed_at=time.time()).insert()
+    except DuplicateKeyError:
+        pass  # a copy of it got there first
+
+
+async def remembered(key: str) -> dict[str, Any] | None:
+    found = await ProcessedCommand.get_pymongo_collection().find_one({"_id": key})
+    return found.get("reply") if found else None
 
 
 async def write(doc: Aggregate, new_events: list[dict[str, Any]]) -> None:
@@ -117,3 +169,46 @@ async def clear_outbox(doc: Aggregate, event_ids: list[str]) -> None:
     else:
         doc.revision += 1
     doc.outbox = remaining
+
+
+S = TypeVar("S")
+
+
+class StateDocument(Aggregate, Generic[S]):
+    """An aggregate document whose fields are those of a domain dataclass (``state_document``)."""
+
+    state_type: ClassVar[type[Any]]
+
+    def state(self) -> S:
+        return self.state_type(**{f.name: getattr(self, f.name) for f in fields(self.state_type)})
+
+    def update(self, state: S) -> Self:
+        for f in fields(self.state_type):
+            setattr(self, f.name, getattr(state, f.name))
+        return self
+
+    @classmethod
+    def new(cls, state: S) -> Self:
+        return cls(**{f.name: getattr(state, f.name) for f in fields(cls.state_type)})
+
+
+def state_document(
+    state_type: type[S], collection: str, indexes: list[IndexModel] | None = None
+) -> type[StateDocument[S]]:
+    """The Beanie document of ``state_type`` (a dataclass with an ``id: str``), stored in ``collection``:
+    its fields plus ``Aggregate``'s; one generic class instead of a hand-copied twin per worker."""
+    hints = get_type_hints(state_type)
+    columns: dict[str, Any] = {}
+    for f in fields(state_type):  # type: ignore[arg-type]
+        if f.name == "id":
+            continue
+        if f.default_factory is not MISSING:
+            columns[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+        elif f.default is not MISSING:
+            columns[f.name] = (hints[f.name], f.default)
+        else:
+            columns[f.name] = (hints[f.name], ...)
+    document = create_model(f"{state_type.__name__}Doc", __base__=StateDocument[state_type], **columns)  # type: ignore[valid-type]
+    document.state_type = state_type
+    document.Settings = type("Settings", (), {"name": collection, "indexes": indexes or []})  # type: ignore[attr-defined]
+    return document

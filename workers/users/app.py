@@ -5,7 +5,8 @@ from __future__ import annotations
 from faststream import FastStream
 
 from boochat.settings import Settings
-from workers.runtime.service import Worker, create
+from workers.runtime.service import create
+from workers.runtime.tables import Worker
 from workers.users.handlers import CHORES, COMMANDS, PROJECTIONS, REACTIONS
 from workers.users.storage import DOCUMENTS
 

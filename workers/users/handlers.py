@@ -13,9 +13,10 @@ from contracts.envelope import AnyEvent, Fact
 from contracts.events import PresenceMoved, ProfileChanged
 from contracts.internal import Users
 from contracts.requests import Empty, OnlineUsers, UserList, UserReply
+from workers.runtime.context import ATTEMPTS, Context, Runtime
 from workers.runtime.outbox import Cause
-from workers.runtime.service import ATTEMPTS, Chore, Context, Projection, Reaction, Runtime
 from workers.runtime.store import ConcurrencyError
+from workers.runtime.tables import Chore, Projection, Reaction, typed
 from workers.users import domain, storage
 from workers.users.storage import UserDoc
 
@@ -70,13 +71,12 @@ async def list_online_users(data: Empty, ctx: Context) -> OnlineUsers:
     return OnlineUsers(user_ids=sorted(profile.id for profile in await storage.online()))
 
 
-async def index_profile(event: AnyEvent) -> None:
-    await storage.set_profile(ProfileChanged.model_validate(event.payload).user, event.version)
+async def index_profile(payload: ProfileChanged, event: AnyEvent) -> None:
+    await storage.set_profile(payload.user, event.version)
 
 
-async def index_presence(event: AnyEvent) -> None:
-    moved = PresenceMoved.model_validate(event.payload)
-    await storage.set_presence(moved.user_id, moved.online, event.version)
+async def index_presence(payload: PresenceMoved, event: AnyEvent) -> None:
+    await storage.set_presence(payload.user_id, payload.online, event.version)
 
 
 async def close_dead_gateways(runtime: Runtime) -> None:
@@ -118,6 +118,6 @@ CHORES = {
 }
 
 PROJECTIONS = {
-    "index_profiles": Projection(("user.profile_changed",), index_profile, (storage.Profile,)),
-    "index_presence": Projection(("user.presence_changed",), index_presence, (storage.Profile,)),
+    "index_profiles": Projection(index_profile, typed(ProfileChanged, "user.profile_changed"), (storage.Profile,)),
+    "index_presence": Projection(index_presence, typed(PresenceMoved, "user.presence_changed"), (storage.Profile,)),
 }

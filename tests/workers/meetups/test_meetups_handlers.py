@@ -83,10 +83,10 @@ async def test_meetup_access_answers_attendees_only(asker):
 
 
 async def test_meetup_room_is_the_rooms_workers(asker):
-    """The meetup's room exists in rooms with the organizer and the attendees."""
+    """The meetup's room exists (as messaging copies it from rooms) with the organizer and the attendees."""
     ann, bob = await asker.user("Ann"), await asker.user("Bob")
     meetup = await meetup_of(asker, ann, bob, bob, ann)
-    room = (await asker.ok("rooms", "get_room", bob, {"room_id": meetup["room_id"]}))["room"]
+    room = (await asker.ok("messaging", "get_room", bob, {"room_id": meetup["room_id"]}))["room"]
     assert (room["name"], room["participant_ids"]) == ("Picnic", [ann, bob])
 
 

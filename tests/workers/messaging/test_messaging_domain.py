@@ -4,50 +4,96 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.events import MemberAdded, PollFinished
-from contracts.shapes import Poll, Room, User
+from contracts.events import MemberAdded, MemberRemoved, PollFinished, RoomInfo, RoomOpened
+from contracts.routing import room_key, user_key
+from contracts.shapes import Poll
 from workers.messaging import domain
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-ALICE = User(id="a", name="Alice")
-ROOM = Room(id="r", name="Den", image_url=None, participant_ids=["a", "b"], created_by="a", created_at=NOW, last_seq=0)
+INFO = RoomInfo(id="r", name="Den", image_url=None, participant_ids=["a", "b"], created_by="a", created_at=NOW)
 
 
-def test_items_are_numbered_without_gaps():
-    """Messages and announcements share one seq: 1, 2, 3."""
-    timeline = domain.Timeline(id="r")
-    first, _ = domain.send_message(timeline, ROOM, ALICE, "hi", "i1", NOW)
-    domain.announce(timeline, ROOM, "Bob left", "e1", "i2", NOW)
-    third, [fact] = domain.send_message(timeline, ROOM, ALICE, "bye", "i3", NOW)
-    assert (first.seq, third.seq, timeline.last_seq) == (1, 3, 3)
-    assert fact.payload.sender_name == "Alice" and fact.payload.participant_ids == ["a", "b"]
-    assert fact.sends[0].key == "room.r"
+def copy(version: int = 1) -> domain.RoomCopy:
+    made = domain.copy_room(None, INFO, {"a": "Alice", "b": "Bob"}, version)
+    assert made is not None
+    return made
 
 
-def test_only_participants_send():
-    """A sender not in the room is forbidden."""
+def test_the_copy_takes_only_newer_events():
+    """A rooms event applies when its version is newer; names are kept for participants only."""
+    first = copy(2)
+    assert first.names == {"a": "Alice", "b": "Bob"} and first.room_version == 2
+    assert domain.copy_room(first, INFO, {}, 2) is None
+    assert domain.copy_room(first, INFO, {}, 1) is None
+    alone = INFO.model_copy(update={"participant_ids": ["a"]})
+    later = domain.copy_room(first, alone, {}, 3)
+    assert later is not None and later.participant_ids == ["a"] and later.names == {"a": "Alice"}
+
+
+def test_a_message_is_its_seq_with_the_room_and_the_senders_mark():
+    """The item at the given seq, to the room; room.read moves the sender's mark; names for pushes."""
+    fact = domain.send_message(copy(), "a", "hi", "i1", 7, NOW)
+    assert fact.type == "room.item_added" and fact.aggregate_id == "r"
+    assert fact.payload.item.seq == 7 and fact.payload.sender_name == "Alice"
+    assert fact.payload.participant_ids == ["a", "b"] and fact.payload.room_name == "Den"
+    assert [(s.key, s.event) for s in fact.sends] == [(room_key("r"), "room.item_added"), (user_key("a"), "room.read")]
+    assert fact.sends[1].data.last_read_seq == 7
+
+
+def test_only_participants_send_or_read():
+    """Not in the room: forbidden; no such room: not_found."""
     with pytest.raises(domain.NotParticipantError):
-        domain.send_message(domain.Timeline(id="r"), ROOM, User(id="z", name="Z"), "hi", "i", NOW)
+        domain.send_message(copy(), "z", "hi", "i", 1, NOW)
+    with pytest.raises(domain.RoomNotFoundError):
+        domain.readable(None, "a")
 
 
-def test_an_event_is_announced_once():
-    """The same cause twice makes one announcement."""
-    timeline = domain.Timeline(id="r")
-    assert domain.announce(timeline, ROOM, "x", "e1", "i1", NOW)
-    assert domain.announce(timeline, ROOM, "x", "e1", "i2", NOW) == []
-    assert timeline.last_seq == 1
+def test_newcomers_get_the_announcement_through_their_own_key_too():
+    """Their gateway may not have bound the room yet."""
+    fact = domain.announce(copy(), "Alice added Bob", "i", 3, NOW, ("b",))
+    assert fact.payload.item.sender_id is None and fact.payload.item.kind == "announcement"
+    assert [s.key for s in fact.sends] == [room_key("r"), user_key("b")]
+
+
+def test_read_marks_move_forward_only_and_own_messages_count():
+    """Without seq or beyond the end: the latest item; never backwards, nor behind one's own message."""
+    mark = domain.ReadMark(id="m", room_id="r", user_id="b")
+    assert [f.payload.last_read_seq for f in domain.mark_read(mark, 0, 2, 5)] == [2]
+    assert domain.mark_read(mark, 0, 1, 5) == []
+    assert domain.mark_read(mark, 4, 3, 5) == [], "their own message at 4 already marks up to 4"
+    assert [f.payload.last_read_seq for f in domain.mark_read(mark, 4, 99, 5)] == [5]
+    assert domain.in_effect(mark.seq, 6) == 6
+
+
+def test_a_newcomer_has_read_up_to_the_latest_item_and_a_returner_keeps_more():
+    """welcome: the later of the latest item before the announcement and the old mark."""
+    mark = domain.ReadMark(id="m", room_id="r", user_id="b", seq=5)
+    assert domain.welcome(mark, 3) == [] and mark.seq == 5
+    [fact] = domain.welcome(mark, 8)
+    assert fact.type == "room.read" and mark.seq == 8
+
+
+def test_what_members_see_of_rooms_events():
+    """room.created to each participant; member_joined/left to the room and that user."""
+    room = copy().view(4)
+    created = domain.room_sends("room.created", RoomOpened(room=INFO, names={}), room)
+    assert [s.key for s in created] == [user_key("a"), user_key("b")] and created[0].data.room.last_seq == 4
+    left = MemberRemoved(room=INFO, user_id="b", user_name="Bob")
+    assert [s.key for s in domain.room_sends("room.member_left", left, room)] == [room_key("r"), user_key("b")]
 
 
 def test_pages():
-    """With after_seq: ascending from it; otherwise the newest before before_seq."""
+    """With after_seq (0 too): ascending from it; otherwise the newest before before_seq."""
     assert domain.page(3, None, 10) == domain.Page(after=3, before=None, limit=10, ascending=True)
+    assert domain.page(0, None, 10) == domain.Page(after=0, before=None, limit=10, ascending=True)
     assert domain.page(None, 7, 5) == domain.Page(after=0, before=7, limit=5, ascending=False)
 
 
 def test_announcements_name_users_by_name():
     """The texts use names, never ids."""
-    joined = MemberAdded(room=ROOM, user_id="b", user_name="Bob", invited_by="a", invited_by_name="Alice")
+    joined = MemberAdded(room=INFO, user_id="b", user_name="Bob", invited_by="a", invited_by_name="Alice")
     assert domain.member_joined(joined) == "Alice added Bob"
+    assert domain.room_announcement(joined) == "Alice added Bob"
     poll = Poll(
         id="p",
         meetup_id="m",

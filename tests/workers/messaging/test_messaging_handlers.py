@@ -1,16 +1,21 @@
-"""The messaging worker's commands and reactions, through the real pipeline on the Mongo stand-in."""
+"""The messaging worker's commands and reactions, through the real pipeline on the Mongo stand-in.
+
+Messaging decides from its own copy of each room: the tests feed it rooms' events the way rooms
+hands them over (``apply_events``) and asks nothing of any other worker (the fake answers nothing).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 from support.handlers import event, harness
 
-from contracts.envelope import Failure
-from contracts.events import MemberRemoved, RoomOpened
-from contracts.shapes import Room
+from contracts.events import MemberAdded, MemberRemoved, RoomInfo, RoomOpened
+from contracts.routing import user_key
 from workers.messaging.app import WORKER
+from workers.messaging.storage import Item
 
 
 @pytest.fixture
@@ -18,75 +23,188 @@ async def messaging(mongo_url):
     return await harness(WORKER, mongo_url)
 
 
-def room_of(*user_ids: str, room_id: str = "r1") -> Room:
-    return Room(
+def info(*user_ids: str, room_id: str = "r1") -> RoomInfo:
+    return RoomInfo(
         id=room_id,
         name="Den",
         image_url=None,
         participant_ids=list(user_ids),
         created_by=user_ids[0],
         created_at=datetime.now(UTC),
-        last_seq=0,
     )
 
 
-def rooms_answer(messaging, room: Room) -> None:
-    def access(command):
-        if command.data["room_id"] != room.id:
-            return Failure(code="not_found", message="no such room")
-        if command.user_id not in room.participant_ids:
-            return Failure(code="forbidden", message="not a member of this room")
-        return {"room": room.model_dump(mode="json")}
+def bob_joins(alice, bob) -> MemberAdded:
+    return MemberAdded(
+        room=info(alice.id, bob.id), user_id=bob.id, user_name="Bob", invited_by=alice.id, invited_by_name="Alice"
+    )
 
-    messaging.rpc.answer("rooms", "room_access", access)
-    messaging.rpc.answer("rooms", "room_snapshot", lambda c: {"room": room.model_dump(mode="json")})
+
+async def hand_over(messaging, *events) -> None:
+    """Rooms' events, as rooms hands them over before replying."""
+    data = {"events": [e.model_dump(mode="json") for e in events]}
+    await messaging.ok("apply_events", "rooms", data)
+
+
+async def room_with(messaging, *users, room_id: str = "r1"):
+    names = {u.id: u.name for u in users}
+    created = event("room.created", RoomOpened(room=info(*names, room_id=room_id), names=names), room_id, 1)
+    await hand_over(messaging, created)
+    return created
 
 
 async def test_send_message_numbers_and_publishes(messaging):
-    """A message gets the next seq, is published to the room and readable in get_room_items."""
+    """A message takes the seq after the announcement, is published and readable; no other worker asked."""
     alice, bob = messaging.add_users("Alice", "Bob")
-    rooms_answer(messaging, room_of(alice.id, bob.id))
+    await room_with(messaging, alice, bob)
     item = (await messaging.ok("send_message", alice, {"room_id": "r1", "content": "hi"}))["item"]
-    assert item["seq"] == 1 and item["sender_id"] == alice.id
-    [sent] = messaging.sent("room.item_added", "room.r1")
-    assert sent["data"] == {"item": item}
-    page = await messaging.ok("get_room_items", bob, {"room_id": "r1"})
-    assert page == {"items": [item], "has_more": False}
+    assert item["seq"] == 2 and item["sender_id"] == alice.id
+    sent = messaging.sent("room.item_added", "room.r1")
+    assert [s["data"]["item"]["seq"] for s in sent] == [1, 2]
+    [_, added] = messaging.events("room.item_added")
+    assert added["payload"]["sender_name"] == "Alice" and added["version"] == 2
+    page = await messaging.ok("get_room_items", bob, {"room_id": "r1", "after_seq": 0})
+    assert [i["seq"] for i in page["items"]] == [1, 2] and page["has_more"] is False
+    assert [worker for worker, _ in messaging.rpc.calls] == []
 
 
-async def test_membership_is_asked_of_rooms(messaging):
-    """A non-member is forbidden and a missing room not_found, as rooms says; nothing is written."""
+async def test_one_write_per_send(messaging, monkeypatch):
+    """A send stores its item and nothing else before the reply (the publish mark comes in batches)."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "warm"})
+    writes: list[str] = []
+    collection = Item.get_pymongo_collection()
+    for name in ("insert_one", "replace_one", "update_one"):
+        original = getattr(type(collection), name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            writes.append(f"{self.name}.{_name}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(collection), name, spy)
+    reply = await messaging.command("send_message", alice, {"room_id": "r1", "content": "hi"})
+    assert reply.error is None
+    assert writes == ["items.insert_one"]
+
+
+async def test_outsiders_and_missing_rooms(messaging):
+    """A non-member is forbidden and a missing room not_found; nothing is written or published."""
     alice, eve = messaging.add_users("Alice", "Eve")
-    rooms_answer(messaging, room_of(alice.id))
+    await room_with(messaging, alice)
+    published = len(messaging.outbox.events)
     assert await messaging.error("send_message", eve, {"room_id": "r1", "content": "hi"}) == "forbidden"
     assert await messaging.error("send_message", alice, {"room_id": "r2", "content": "hi"}) == "not_found"
     assert await messaging.error("get_room_items", eve, {"room_id": "r1"}) == "forbidden"
-    assert messaging.outbox.events == []
+    assert await messaging.error("get_room", eve, {"room_id": "r1"}) == "forbidden"
+    assert len(messaging.outbox.events) == published
 
 
-async def test_rooms_unavailable_is_not_remembered(messaging):
-    """unavailable is not an outcome: a retry with the same id acts once rooms answers."""
-    [alice] = messaging.add_users("Alice")
-    reply = await messaging.command("send_message", alice, {"room_id": "r1", "content": "hi"}, id="x")
-    assert reply.error.code == "unavailable"
-    rooms_answer(messaging, room_of(alice.id))
-    assert (await messaging.ok("send_message", alice, {"room_id": "r1", "content": "hi"}, id="x"))["item"]["seq"] == 1
-
-
-async def test_announcements_once_per_event(messaging):
-    """room.created and room.member_left are announced, each once even if redelivered."""
+async def test_a_leaver_cannot_post_once_the_leave_is_handed_over(messaging):
+    """The copy changes when rooms hands the leave over; the leaver gets member_left, not the announcement."""
     alice, bob = messaging.add_users("Alice", "Bob")
-    room = room_of(alice.id, bob.id)
-    created = event("room.created", RoomOpened(room=room, names={alice.id: "Alice", bob.id: "Bob"}))
-    await messaging.react("announce_room_created", created)
-    left = event("room.member_left", MemberRemoved(room=room_of(alice.id), user_id=bob.id, user_name="Bob"))
-    await messaging.react("announce_member_left", left)
-    await messaging.react("announce_member_left", left)
-    rooms_answer(messaging, room)
-    items = (await messaging.ok("get_room_items", alice, {"room_id": "r1"}))["items"]
-    assert [(i["seq"], i["kind"], i["content"]) for i in items] == [
-        (1, "announcement", "Alice created the room Den"),
-        (2, "announcement", "Bob left"),
-    ]
+    await room_with(messaging, alice, bob)
+    left = MemberRemoved(room=info(alice.id), user_id=bob.id, user_name="Bob")
+    await hand_over(messaging, event("room.member_left", left, "r1", 2))
+    assert await messaging.error("send_message", bob, {"room_id": "r1", "content": "hi"}) == "forbidden"
+    assert messaging.sent("room.member_left", user_key(bob.id))
     [_, gone] = messaging.events("room.item_added")
+    assert gone["payload"]["item"]["content"] == "Bob left"
     assert gone["payload"]["participant_ids"] == [alice.id], "the leaver gets no push for it"
+
+
+async def test_overlapping_copies_of_a_send_store_one_item(messaging):
+    """Four copies of one send_message at once: one item, every copy gets it."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    data = {"room_id": "r1", "content": "once"}
+    replies = await asyncio.gather(*(messaging.command("send_message", alice, data, id="same") for _ in range(4)))
+    assert len({r.ok["item"]["seq"] for r in replies if r.ok}) == 1 and all(r.error is None for r in replies)
+    items = (await messaging.ok("get_room_items", bob, {"room_id": "r1"}))["items"]
+    assert [i["content"] for i in items].count("once") == 1
+
+
+async def test_a_refusal_is_remembered_for_its_id(messaging):
+    """forbidden for an id stays the answer to that id, even once the sender is invited."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice)
+    reply = await messaging.command("send_message", bob, {"room_id": "r1", "content": "hi"}, id="x")
+    assert reply.error.code == "forbidden"
+    joined = MemberAdded(
+        room=info(alice.id, bob.id), user_id=bob.id, user_name="Bob", invited_by=alice.id, invited_by_name="Alice"
+    )
+    await hand_over(messaging, event("room.member_joined", joined, "r1", 2))
+    again = await messaging.command("send_message", bob, {"room_id": "r1", "content": "hi"}, id="x")
+    assert again.error.code == "forbidden"
+
+
+async def test_marks_unread_counts_and_list_rooms(messaging):
+    """A newcomer's mark is the latest item before their announcement; own messages and announcements
+    are never unread; sending moves the sender's mark; list_rooms puts the latest activity first."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice)
+    await room_with(messaging, alice, room_id="r2")
+    for text in ("one", "two"):
+        await messaging.ok("send_message", alice, {"room_id": "r1", "content": text})
+    joined = MemberAdded(
+        room=info(alice.id, bob.id), user_id=bob.id, user_name="Bob", invited_by=alice.id, invited_by_name="Alice"
+    )
+    joining = event("room.member_joined", joined, "r1", 2)
+    await hand_over(messaging, joining)
+    await messaging.react("follow_rooms", joining)  # the same event again, from the queue: nothing more
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "three"})
+    [summary] = (await messaging.ok("list_rooms", bob))["rooms"]
+    assert (summary["last_read_seq"], summary["unread_count"], summary["last_item"]["seq"]) == (3, 1, 5)
+    assert summary["room"]["last_seq"] == 5
+    await messaging.ok("send_message", bob, {"room_id": "r1", "content": "me"})
+    [summary] = (await messaging.ok("list_rooms", bob))["rooms"]
+    assert (summary["last_read_seq"], summary["unread_count"]) == (6, 0)
+    assert (await messaging.ok("mark_room_read", bob, {"room_id": "r1", "seq": 2}))["last_read_seq"] == 6
+    alices = (await messaging.ok("list_rooms", alice))["rooms"]
+    assert [s["room"]["id"] for s in alices] == ["r1", "r2"] and alices[0]["unread_count"] == 1
+    assert (await messaging.ok("mark_room_read", alice, {"room_id": "r1"}))["last_read_seq"] == 6
+    assert len([e for e in messaging.events("room.read") if e["payload"]["user_id"] == bob.id]) == 1
+
+
+async def test_meetup_and_poll_announcements_come_once(messaging):
+    """An announcement of another worker's event is written once however often the event comes."""
+    from contracts.events import PollOpened
+    from contracts.shapes import Poll
+
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    poll = Poll(
+        id="p",
+        meetup_id="m",
+        poll_type="generic",
+        description="Food?",
+        choices=["Pizza", "Sushi"],
+        participant_ids=[alice.id],
+        votes=[],
+        status="open",
+        creator_id=alice.id,
+        created_at=datetime.now(UTC),
+        winner_index=None,
+    )
+    opened = event("poll.created", PollOpened(poll=poll, room_id="r1", creator_name="Alice"))
+    await messaging.react("announce_poll_created", opened)
+    await messaging.react("announce_poll_created", opened)
+    items = (await messaging.ok("get_room_items", bob, {"room_id": "r1"}))["items"]
+    assert [i["content"] for i in items] == ["Alice created the room Den", "Alice started a poll: Food? (Pizza, Sushi)"]
+
+
+async def test_a_published_item_is_marked_and_the_relay_leaves_it(messaging):
+    """Publishing marks items (in batches); the relay republishes only what a crash left unmarked."""
+    from workers.messaging.handlers import relay_items
+
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    item = (await messaging.ok("send_message", alice, {"room_id": "r1", "content": "hi"}))["item"]
+    assert (await Item.get(item["id"])).published_at is not None
+    await Item.get_pymongo_collection().update_one({"_id": item["id"]}, {"$set": {"published_at": None}})
+    before = len(messaging.events("room.item_added"))
+    messaging.runtime.now = lambda: datetime(2100, 1, 1, tzinfo=UTC)  # everything is old enough to relay
+    await relay_items(messaging.runtime)
+    await messaging.outbox.drain()
+    assert [e["payload"]["item"]["id"] for e in messaging.events("room.item_added")[before:]] == [item["id"]]
+    assert (await Item.get(item["id"])).published_at is not None

@@ -14,7 +14,9 @@ from workers.notifications.domain import Outcome, Push, Target
 from workers.notifications.handlers import COMMANDS, PROJECTIONS, reactions
 from workers.notifications.sender import LogSender, Retrying, create_sender
 from workers.notifications.storage import DOCUMENTS
-from workers.runtime.service import Runtime, Worker, project, run_command, run_reaction
+from workers.runtime.context import Runtime, project
+from workers.runtime.dispatch import run_command, run_reaction
+from workers.runtime.tables import Worker
 
 pytestmark = pytest.mark.usefixtures("storage")
 
@@ -53,7 +55,7 @@ async def react(worker, runtime, event):
     if event.type == "user.presence_changed":
         await project(worker.projections["track_presence"], event)
     else:
-        await run_reaction("push_to_offline_members", worker.reactions["push_to_offline_members"], runtime, event)
+        await run_reaction(worker.reactions["push_to_offline_members"], runtime, event)
 
 
 async def owner(value: str) -> str | None:

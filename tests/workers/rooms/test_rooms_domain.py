@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.shapes import RoomItem, User
+from contracts.shapes import User
 from workers.rooms import domain
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -17,16 +17,12 @@ def room(*members: User) -> domain.RoomState:
     return state
 
 
-def message(seq: int, sender: str | None = "a", kind: str = "message") -> RoomItem:
-    return RoomItem(id=str(seq), room_id="r", seq=seq, kind=kind, sender_id=sender, content="x", sent_at=NOW)
-
-
 def test_open_room_ignores_duplicates_and_the_creator():
     """Participants: the creator, then the invited in order, once each."""
     state, [fact] = domain.open_room("r", ALICE, "Den", None, ["b", "a", "b", "c"], KNOWN, NOW)
     assert state.participant_ids == ["a", "b", "c"]
-    assert fact.type == "room.created" and len(fact.sends) == 3
-    assert state.read_marks == {"a": 0, "b": 0, "c": 0}
+    assert fact.type == "room.created" and fact.payload.names == {"a": "Alice", "b": "Bob", "c": "Carol"}
+    assert fact.sends == (), "what members see of it is messaging's"
 
 
 def test_open_room_with_unknown_users():
@@ -47,38 +43,6 @@ def test_invite_rules():
         domain.invite(state, ALICE, "b", BOB)
 
 
-def test_invitee_mark_starts_at_the_latest_item_and_returning_members_keep_theirs():
-    """The newcomer's mark is the latest seq; a returner keeps the later of that and their old mark."""
-    state = room(ALICE, BOB)
-    state.last_seq = 5
-    domain.mark_read(state, "b", 5)
-    domain.leave(state, BOB)
-    state.last_seq = 3  # only possible in a test: shows max() is taken
-    domain.invite(state, ALICE, "b", BOB)
-    assert state.read_marks["b"] == 5
-    domain.invite(state, ALICE, "c", CAROL)
-    assert state.read_marks["c"] == 3
-
-
-def test_mark_read_moves_forward_only():
-    """Without seq or beyond the end: the latest item; backwards: no fact."""
-    state = room(ALICE)
-    state.last_seq = 3
-    assert [f.payload.last_read_seq for f in domain.mark_read(state, "a", 2)] == [2]
-    assert domain.mark_read(state, "a", 1) == []
-    assert [f.payload.last_read_seq for f in domain.mark_read(state, "a", 99)] == [3]
-    assert domain.mark_read(state, "a", None) == []
-
-
-def test_sending_moves_the_senders_mark():
-    """A message moves its sender's mark; an announcement moves none."""
-    state = room(ALICE, BOB)
-    assert domain.message_sent(state, message(1, sender=None, kind="announcement")) == []
-    [fact] = domain.message_sent(state, message(2, sender="b"))
-    assert fact.payload.user_id == "b" and state.read_marks["b"] == 2
-    assert domain.message_sent(state, message(1, sender="b")) == [], "the mark never moves back"
-
-
 def test_rename_and_image_only_when_changed():
     """No fact when the value is the same."""
     state = room(ALICE)
@@ -90,12 +54,12 @@ def test_rename_and_image_only_when_changed():
         domain.rename(state, "b", "Mine")
 
 
-def test_leave_sends_member_left_to_the_room_and_the_leaver():
-    """room.member_left goes to the room's key and the leaver's own key."""
+def test_leave_names_the_leaver_and_the_room_without_them():
+    """room.member_left carries the room as the leave left it, and the leaver's name."""
     state = room(ALICE, BOB)
     [fact] = domain.leave(state, BOB)
     assert state.participant_ids == ["a"]
-    assert {s.key for s in fact.sends} == {"room.r", fact.sends[1].key} and len(fact.sends) == 2
+    assert fact.payload.room.participant_ids == ["a"] and fact.payload.user_name == "Bob"
     with pytest.raises(domain.NotParticipantError):
         domain.leave(state, BOB)
 

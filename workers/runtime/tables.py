@@ -1,0 +1,98 @@
+"""What a worker is: the tables its ``handlers.py`` fills in (commands, reactions, projections,
+chores) and the workers that keep a copy of its data (followers)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from beanie import Document
+
+from boochat.settings import Settings
+from contracts.common import Shape
+from contracts.envelope import AnyEvent
+
+if TYPE_CHECKING:
+    from workers.runtime.context import Context, Runtime
+
+CommandHandler = Callable[[Any, "Context"], Awaitable[Shape]]
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A worker's reaction to other events: its own queue, bound to the types of ``payloads``.
+
+    ``handle(payload, ctx)`` receives the typed payload; ``ctx.event`` is the envelope. A reaction
+    must be idempotent (a redelivered or replayed event changes nothing more): the runtime keeps no
+    list of applied events.
+    """
+
+    handle: Callable[[Any, Context], Awaitable[None]]
+    payloads: Mapping[str, type[Shape]]
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(self.payloads)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model kept from events (the worker's own or others'): ``apply(payload, event)`` is
+    idempotent, tolerates any order, and publishes nothing.
+
+    Live, it runs from its own queue bound to its event types, and also right after a commit for
+    the worker's own events, so what a reply says is readable at once. ``boochat replay`` rebuilds
+    ``documents`` by applying it to the whole event log.
+    """
+
+    apply: Callable[[Any, AnyEvent], Awaitable[None]]
+    payloads: Mapping[str, type[Shape]]
+    documents: tuple[type[Document], ...]
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(self.payloads)
+
+
+@dataclass(frozen=True)
+class Chore:
+    """Work a worker does on its own every ``every(settings)`` seconds (each replica does it; it must
+    be idempotent)."""
+
+    every: Callable[[Settings], float]
+    run: Callable[[Runtime], Awaitable[None]]
+
+
+@dataclass
+class Worker:
+    name: str
+    commands: dict[str, CommandHandler]
+    reactions: dict[str, Reaction] = field(default_factory=dict)
+    documents: list[type[Document]] = field(default_factory=list)
+    projections: dict[str, Projection] = field(default_factory=dict)
+    chores: dict[str, Chore] = field(default_factory=dict)
+    # Workers that keep a copy of this one's data, with the event types they copy: a command that
+    # commits such an event hands it to them (``apply_events``) before it replies. Only rare
+    # commands (membership changes) may produce these events.
+    followers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def interests(self) -> dict[str, tuple[str, ...]]:
+        """Every queue of events this worker consumes, by name, with the event types it takes."""
+        return {name: r.types for name, r in (self.reactions | self.projections).items()}
+
+
+def self_claiming(handler: CommandHandler) -> CommandHandler:
+    """Mark a command handler whose one write claims the command's key itself (a unique key derived
+    from it), so the runtime does not claim it first: the hot path's one write does both."""
+    handler.self_claiming = True  # type: ignore[attr-defined]
+    return handler
+
+
+def claims_itself(handler: CommandHandler) -> bool:
+    return getattr(handler, "self_claiming", False)
+
+
+def typed(payload: type[Shape], *types: str) -> dict[str, type[Shape]]:
+    """The ``payloads`` of a reaction or projection taking ``types``, all with one payload model."""
+    return dict.fromkeys(types, payload)
