@@ -212,18 +212,18 @@ async def test_requests_go_to_their_owner_as_commands(url: str, workers) -> None
 
 
 async def test_worker_errors_are_relayed(url: str, workers, rooms) -> None:
-    rooms.answers["get_room"] = lambda command: failure("forbidden", "not a member of this room")
+    rooms.answers["rename_room"] = lambda command: failure("forbidden", "not a member of this room")
     ws = await sign_in(url, "ann")
-    answer = await request(ws, "get_room", {"room_id": "r1"})
+    answer = await request(ws, "rename_room", {"room_id": "r1", "name": "Den"})
     assert answer["error"] == {"code": "forbidden", "message": "not a member of this room"}
     await ws.close()
 
 
 @pytest.mark.parametrize("overrides", [{"request_timeout_seconds": 0.5}])
 async def test_no_answer_in_time_is_timeout(url: str, workers, rooms) -> None:
-    rooms.answers["get_room"] = lambda command: None
+    rooms.answers["rename_room"] = lambda command: None
     ws = await sign_in(url, "ann")
-    answer = await request(ws, "get_room", {"room_id": "r1"})
+    answer = await request(ws, "rename_room", {"room_id": "r1", "name": "Den"})
     assert answer["error"]["code"] == "timeout"
     await ws.close()
 
@@ -233,16 +233,16 @@ async def test_a_late_reply_is_dropped(url: str, workers, rooms) -> None:
     """A reply after the timeout changes nothing; the next requests still get theirs."""
     late = asyncio.Event()
 
-    async def get_room(command: Command):
+    async def rename_room(command: Command):
         await late.wait()
         return failure("not_found", "late")
 
-    rooms.answers["get_room"] = get_room
+    rooms.answers["rename_room"] = rename_room
     ws = await sign_in(url, "ann")
-    assert (await request(ws, "get_room", {"room_id": "r1"}))["error"]["code"] == "timeout"
+    assert (await request(ws, "rename_room", {"room_id": "r1", "name": "Den"}))["error"]["code"] == "timeout"
     late.set()
-    rooms.answers.pop("get_room")
-    assert (await request(ws, "get_room", {"room_id": "r1"}))["type"] == "ok"
+    rooms.answers.pop("rename_room")
+    assert (await request(ws, "rename_room", {"room_id": "r1", "name": "Den"}))["type"] == "ok"
     await ws.close()
 
 
@@ -275,15 +275,15 @@ async def test_no_worker_is_unavailable(url: str, workers) -> None:
 async def test_a_slow_request_does_not_hold_up_the_next(url: str, workers, rooms) -> None:
     release = asyncio.Event()
 
-    async def get_room(command: Command):
+    async def rename_room(command: Command):
         if command.data["room_id"] == "slow":
             await release.wait()
         return failure("not_found", command.data["room_id"])
 
-    rooms.answers["get_room"] = get_room
+    rooms.answers["rename_room"] = rename_room
     ws = await sign_in(url, "ann")
-    slow = await send(ws, "get_room", {"room_id": "slow"})
-    fast = await send(ws, "get_room", {"room_id": "fast"})
+    slow = await send(ws, "rename_room", {"room_id": "slow", "name": "Den"})
+    fast = await send(ws, "rename_room", {"room_id": "fast", "name": "Den"})
     first = await receive(ws)
     assert first["re"] == fast
     release.set()
