@@ -11,6 +11,7 @@ from contracts.requests import Empty, PollReply
 from workers.polls import domain, storage
 from workers.polls.storage import PollDoc
 from workers.runtime.context import Context
+from workers.runtime.store import StateDocument
 from workers.runtime.tables import Reaction, typed
 
 
@@ -20,7 +21,7 @@ async def meetup_access(ctx: Context, meetup_id: str) -> MeetupAccessReply:
     return MeetupAccessReply.model_validate(reply)
 
 
-async def poll(poll_id: str) -> tuple[PollDoc, domain.PollState]:
+async def poll(poll_id: str) -> tuple[StateDocument[domain.PollState], domain.PollState]:
     doc = await storage.load(poll_id)
     state = domain.existing(doc.state() if doc else None)
     assert doc is not None
