@@ -135,6 +135,12 @@ async def _rebuild(
     documents = _documents(worker)
     fresh = {d: f"{d.Settings.name}__rebuild_{plan.marker}" for d in documents}
     live = {d: d.Settings.name for d in documents}
+    names = await database.list_collection_names()
+    leftovers = [n for n in names if "__rebuild_" in n and n.partition("__rebuild_")[0] in live.values()]
+    for name in leftovers:  # an interrupted replay (killed) could not drop them
+        await database.drop_collection(name)
+    if leftovers:
+        console.say(f"dropped {', '.join(leftovers)}, left by an interrupted replay")
     console.say(f"rebuilding into {', '.join(fresh.values())} while {', '.join(live.values())} serve")
     try:
         with _named(fresh):  # Beanie binds each class to the collection its Settings name, with its indexes
