@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     drop = commands.add_parser(
         "drop", help="delete a stopped namespace's queues and exchanges (and databases, with BOOCHAT_MONGO_URL)"
     )
-    drop.add_argument("namespace", type=_namespace)
+    drop.add_argument("namespace", type=_namespace, help="the namespace to delete, as in BOOCHAT_NAMESPACE")
     drop.add_argument("--yes-really", action="store_true", help="needed to drop the default namespace")
     drop.set_defaults(run=_drop)
 
