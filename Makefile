@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BASE_LOCK := requirements/base.txt
 DEV_LOCK := requirements/dev.txt
 
-.PHONY: venv lock run test lint docs image
+.PHONY: venv lock run test lint docs bench image
 
 venv: $(STAMP)
 
@@ -51,6 +51,12 @@ lint: venv
 # a committed one is stale).
 docs: venv
 	$(BIN)/python docs/asyncapi/generate.py
+
+# Boochat beside python-socketio and Synapse under the same load, on demand (not in CI): a table on
+# stdout and bench/results/<time>.json. ARGS passes options, e.g. make bench ARGS='--only boochat'.
+bench: venv
+	deploy/ensure-rabbitmq.sh
+	$(BIN)/python -m bench.run $(ARGS)
 
 # The one image every service runs (compose.yaml builds it too).
 image:

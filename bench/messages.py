@@ -4,7 +4,8 @@ messages as fast as replies come back. Prints the figures; not part of the tests
     .venv/bin/python bench/messages.py [--clients 10] [--messages 50] [--scale messaging=2]
 
 Needs RabbitMQ (deploy/ensure-rabbitmq.sh); starts its own Mongo stand-in and stack in a fresh
-namespace, like ``boochat up``.
+namespace, like ``boochat up``, and drops the namespace at the end. ``make bench`` is the fuller
+benchmark (bench/README.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from websockets.asyncio.client import connect
 from boochat import mongo
 from boochat.settings import Settings
 from boochat.supervisor import Supervisor, child_env, parse_scale, stack_processes, wait_stack_ready
+from boochat.topology import drop_namespace
 
 
 async def client(url: str, user_id: str) -> tuple:
@@ -56,26 +58,29 @@ async def run(clients: int, messages: int, scale: dict[str, int]) -> None:
             jwt_secret="bench-secret-0123456789abcdef0123456789",
             request_timeout_seconds=60,
         )
-        async with Supervisor(stack_processes(settings, scale), env=child_env(settings)) as supervisor:
-            await wait_stack_ready(supervisor, settings, 120)
-            url = f"ws://{settings.gateway_host}:{settings.gateway_port}/ws"
-            users = [f"bench-{n}" for n in range(clients)]
-            connected = [await client(url, user) for user in users]
-            room = (await connected[0][2]("create_room", {"name": "Bench", "participant_ids": users[1:]}))["room"]
-            latencies: list[float] = []
+        try:
+            async with Supervisor(stack_processes(settings, scale), env=child_env(settings)) as supervisor:
+                await wait_stack_ready(supervisor, settings, 120)
+                url = f"ws://{settings.gateway_host}:{settings.gateway_port}/ws"
+                users = [f"bench-{n}" for n in range(clients)]
+                connected = [await client(url, user) for user in users]
+                room = (await connected[0][2]("create_room", {"name": "Bench", "participant_ids": users[1:]}))["room"]
+                latencies: list[float] = []
 
-            async def sender(request) -> None:
-                for n in range(messages):
-                    started = time.perf_counter()
-                    await request("send_message", {"room_id": room["id"], "content": f"message {n}"})
-                    latencies.append(time.perf_counter() - started)
+                async def sender(request) -> None:
+                    for n in range(messages):
+                        started = time.perf_counter()
+                        await request("send_message", {"room_id": room["id"], "content": f"message {n}"})
+                        latencies.append(time.perf_counter() - started)
 
-            started = time.perf_counter()
-            await asyncio.gather(*(sender(request) for _, _, request in connected))
-            elapsed = time.perf_counter() - started
-            for ws, reader, _ in connected:
-                await ws.close()
-                reader.cancel()
+                started = time.perf_counter()
+                await asyncio.gather(*(sender(request) for _, _, request in connected))
+                elapsed = time.perf_counter() - started
+                for ws, reader, _ in connected:
+                    await ws.close()
+                    reader.cancel()
+        finally:
+            await drop_namespace(settings)  # its queues and exchanges: leftovers stall the broker
     total = clients * messages
     quantiles = statistics.quantiles(latencies, n=100)
     print(f"{total} messages from {clients} clients in {elapsed:.2f} s: {total / elapsed:.0f} messages/s")

@@ -1,0 +1,1 @@
+"""The benchmark harness (make bench) and older one-off benchmarks; see bench/README.md."""

@@ -1,0 +1,283 @@
+"""The load: members of rooms, spread over separate OS processes, each one asyncio loop.
+
+Every member is one connection of its own (a WebSocket, or Matrix's HTTP API). A run goes:
+
+1. each load process connects its members, then waits at ``ready`` (the parent is the last party);
+2. the parent publishes a start time; members send on their schedule:
+   - open loop (a rate): member ``i`` of ``n`` sends at ``start + (i + k * n) / rate`` for every ``k``
+     that falls inside the duration, without waiting for replies, so the server's slowness never slows
+     the offered load;
+   - capacity (no rate): each member sends its next message as soon as the reply to the last came back,
+     until the duration is over;
+3. each process adds what it sent to the shared per-room counts, waits at ``sent``, and then every
+   member waits until it has received every message sent to its room, or the drain deadline passed;
+4. each process reports its counts and its latency histogram to the parent.
+
+A message's content carries its sender, its number and the time it was scheduled (``CLOCK_MONOTONIC``,
+the same clock in every process of the machine), so the receiver measures send->deliver itself, and
+knows duplicates and losses. Scheduled, not actually sent: a client that falls behind its schedule
+counts that delay too (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import multiprocessing
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hdrh.histogram import HdrHistogram
+
+# Latency histograms count microseconds, from 1 us to 10 minutes, with 3 significant digits.
+LOWEST_US, HIGHEST_US, DIGITS = 1, 600_000_000, 3
+CONNECT_TIMEOUT = 120.0  # seconds for a load process to connect all its members
+
+
+def histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    rooms: int
+    members: int  # per room; every member sends and receives
+    rate: float | None  # messages/s offered in total; None: capacity (send when the reply is back)
+    duration: float  # seconds of sending
+    drain: float = 60.0  # seconds allowed after the sending for deliveries to arrive
+
+    @property
+    def slug(self) -> str:
+        """The name as user ids and room names may spell it (lower case letters, digits, dashes)."""
+        return "".join(c if c.isalnum() else "-" for c in self.name.lower())
+
+
+@dataclass
+class MemberSpec:
+    """What a load process needs to act as one member (picklable): filled in by the peer."""
+
+    index: int  # 0 .. rooms * members - 1, unique in the profile
+    room: int  # 0 .. rooms - 1
+    connect: dict[str, Any]  # peer-specific: URL, credentials, room id
+
+
+class Member(Protocol):
+    """One member's connection, as each peer's client module implements it."""
+
+    async def send(self, content: str) -> str:
+        """Send ``content`` to the member's room; the outcome: ``ok`` or an error code."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+Deliver = Any  # Callable[[str], None]: called with the content of every message the member receives
+
+
+class Client(Protocol):
+    async def open(self, connect: dict[str, Any], deliver: Deliver) -> Member: ...
+
+
+@dataclass
+class Tally:
+    """What one load process saw; the parent adds them up."""
+
+    sent: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # reply outcome -> count ("no reply" too)
+    delivered: int = 0  # deliveries of this run's messages, duplicates included
+    unique: int = 0
+    duplicates: int = 0
+    expected: int = 0
+    late: int = 0  # deliveries after the drain deadline (not counted as delivered)
+    gaps: int = 0  # times a member was told it had skipped messages (Matrix's limited sync)
+    histogram: bytes = b""  # hdrhistogram's encoding of send->deliver latencies, microseconds
+
+    def add(self, other: Tally) -> None:
+        self.sent += other.sent
+        self.outcomes.update(other.outcomes)
+        self.delivered += other.delivered
+        self.unique += other.unique
+        self.duplicates += other.duplicates
+        self.expected += other.expected
+        self.late += other.late
+        self.gaps += other.gaps
+
+
+def content(run: str, sender: int, number: int, scheduled_ns: int) -> str:
+    return f"{run} {sender} {number} {scheduled_ns}"
+
+
+def parse(run: str, text: str) -> tuple[int, int, int] | None:
+    """(sender, number, scheduled_ns) of one of this run's messages; None for anything else."""
+    parts = text.split(" ")
+    if len(parts) != 4 or parts[0] != run:
+        return None
+    return int(parts[1]), int(parts[2]), int(parts[3])
+
+
+@dataclass
+class Shared:
+    """Synchronisation between the parent and the load processes."""
+
+    ready: Any  # multiprocessing Barrier: every process connected (and the parent)
+    sent: Any  # Barrier: every process finished sending (and the parent)
+    start_ns: Any  # Value('q'): when sending starts, CLOCK_MONOTONIC ns; set by the parent after `ready`
+    go: Any  # Event: start_ns is set
+    per_room: Any  # Array('q'): messages sent to each room
+
+    @classmethod
+    def create(cls, context: multiprocessing.context.BaseContext, processes: int, rooms: int) -> Shared:
+        return cls(
+            ready=context.Barrier(processes + 1),
+            sent=context.Barrier(processes + 1),
+            start_ns=context.Value("q", 0),
+            go=context.Event(),
+            per_room=context.Array("q", rooms),
+        )
+
+
+def load_process(
+    client_module: str, run: str, profile: Profile, specs: list[MemberSpec], shared: Shared, results: Any
+) -> None:
+    """Entry point of one load process: act as ``specs``' members, put a ``Tally`` on ``results``."""
+    client: Client = importlib.import_module(client_module).CLIENT
+    try:
+        tally = asyncio.run(_members(client, run, profile, specs, shared))
+        results.put(("ok", tally))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent handles it
+        return
+    except BaseException as error:  # the parent must hear of it, or it waits at a barrier for nothing
+        shared.ready.abort()
+        shared.sent.abort()
+        results.put(("error", f"{type(error).__name__}: {error}"))
+        raise
+
+
+class _Receiver:
+    """One member's inbox: who sent what, and when it is complete."""
+
+    def __init__(self, run: str, latencies: HdrHistogram, tally: Tally) -> None:
+        self.run = run
+        self.latencies = latencies
+        self.tally = tally
+        self.seen: set[tuple[int, int]] = set()
+        self.expected: int | None = None
+        self.deadline_ns: int | None = None
+        self.complete = asyncio.Event()
+
+    def deliver(self, text: str) -> None:
+        now = time.monotonic_ns()
+        message = parse(self.run, text)
+        if message is None:
+            return
+        if self.deadline_ns is not None and now > self.deadline_ns:
+            self.tally.late += 1
+            return
+        sender, number, scheduled = message
+        self.tally.delivered += 1
+        if (sender, number) in self.seen:
+            self.tally.duplicates += 1
+            return
+        self.seen.add((sender, number))
+        self.tally.unique += 1
+        self.latencies.record_value(max((now - scheduled) // 1000, LOWEST_US))
+        self._check()
+
+    def expect(self, count: int, deadline_ns: int) -> None:
+        self.expected = count
+        self.deadline_ns = deadline_ns
+        self._check()
+
+    def _check(self) -> None:
+        if self.expected is not None and len(self.seen) >= self.expected:
+            self.complete.set()
+
+
+async def _members(client: Client, run: str, profile: Profile, specs: list[MemberSpec], shared: Shared) -> Tally:
+    tally = Tally()
+    latencies = histogram()
+    receivers = [_Receiver(run, latencies, tally) for _ in specs]
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        members = await asyncio.gather(
+            *(client.open(s.connect, r.deliver) for s, r in zip(specs, receivers, strict=True))
+        )
+    try:
+        await loop.run_in_executor(None, shared.ready.wait)
+        await loop.run_in_executor(None, shared.go.wait)
+        start_ns = shared.start_ns.value
+        end_ns = start_ns + int(profile.duration * 1e9)
+        deadline_ns = end_ns + int(profile.drain * 1e9)
+        replies: list[asyncio.Task[str]] = []
+        sends = [
+            _send(member, spec, run, profile, start_ns, end_ns, tally, replies)
+            for member, spec in zip(members, specs, strict=True)
+        ]
+        counts = await asyncio.gather(*sends)
+        with shared.per_room.get_lock():
+            for spec, count in zip(specs, counts, strict=True):
+                shared.per_room[spec.room] += count
+        await loop.run_in_executor(None, shared.sent.wait)
+        for spec, receiver in zip(specs, receivers, strict=True):
+            receiver.expect(shared.per_room[spec.room], deadline_ns)
+            tally.expected += shared.per_room[spec.room]
+        remaining = max(deadline_ns - time.monotonic_ns(), 0) / 1e9
+        waits = [asyncio.wait_for(r.complete.wait(), remaining) for r in receivers]
+        await asyncio.gather(*waits, return_exceptions=True)  # a timeout here is a loss, counted below
+        if pending := [reply for reply in replies if not reply.done()]:  # replies may trail the deliveries
+            await asyncio.wait(pending, timeout=max(deadline_ns - time.monotonic_ns(), 0) / 1e9)
+        for reply in replies:  # open loop: replies that never came by the deadline
+            if not reply.done():
+                reply.cancel()
+                tally.outcomes["no reply"] += 1
+            elif not reply.cancelled() and reply.exception() is None:
+                tally.outcomes[reply.result()] += 1
+            else:
+                tally.outcomes["no reply"] += 1
+    finally:
+        await asyncio.gather(*(member.close() for member in members), return_exceptions=True)
+    tally.gaps = sum(getattr(member, "gaps", 0) for member in members)
+    tally.histogram = latencies.encode()
+    return tally
+
+
+async def _send(
+    member: Member,
+    spec: MemberSpec,
+    run: str,
+    profile: Profile,
+    start_ns: int,
+    end_ns: int,
+    tally: Tally,
+    replies: list[asyncio.Task[str]],
+) -> int:
+    """Send this member's share; how many messages it sent."""
+    count = 0
+    if profile.rate is None:  # capacity: one message in flight per member
+        while time.monotonic_ns() < end_ns:
+            scheduled = time.monotonic_ns()
+            try:
+                outcome = await asyncio.wait_for(member.send(content(run, spec.index, count, scheduled)), profile.drain)
+            except TimeoutError:
+                outcome = "no reply"
+            count += 1
+            tally.sent += 1
+            tally.outcomes[outcome] += 1
+            if outcome != "ok":
+                await asyncio.sleep(0.1)  # a refusal comes back at once: do not spin on it
+        return count
+    senders = profile.rooms * profile.members
+    interval_ns = int(senders / profile.rate * 1e9)
+    scheduled = start_ns + int(spec.index / profile.rate * 1e9)
+    while scheduled < end_ns:
+        delay = (scheduled - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        replies.append(asyncio.create_task(member.send(content(run, spec.index, count, scheduled))))
+        count += 1
+        tally.sent += 1
+        scheduled += interval_ns
+    return count

@@ -1,0 +1,188 @@
+"""Boochat: the whole stack as ``boochat up`` runs it (boochat.supervisor), in a namespace of its own,
+on a Mongo stand-in of its own; the namespace is dropped when the peer stops.
+
+Settings are the defaults but for what a benchmark needs: dev sign-in for the bench users, and no
+per-user rate limit (Synapse runs without its limits too). Members sign in with the session token
+their user got when the peer made it, so connecting announces nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.load import MemberSpec, Profile
+from boochat import mongo
+from boochat.settings import Settings
+from boochat.supervisor import Supervisor, child_env, stack_processes, wait_stack_ready
+from boochat.topology import drop_namespace
+
+START_TIMEOUT = 180.0
+REPLY_TIMEOUT = 60.0  # setup requests only; the load's replies are bounded by the profile's drain
+
+
+class Peer:
+    name = "boochat"
+    client = "bench.peers.boochat"
+
+    def __init__(self) -> None:
+        self._stand_in: mongo.StandIn | None = None
+        self._supervisor: Supervisor | None = None
+        self.settings: Settings | None = None
+        self.log_dir: Path | None = None
+
+    async def start(self) -> None:
+        self._stand_in = await mongo.start()
+        namespace = f"bench{uuid.uuid4().hex[:8]}"
+        self.settings = Settings(
+            namespace=namespace,
+            mongo_url=self._stand_in.url,
+            dev_login=True,
+            jwt_secret=f"bench-{uuid.uuid4().hex}",
+            rate_limit_per_minute=10**9,
+            gateway_port=mongo.free_port(),
+            metrics_port=0,
+        )
+        self.log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{namespace}-"))
+        self._supervisor = Supervisor(
+            stack_processes(self.settings), env=child_env(self.settings), log_dir=self.log_dir
+        )
+        await self._supervisor.start()
+        await wait_stack_ready(self._supervisor, self.settings, START_TIMEOUT)
+
+    @property
+    def url(self) -> str:
+        assert self.settings is not None
+        return f"ws://127.0.0.1:{self.settings.gateway_port}/ws"
+
+    async def prepare(self, run: str, profile: Profile) -> list[MemberSpec]:
+        users = [f"{run}-{profile.slug}-{index}" for index in range(profile.rooms * profile.members)]
+        tokens = await asyncio.gather(*(_sign_in(self.url, user) for user in users))
+        specs = []
+        for room in range(profile.rooms):
+            members = users[room * profile.members : (room + 1) * profile.members]
+            async with _Setup(self.url, {"token": tokens[room * profile.members]}) as creator:
+                created = await creator.request(
+                    "create_room", {"name": f"Bench {room}", "participant_ids": members[1:]}
+                )
+            room_id = created["room"]["id"]
+            for offset in range(profile.members):
+                index = room * profile.members + offset
+                specs.append(MemberSpec(index, room, {"url": self.url, "token": tokens[index], "room_id": room_id}))
+        return specs
+
+    def processes(self) -> dict[str, tuple[int | None, str]]:
+        assert self._supervisor is not None and self._stand_in is not None
+        named: dict[str, tuple[int | None, str]] = {
+            process.name: (self._supervisor.pid(process.name), "server") for process in self._supervisor.processes
+        }
+        named["mongo stand-in"] = (self._stand_in.process.pid, "database")
+        return named
+
+    async def stop(self) -> None:
+        try:
+            if self._supervisor is not None:
+                await self._supervisor.stop()
+            if self.settings is not None:
+                # The broker only: the databases go with the stand-in (which a Ctrl-C may have ended).
+                dropped = await drop_namespace(self.settings.model_copy(update={"mongo_url": None}))
+                print(
+                    f"dropped namespace {self.settings.namespace}: {len(dropped.queues)} queues, "
+                    f"{len(dropped.exchanges)} exchanges"
+                    + (f"; unread tables: {dropped.unread}" if dropped.unread else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
+        finally:
+            if self._stand_in is not None:
+                await self._stand_in.stop()
+
+
+async def _sign_in(url: str, user: str) -> str:
+    async with _Setup(url, {"dev_user": {"id": user, "name": user}}) as session:
+        return session.token
+
+
+class _Setup:
+    """A connection for making users and rooms: requests one at a time, events ignored."""
+
+    def __init__(self, url: str, credentials: dict[str, Any]) -> None:
+        self._url = url
+        self._credentials = credentials
+        self.token = ""
+
+    async def __aenter__(self) -> _Setup:
+        self._ws = await connect(self._url, max_size=None)
+        self.token = (await self.request("authenticate", self._credentials))["token"]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._ws.close()
+
+    async def request(self, type: str, data: dict[str, Any]) -> dict[str, Any]:
+        frame_id = uuid.uuid4().hex
+        await self._ws.send(json.dumps({"type": type, "id": frame_id, "data": data}))
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            while True:
+                frame = json.loads(await self._ws.recv())
+                if frame.get("re") == frame_id:
+                    if frame["type"] != "ok":
+                        raise RuntimeError(f"{type}: {frame}")
+                    return frame["data"]
+
+
+class _Member:
+    def __init__(self, ws: ClientConnection, room_id: str, deliver: Callable[[str], None]) -> None:
+        self._ws = ws
+        self._room_id = room_id
+        self._deliver = deliver
+        self._replies: dict[str, asyncio.Future[str]] = {}
+        self._reader = asyncio.create_task(self._read())
+
+    async def request(self, type: str, data: dict[str, Any]) -> str:
+        frame_id = uuid.uuid4().hex
+        self._replies[frame_id] = asyncio.get_running_loop().create_future()
+        await self._ws.send(json.dumps({"type": type, "id": frame_id, "data": data}))
+        return await self._replies[frame_id]
+
+    async def send(self, content: str) -> str:
+        return await self.request("send_message", {"room_id": self._room_id, "content": content})
+
+    async def close(self) -> None:
+        await self._ws.close()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                frame = json.loads(raw)
+                if frame["type"] == "event":
+                    if frame["event"] == "room.item_added":
+                        self._deliver(frame["data"]["item"]["content"])
+                elif (future := self._replies.pop(frame.get("re") or "", None)) is not None:
+                    future.set_result("ok" if frame["type"] == "ok" else frame["error"]["code"])
+        finally:
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_result("closed")
+
+
+class _Client:
+    async def open(self, connect_to: dict[str, Any], deliver: Callable[[str], None]) -> _Member:
+        ws = await connect(connect_to["url"], max_size=None)
+        member = _Member(ws, connect_to["room_id"], deliver)
+        outcome = await asyncio.wait_for(member.request("authenticate", {"token": connect_to["token"]}), REPLY_TIMEOUT)
+        if outcome != "ok":
+            raise RuntimeError(f"authenticate: {outcome}")
+        return member
+
+
+CLIENT = _Client()
