@@ -233,10 +233,10 @@ async def _members(client: Client, run: str, profile: Profile, specs: list[Membe
             if not reply.done():
                 reply.cancel()
                 tally.outcomes["no reply"] += 1
-            elif not reply.cancelled() and reply.exception() is None:
-                tally.outcomes[reply.result()] += 1
+            elif reply.exception() is not None:  # the connection broke under it
+                tally.outcomes[type(reply.exception()).__name__] += 1
             else:
-                tally.outcomes["no reply"] += 1
+                tally.outcomes[reply.result()] += 1
     finally:
         await asyncio.gather(*(member.close() for member in members), return_exceptions=True)
     tally.gaps = sum(getattr(member, "gaps", 0) for member in members)
@@ -263,6 +263,8 @@ async def _send(
                 outcome = await asyncio.wait_for(member.send(content(run, spec.index, count, scheduled)), profile.drain)
             except TimeoutError:
                 outcome = "no reply"
+            except Exception as error:  # the connection broke: an outcome like any other
+                outcome = type(error).__name__
             count += 1
             tally.sent += 1
             tally.outcomes[outcome] += 1
