@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from beanie import Document
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from contracts.shapes import User
-from workers.runtime.store import Aggregate
+from workers.runtime.store import StateDocument, state_document
 from workers.users.domain import UserState
 
-STATE_FIELDS = [f.name for f in fields(UserState)]
-
-
-class UserDoc(Aggregate):
-    name: str
-    image_url: str | None = None
-    email: str = ""
-    connections: list[str] = []
-
-    class Settings:
-        name = "users"
-
-    def state(self) -> UserState:
-        return UserState(**{name: getattr(self, name) for name in STATE_FIELDS})
-
-    def update(self, state: UserState) -> UserDoc:
-        for name in STATE_FIELDS:
-            setattr(self, name, getattr(state, name))
-        return self
-
-    @classmethod
-    def new(cls, state: UserState) -> UserDoc:
-        return cls(**vars(state))
+UserDoc = state_document(UserState, "users")
 
 
 class Profile(Document):
@@ -58,11 +34,11 @@ class Profile(Document):
         return User(id=self.id, name=self.name, image_url=self.image_url)
 
 
-async def load(user_id: str) -> UserDoc | None:
+async def load(user_id: str) -> StateDocument[UserState] | None:
     return await UserDoc.get(user_id)
 
 
-async def connected() -> list[UserDoc]:
+async def connected() -> list[StateDocument[UserState]]:
     """Users with connections open, as the directory knows them (online)."""
     return await UserDoc.find({"_id": {"$in": [p.id for p in await online()]}}).to_list()
 

@@ -102,7 +102,9 @@ async def test_relay_publishes_what_a_crash_left_in_an_outbox(settings, connecti
         "reply": None,
         "deliveries": [],
     }
-    doc = UserDoc(id="kim", name="Kim", revision=1, version=1, outbox=[entry], outbox_since=written.timestamp())
+    doc = UserDoc(
+        id="kim", name="Kim", image_url=None, revision=1, version=1, outbox=[entry], outbox_since=written.timestamp()
+    )
     await UserDoc.get_pymongo_collection().insert_one(doc.model_dump(by_alias=True, exclude={"revision_id"}))
     async with create_users(settings):
         [event] = await read_log(connection, settings, 1)
