@@ -50,6 +50,9 @@ class Gateway:
             process_request=self._handshakes,
             process_response=self._handshakes.responded,
             max_size=self.settings.max_frame_bytes,
+            # Frames are small JSON: deflate saves little and costs CPU per frame per connection,
+            # and about 50 KiB of memory per connection (PITFALLS.md). Clients need not support it.
+            compression=None,
             server_header="boochat",
         )
         self._connecting = asyncio.create_task(self._connect())

@@ -15,13 +15,13 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import events, requests
 from contracts.common import Shape
-from contracts.envelope import AnyEvent, Fact
+from contracts.envelope import AnyEvent, Fact, Failure
 from contracts.events import ItemAppended, MemberAdded, MemberRemoved, RoomChanged, RoomOpened
 from contracts.requests import Empty, ItemPage, ItemReply, ReadMark, RoomList, RoomReply
 from contracts.shapes import RoomItem, RoomSummary
 from workers.messaging import domain, storage
 from workers.messaging.domain import RoomCopy
-from workers.runtime.context import ATTEMPTS, Context, Runtime
+from workers.runtime.context import ATTEMPTS, Context, Forwarded, Runtime
 from workers.runtime.outbox import RELAY_AFTER, RELAY_EVERY, stamp
 from workers.runtime.store import ConcurrencyError
 from workers.runtime.tables import Chore, Projection, Reaction, self_claiming, typed
@@ -42,15 +42,15 @@ async def participant(ctx: Context, room_id: str) -> RoomCopy:
 # Commands and queries -------------------------------------------------------------------------
 
 
-@self_claiming  # the item's id derives from the command's key: storing it claims the key
+@self_claiming(storage.refuse)  # the item's id derives from the command's key: storing it claims the key
 async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply:
     assert ctx.user_id and ctx.cause.command_key
-    item_id = uuid.uuid5(uuid.NAMESPACE_URL, ctx.cause.command_key).hex
+    item_id = storage.item_id_of(ctx.cause.command_key)
     try:
         copy = await participant(ctx, data.room_id)
     except domain.MessagingError:
         if (sent := await storage.item(item_id)) is not None:  # a retry after the sender left
-            return ItemReply(item=sent.view())
+            return ItemReply(item=first_outcome(sent))
         raise
     user_id, now = ctx.user_id, ctx.now()
     item = await append(
@@ -128,7 +128,7 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[int
                 if (done := await storage.item(item_id)) is not None:
                     if done.published_at is None:  # its first writer may have crashed before publishing
                         outbox.publish_later(done.event, storage.mark_published)
-                    return done.view()
+                    return first_outcome(done)
                 for earlier in await storage.entries_after(room_id, known[room_id]):
                     outbox.publish_later(earlier, storage.mark_published)
                     known[room_id] = earlier["version"]
@@ -137,6 +137,13 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[int
             outbox.publish_later(entry, storage.mark_published)
             return item
     raise ConcurrencyError(room_id)
+
+
+def first_outcome(done: storage.Item) -> RoomItem:
+    """What the first copy of a send stored: its item, or its refusal (raised again)."""
+    if done.refusal is not None:
+        raise Forwarded(Failure.model_validate(done.refusal))
+    return done.view()
 
 
 async def announce(ctx: Context, copy: RoomCopy, text: str, newcomers: tuple[str, ...] = ()) -> None:

@@ -4,11 +4,13 @@ an item is the one write of a send), and read marks."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from beanie import Document
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
 
 from contracts.shapes import ItemKind, RoomItem
 from workers.messaging.domain import Page, ReadMark, RoomCopy
@@ -22,7 +24,12 @@ RoomCopyDoc = state_document(
 
 class Item(Document):
     """A room item with the ``room.item_added`` event that announced it (``event``: the stored
-    entry, published from here; ``published_at`` None until a publish was confirmed)."""
+    entry, published from here; ``published_at`` None until a publish was confirmed).
+
+    The id of a message derives from its ``send_message``'s idempotency key, so storing it claims
+    the key. A send that was refused claims its key here too: a document in no room, holding the
+    ``refusal`` that every later copy of that send gets (PROTOCOL.md: refusals are remembered).
+    """
 
     id: str  # type: ignore[assignment]
     room_id: str
@@ -33,6 +40,7 @@ class Item(Document):
     sent_at: datetime
     event: dict[str, Any]
     published_at: float | None = None
+    refusal: dict[str, Any] | None = None
 
     class Settings:
         name = "items"
@@ -75,6 +83,31 @@ async def save_copy(doc: StateDocument[RoomCopy] | None, copy: RoomCopy) -> None
 
 
 # Items ----------------------------------------------------------------------------------------
+
+
+def item_id_of(command_key: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_URL, command_key).hex
+
+
+async def refuse(command_key: str, reply: dict[str, Any]) -> None:
+    """Remember a refused send under its item id, in a room of its own (no room's query sees it)."""
+    item_id = item_id_of(command_key)
+    refused = Item(
+        id=item_id,
+        room_id=f"refused/{item_id}",
+        seq=0,
+        kind="message",
+        sender_id=None,
+        content="",
+        sent_at=datetime.now(UTC),
+        event={},
+        published_at=time.time(),
+        refusal=reply["error"],
+    )
+    try:
+        await refused.insert()
+    except DuplicateKeyError:
+        pass  # a copy of it got there first
 
 
 async def insert_item(item: RoomItem, entry: dict[str, Any]) -> None:

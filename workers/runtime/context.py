@@ -149,7 +149,8 @@ class Context:
 
 
 class Forwarded(Rejected):  # noqa: N818
-    """Another worker's refusal, passed on as it came."""
+    """A refusal decided elsewhere, passed on as it came: another worker's, or the remembered
+    refusal of the first copy of a command."""
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.message, failure.details)

@@ -11,8 +11,8 @@ from contracts.internal import INTERNAL, ApplyEvents
 from contracts.requests import REQUESTS, Spec
 from workers.runtime.context import ATTEMPTS, Context, Runtime, project
 from workers.runtime.outbox import Cause
-from workers.runtime.store import ConcurrencyError, StoredEvent, claim, remember, remembered, settle
-from workers.runtime.tables import CommandHandler, Reaction, Worker, claims_itself
+from workers.runtime.store import ConcurrencyError, StoredEvent, claim, settle
+from workers.runtime.tables import CommandHandler, Reaction, Worker, remembers_itself
 
 
 def spec_of(type: str) -> Spec | None:
@@ -33,9 +33,7 @@ async def run_command(worker: Worker, runtime: Runtime, command: Command) -> Rep
         return failure("bad_request", f"{worker.name} does not handle {command.type}")
     if not spec.command:
         return await _decide(handler, spec, runtime, command)
-    if claims_itself(handler):  # its own write claims the key; remembered here: its refusals
-        if (done := await remembered(command.key)) is not None:
-            return Reply.model_validate(done)
+    if (remember := remembers_itself(handler)) is not None:  # its own write claims the key
         reply = await _decide(handler, spec, runtime, command)
         if reply.error is not None and reply.remembered:
             await remember(command.key, reply.model_dump(mode="json"))

@@ -88,36 +88,51 @@ class Outbox:
         self._aggregates = aggregates
         self._events = RabbitExchange(names.events, type=ExchangeType.TOPIC, declare=False)
         self._deliveries = RabbitExchange(names.deliveries, type=ExchangeType.TOPIC, declare=False)
-        # Entries stored elsewhere (room items), published in the order they were queued.
+        # Entries stored elsewhere (room items), published in the order they were queued, then marked
+        # by a task of their own, so a marking write never holds up the next publish.
         self._later: asyncio.Queue[tuple[dict[str, Any], Published]] = asyncio.Queue()
-        self._publisher: asyncio.Task[None] | None = None
+        self._confirmed: asyncio.Queue[tuple[dict[str, Any], Published]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
 
     def publish_later(self, entry: dict[str, Any], published: Published) -> None:
         """Publish ``entry`` after those queued before it, off the caller's path; ``published`` is
         called with each batch of confirmed entries (one write marks a whole batch)."""
         self._later.put_nowait((entry, published))
-        if self._publisher is None or self._publisher.done():
-            self._publisher = asyncio.create_task(self._publish_queued())
+        if not self._tasks or any(task.done() for task in self._tasks):
+            for task in self._tasks:
+                task.cancel()
+            self._tasks = [asyncio.create_task(self._publish_queued()), asyncio.create_task(self._mark_confirmed())]
 
     async def drain(self) -> None:
         """Wait until everything queued by ``publish_later`` is published and marked."""
         await self._later.join()
+        await self._confirmed.join()
 
     async def _publish_queued(self) -> None:
         while True:
-            batch = [await self._later.get()]
-            while not self._later.empty() and len(batch) < BATCH:
-                batch.append(self._later.get_nowait())
+            entry, published = await self._later.get()
             try:
-                for entry, _ in batch:
-                    await self._publish_retrying(entry)
-                for published in {id(p): p for _, p in batch}.values():
-                    await published([entry for entry, p in batch if p is published])
+                await self._publish_retrying(entry)
+                self._confirmed.put_nowait((entry, published))
             except Exception:  # the relay publishes what is left unmarked
                 log.exception("queued publish failed")
             finally:
+                self._later.task_done()
+
+    async def _mark_confirmed(self) -> None:
+        """One write per batch of confirmed entries (per kind of entry)."""
+        while True:
+            batch = [await self._confirmed.get()]
+            while not self._confirmed.empty() and len(batch) < BATCH:
+                batch.append(self._confirmed.get_nowait())
+            try:
+                for published in {id(p): p for _, p in batch}.values():
+                    await published([entry for entry, p in batch if p is published])
+            except Exception:  # the relay publishes again what is left unmarked: at least once
+                log.exception("marking published entries failed")
+            finally:
                 for _ in batch:
-                    self._later.task_done()
+                    self._confirmed.task_done()
 
     async def _publish_retrying(self, entry: dict[str, Any]) -> None:
         for delay in (0.1, 0.5, 1.0, 2.0):

@@ -28,6 +28,7 @@ from boochat.rpc import RpcClient
 from boochat.settings import Settings
 from contracts.envelope import AnyEvent, Command
 from contracts.routing import Names
+from workers.runtime import retry
 from workers.runtime.context import Runtime, project
 from workers.runtime.dispatch import failure, run_command, run_reaction
 from workers.runtime.outbox import Outbox
@@ -124,12 +125,11 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         log.info("command handled", outcome=reply.error.code if reply.error else "ok")
         return reply.model_dump(mode="json", exclude_none=True)
 
+    # A failing reaction or projection is tried again later, then parked (retry.py), never in the way.
     for name, reaction in worker.reactions.items():
-        queue = RabbitQueue(names.reaction_queue(worker.name, name), declare=False)
-        broker.subscriber(queue, ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True)(_reactor(name, reaction, runtime))
+        retry.subscriber(broker, settings, names.reaction_queue(worker.name, name))(_reactor(name, reaction, runtime))
     for name, projection in worker.projections.items():
-        queue = RabbitQueue(names.reaction_queue(worker.name, name), declare=False)
-        broker.subscriber(queue, ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True)(_projector(name, projection))
+        retry.subscriber(broker, settings, names.reaction_queue(worker.name, name))(_projector(name, projection))
 
     if settings.metrics_port:
         # First in, last out: /healthz answers while the rest starts and stops.
@@ -171,6 +171,15 @@ def create(worker: Worker, settings: Settings) -> FastStream:
     async def stop_relay() -> None:
         for task in background:
             task.cancel()
+
+    # What handlers queued for publishing goes out before the broker closes (whatever a handler
+    # still running queues after this, the relay republishes after a restart).
+    @app.on_shutdown
+    async def publish_queued() -> None:
+        try:
+            await asyncio.wait_for(outbox.drain(), GRACEFUL_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("queued events left to the relay")
 
     # After the broker has stopped: in-flight commands may still ask other workers until then.
     @app.after_shutdown

@@ -114,19 +114,6 @@ async def settle(key: str, reply: dict[str, Any] | None) -> None:
         await collection.update_one({"_id": key}, {"$set": {"reply": reply}})
 
 
-async def remember(key: str, reply: dict[str, Any]) -> None:
-    """Remember the outcome of a command that claimed its key itself (``self_claiming``)."""
-    try:
-        await ProcessedCommand(id=key, reply=reply, claimed_at=time.time()).insert()
-    except DuplicateKeyError:
-        pass  # a copy of it got there first
-
-
-async def remembered(key: str) -> dict[str, Any] | None:
-    found = await ProcessedCommand.get_pymongo_collection().find_one({"_id": key})
-    return found.get("reply") if found else None
-
-
 async def write(doc: Aggregate, new_events: list[dict[str, Any]]) -> None:
     """Write ``doc`` (read at ``doc.revision``) with ``new_events`` appended to its outbox, atomically.
 

@@ -82,15 +82,24 @@ class Worker:
         return {name: r.types for name, r in (self.reactions | self.projections).items()}
 
 
-def self_claiming(handler: CommandHandler) -> CommandHandler:
+Remember = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def self_claiming(remember: Remember) -> Callable[[CommandHandler], CommandHandler]:
     """Mark a command handler whose one write claims the command's key itself (a unique key derived
-    from it), so the runtime does not claim it first: the hot path's one write does both."""
-    handler.self_claiming = True  # type: ignore[attr-defined]
-    return handler
+    from it), so the runtime neither claims it first nor looks it up: the hot path's one write does
+    both. ``remember(key, reply)`` stores a refusal under that same key; the handler, finding the key
+    taken, answers what is stored there."""
+
+    def mark(handler: CommandHandler) -> CommandHandler:
+        handler.remember = remember  # type: ignore[attr-defined]
+        return handler
+
+    return mark
 
 
-def claims_itself(handler: CommandHandler) -> bool:
-    return getattr(handler, "self_claiming", False)
+def remembers_itself(handler: CommandHandler) -> Remember | None:
+    return getattr(handler, "remember", None)
 
 
 def typed(payload: type[Shape], *types: str) -> dict[str, type[Shape]]:

@@ -208,3 +208,14 @@ async def test_a_published_item_is_marked_and_the_relay_leaves_it(messaging):
     await messaging.outbox.drain()
     assert [e["payload"]["item"]["id"] for e in messaging.events("room.item_added")[before:]] == [item["id"]]
     assert (await Item.get(item["id"])).published_at is not None
+
+
+async def test_a_bad_request_is_remembered_for_its_id_whatever_the_data(messaging):
+    """bad_request about data is an outcome: the same id with good data still gets it, and no item."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    first = await messaging.command("send_message", alice, {"room_id": "r1", "content": "   "}, id="typo")
+    again = await messaging.command("send_message", alice, {"room_id": "r1", "content": "fixed"}, id="typo")
+    assert first.error.code == again.error.code == "bad_request" and again == first
+    items = (await messaging.ok("get_room_items", bob, {"room_id": "r1"}))["items"]
+    assert [i["kind"] for i in items] == ["announcement"]
