@@ -7,6 +7,7 @@
     boochat token USER_ID --name N [--email E] [--picture URL]
     boochat replay WORKER [--from first|TIME] [--dry-run]   rebuild a worker's projections from the event log
     boochat drop NAMESPACE [--yes-really]        delete a namespace's queues, exchanges and databases
+    boochat dead list | show N | redrive N... | redrive --all   the messages parked in <ns>.dead
 
 Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). For a local run, ``up``
 fills in what a developer has not set: a Mongo stand-in, a fixed JWT secret, dev login on. A bad
@@ -35,7 +36,7 @@ import structlog
 from aio_pika.exceptions import AMQPError
 from pymongo.errors import PyMongoError
 
-from boochat import mongo, topology
+from boochat import dead, mongo, topology
 from boochat.health import QueueMetrics
 from boochat.logs import configure, route_uncaught
 from boochat.progress import Console
@@ -125,6 +126,18 @@ def _parser() -> argparse.ArgumentParser:
     drop.add_argument("namespace", type=_namespace, help="the namespace to delete, as in BOOCHAT_NAMESPACE")
     drop.add_argument("--yes-really", action="store_true", help="needed to drop the default namespace")
     drop.set_defaults(run=_drop)
+
+    parked = commands.add_parser("dead", help="list, show and re-drive the messages parked in <ns>.dead")
+    actions = parked.add_subparsers(required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="one line each: number, queue it came from, attempts, id, error")
+    listing.set_defaults(run=_dead_list)
+    show = actions.add_parser("show", help="one parked message: its headers and body")
+    show.add_argument("number", type=_positive, help="its number in `boochat dead list`")
+    show.set_defaults(run=_dead_show)
+    redrive = actions.add_parser("redrive", help="send parked messages back to the queue they came from")
+    redrive.add_argument("numbers", nargs="*", type=_positive, help="their numbers in `boochat dead list`")
+    redrive.add_argument("--all", action="store_true", help="every parked message")
+    redrive.set_defaults(run=_dead_redrive)
 
     token = commands.add_parser("token", help="print a session token for a user")
     token.add_argument("user_id", help="the user's id (the token's sub)")
@@ -305,6 +318,42 @@ def _drop(args: argparse.Namespace) -> None:
     if dropped.unread:
         unread = "; ".join(f"{worker}: {error}" for worker, error in dropped.unread.items())
         raise SystemExit(f"boochat drop: event queues of workers whose tables fail to import may be left ({unread})")
+
+
+# dead -------------------------------------------------------------------------------------------
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError("a message's number in `boochat dead list` (1, 2, ...)")
+    return int(value)
+
+
+def _dead_list(args: argparse.Namespace) -> None:
+    settings = _settings("dead")
+    parked = asyncio.run(dead.peek(settings))
+    print(f"{len(parked)} parked in {settings.names.dead_letters}", flush=True)
+    for item in parked:
+        print(item.line(), flush=True)
+
+
+def _dead_show(args: argparse.Namespace) -> None:
+    parked = asyncio.run(dead.peek(_settings("dead"), limit=args.number))
+    if len(parked) < args.number:
+        raise SystemExit(f"boochat dead show: no message {args.number} (there are {len(parked)})")
+    print(parked[-1].describe(), flush=True)
+
+
+def _dead_redrive(args: argparse.Namespace) -> None:
+    if args.all == bool(args.numbers):
+        raise SystemExit("boochat dead redrive: name the messages' numbers, or --all")
+    redriven = asyncio.run(dead.redrive(_settings("dead"), None if args.all else set(args.numbers)))
+    print(f"redriven {len(redriven.moved)}", flush=True)
+    for item in redriven.moved:
+        print(f"{item.number}\t{item.message_id or '-'}\t-> {item.queue}", flush=True)
+    if redriven.kept:
+        kept = "; ".join(f"{item.number}: {why}" for item, why in redriven.kept)
+        raise SystemExit(f"boochat dead redrive: left parked: {kept}")
 
 
 # token ------------------------------------------------------------------------------------------

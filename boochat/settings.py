@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.routing import Names
 
@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # which replay needs to rebuild from the first event.
     log_max_age: str | None = Field(None, pattern=r"^[0-9]+[YMDhms]$")
     log_level: LogLevel = "info"
+    # A reaction or projection that fails is tried again after each of these delays in turn (seconds,
+    # growing), then parked in <ns>.dead (workers/runtime/retry.py). Comma-separated in the environment.
+    retry_delays: Annotated[tuple[Seconds, ...], NoDecode] = (1.0, 5.0, 30.0)
     # Plain HTTP for operators, apart from the client port: /metrics (Prometheus), /healthz, /readyz.
     # Every gateway and worker process serves it; 0 turns it off. ``boochat up`` gives each child
     # its own port, counting up from this one.
@@ -72,6 +75,12 @@ class Settings(BaseSettings):
     def _truthy(cls, value: object) -> bool:
         """PROTOCOL.md: ``true``, ``1``, ``yes`` in any case turn it on; anything else is off."""
         return str(value).strip().lower() in {"true", "1", "yes"}
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _delays(cls, value: object) -> object:
+        """``1,5,30`` (also as ``child_env`` writes a tuple: ``(1.0, 5.0, 30.0)``)."""
+        return _split(value.strip("()[] ")) if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -2,7 +2,10 @@
 ``drop_namespace`` deletes them again, with the namespace's databases, when a stack is thrown away.
 
 Worker queues are quorum queues with a dead-letter exchange and a delivery limit, so a message
-that keeps failing ends up in ``<ns>.dead`` instead of looping or vanishing.
+that keeps failing ends up in ``<ns>.dead`` instead of looping or vanishing. A reaction or projection
+that fails waits in a retry queue ``<ns>.retry.<delay>`` (one per ``BOOCHAT_RETRY_DELAYS``, each fed
+by a fanout exchange of the same name) whose messages expire into the default exchange, which routes
+them back by their routing key, the name of the queue they came from (workers/runtime/retry.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from boochat.supervisor import WORKERS, available_workers
 from contracts.routing import Names
 
 DELIVERY_LIMIT = 5
+RETRY_DELAYS: tuple[float, ...] = Settings.model_fields["retry_delays"].default
+
+
+def retry_queue(names: Names, delay: float) -> str:
+    """The queue (and fanout exchange) where a failed message waits ``delay`` seconds: ``<ns>.retry.5s``."""
+    ms = round(delay * 1000)
+    return f"{names.namespace}.retry.{ms // 1000}s" if ms % 1000 == 0 else f"{names.namespace}.retry.{ms}ms"
 
 
 async def declare_exchanges(channel: AbstractChannel, settings: Settings) -> None:
@@ -41,6 +51,15 @@ async def declare_exchanges(channel: AbstractChannel, settings: Settings) -> Non
     retention = {"x-max-age": settings.log_max_age} if settings.log_max_age else {}
     log = await channel.declare_queue(names.log, durable=True, arguments={"x-queue-type": "stream", **retention})
     await log.bind(events, routing_key="#")
+    for delay in settings.retry_delays:
+        name = retry_queue(names, delay)
+        retry = await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+        # Classic, not quorum: one process fewer each, and every message in it has the same TTL, so
+        # the head always expires first. Expired messages go back by their routing key: their queue.
+        waiting = await channel.declare_queue(
+            name, durable=True, arguments={"x-message-ttl": round(delay * 1000), "x-dead-letter-exchange": ""}
+        )
+        await waiting.bind(retry)
 
 
 async def declare_work_queue(
@@ -79,9 +98,10 @@ async def queue_exists(connection: aio_pika.abc.AbstractConnection, name: str) -
 # Dropping a namespace ---------------------------------------------------------------------------
 
 
-def exchange_names(names: Names) -> tuple[str, ...]:
-    """The exchanges ``declare_exchanges`` makes."""
-    return (names.commands, names.events, names.deliveries, names.dead_letters)
+def exchange_names(names: Names, retry_delays: Iterable[float] = RETRY_DELAYS) -> tuple[str, ...]:
+    """The exchanges ``declare_exchanges`` makes (with the settings' ``retry_delays``)."""
+    retries = tuple(retry_queue(names, delay) for delay in retry_delays)
+    return (names.commands, names.events, names.deliveries, names.dead_letters, *retries)
 
 
 @dataclass(frozen=True)
@@ -93,14 +113,15 @@ class Queues:
     unread: dict[str, str]
 
 
-def queue_names(names: Names) -> Queues:
-    """Every durable queue of the namespace, derived from code: the dead letters, the event log, and
-    each written worker's command queue and one queue per reaction or projection in its tables.
+def queue_names(names: Names, retry_delays: Iterable[float] = RETRY_DELAYS) -> Queues:
+    """Every durable queue of the namespace, derived from code: the dead letters, the event log, the
+    retry queues (of the settings' ``retry_delays``), and each written worker's command queue and one
+    queue per reaction or projection in its tables.
 
     Not here: gateways' queues and RPC reply queues. They are exclusive and auto-delete (RabbitMQ
     removes them with their connection, and refuses anyone else who tries).
     """
-    queues = [names.dead_letters, names.log]
+    queues = [names.dead_letters, names.log, *(retry_queue(names, delay) for delay in retry_delays)]
     unread: dict[str, str] = {}
     for name in available_workers():
         queues.append(names.command_queue(name))
@@ -132,7 +153,7 @@ async def drop_namespace(settings: Settings) -> Dropped:
     Stop the namespace's processes first: a worker still running loses its queues under it.
     """
     names = settings.names
-    known = queue_names(names)
+    known = queue_names(names, settings.retry_delays)
     queues: list[str] = []
     exchanges: list[str] = []
     connection = await aio_pika.connect(settings.amqp_url)
@@ -146,7 +167,7 @@ async def drop_namespace(settings: Settings) -> Dropped:
                 queues.append(queue)
             except aiormq.exceptions.ChannelLockedResource:  # another connection's exclusive queue
                 channel = await connection.channel()  # goes with its connection; the refusal closed ours
-        for exchange in exchange_names(names):
+        for exchange in exchange_names(names, settings.retry_delays):
             if await _exchange_exists(connection, exchange):
                 await channel.exchange_delete(exchange)
                 exchanges.append(exchange)

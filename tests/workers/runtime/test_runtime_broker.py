@@ -1,5 +1,5 @@
 """The worker runtime against the real RabbitMQ and the Mongo stand-in: request/reply, the event
-log, deliveries, the relay after a crash, and dead-lettering of a reaction that keeps failing."""
+log, deliveries and the relay after a crash (poison messages: test_runtime_retry.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from boochat import topology
 from boochat.rpc import RpcClient
 from contracts.envelope import Command
 from contracts.routing import EVERYONE
-from workers.messaging.app import create_app as create_messaging
 from workers.runtime.store import StoredEvent
 from workers.users.app import create_app as create_users
 from workers.users.storage import UserDoc
@@ -111,28 +110,3 @@ async def test_relay_publishes_what_a_crash_left_in_an_outbox(settings, connecti
         assert event["event_id"] == "left-behind" and event["correlation_id"] == "r1"
     assert (await UserDoc.get("kim")).outbox == []
     assert await StoredEvent.get("left-behind") is not None
-
-
-async def test_a_reaction_that_keeps_failing_is_dead_lettered(settings, channel):
-    """A poison event is retried a bounded number of times, then parked in <ns>.dead."""
-    dead = await channel.declare_queue(settings.names.dead_letters, passive=True)
-    async with create_messaging(settings):
-        exchange = await channel.get_exchange(settings.names.events)
-        poison = {
-            "event_id": "bad",
-            "type": "poll.created",
-            "aggregate_id": "r",
-            "version": 1,
-            "occurred_at": "2026-01-01T00:00:00.000Z",
-            "payload": {"not": "an item"},
-        }
-        await exchange.publish(
-            aio_pika.Message(json.dumps(poison).encode(), content_type="application/json"),
-            routing_key="poll.created",
-        )
-        async with asyncio.timeout(30), dead.iterator() as parked:
-            async for message in parked:
-                await message.ack()
-                break
-    assert json.loads(message.body)["event_id"] == "bad"
-    assert message.headers["x-first-death-reason"] == "delivery_limit"
