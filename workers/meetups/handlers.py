@@ -22,10 +22,11 @@ from contracts.requests import Empty, MeetupList, MeetupReply
 from workers.meetups import domain, storage
 from workers.meetups.storage import MeetupDoc
 from workers.runtime.context import Context
+from workers.runtime.store import StateDocument
 from workers.runtime.tables import Projection, Reaction
 
 
-async def attendee(ctx: Context, meetup_id: str) -> tuple[MeetupDoc, domain.MeetupState]:
+async def attendee(ctx: Context, meetup_id: str) -> tuple[StateDocument[domain.MeetupState], domain.MeetupState]:
     doc = await storage.load(meetup_id)
     state = domain.readable(doc.state() if doc else None, ctx.user_id or "")
     assert doc is not None

@@ -2,54 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import datetime
 
 from beanie import Document
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from contracts.shapes import Attendee, Meetup, Poll
+from contracts.shapes import Meetup
 from workers.meetups.domain import MeetupState
-from workers.runtime.store import Aggregate
+from workers.runtime.store import StateDocument, state_document
 
-STATE_FIELDS = [f.name for f in fields(MeetupState)]
-
-
-class MeetupDoc(Aggregate):
-    room_id: str
-    name: str
-    organizer_id: str
-    location: str
-    takes_place_on: datetime
-    image_url: str | None = None
-    created_at: datetime
-    attendees: list[Attendee]
-    polls: list[Poll] = []
-    poll_versions: dict[str, int] = {}
-    room_version: int = 0
-    attendee_ids: list[str] = []  # stored for the query: who attends
-
-    class Settings:
-        name = "meetups"
-        # Compound, not single-field: the stand-in's single-field index on an array breaks find().
-        indexes = [
-            IndexModel([("attendee_ids", ASCENDING), ("takes_place_on", ASCENDING)]),
-            IndexModel([("room_id", ASCENDING), ("created_at", ASCENDING)]),
-        ]
-
-    def state(self) -> MeetupState:
-        return MeetupState(**{name: getattr(self, name) for name in STATE_FIELDS})
-
-    def update(self, state: MeetupState) -> MeetupDoc:
-        for name in STATE_FIELDS:
-            setattr(self, name, getattr(state, name))
-        self.attendee_ids = state.attendee_ids
-        return self
-
-    @classmethod
-    def new(cls, state: MeetupState) -> MeetupDoc:
-        return cls(**vars(state), attendee_ids=state.attendee_ids)
+# Who attends what is asked of MeetupView, so the aggregate needs no attendee index.
+MeetupDoc = state_document(MeetupState, "meetups", [IndexModel([("room_id", ASCENDING), ("created_at", ASCENDING)])])
 
 
 class MeetupView(Document):
@@ -98,12 +62,12 @@ async def views_of(user_id: str) -> list[Meetup]:
     return [v.meetup for v in sorted(found, key=lambda v: (v.takes_place_on, v.created_at, v.id))]
 
 
-async def load(meetup_id: str) -> MeetupDoc | None:
+async def load(meetup_id: str) -> StateDocument[MeetupState] | None:
     return await MeetupDoc.get(meetup_id)
 
 
-async def of_room(room_id: str) -> MeetupDoc | None:
-    return await MeetupDoc.find_one(MeetupDoc.room_id == room_id)
+async def of_room(room_id: str) -> StateDocument[MeetupState] | None:
+    return await MeetupDoc.find_one({"room_id": room_id})
 
 
 DOCUMENTS = [MeetupDoc, MeetupView]
