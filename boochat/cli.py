@@ -292,8 +292,10 @@ def _replay(args: argparse.Namespace) -> None:
     rebuilt = ", ".join(plan.collections) or "nothing"
     if args.dry_run:
         console.say(f"dry run: would read {plan.events} events, apply {plan.applicable} and rebuild {rebuilt}")
-    else:
+    elif args.start == "first":
         console.say(f"caught up: {plan.applied} events applied; {rebuilt} rebuilt")
+    else:
+        console.say(f"caught up: {plan.applied} events applied again to {rebuilt}")
 
 
 # drop -------------------------------------------------------------------------------------------

@@ -141,13 +141,13 @@ async def _rebuild(
         await database.drop_collection(name)
     if leftovers:
         console.say(f"dropped {', '.join(leftovers)}, left by an interrupted replay")
-    console.say(f"rebuilding into {', '.join(fresh.values())} while {', '.join(live.values())} serve")
+    console.say(f"rebuilding into {', '.join(fresh.values())}; the live {', '.join(live.values())} keep serving")
     try:
         with _named(fresh):  # Beanie binds each class to the collection its Settings name, with its indexes
             await init_beanie(database=database, document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
         await _apply(connection, settings, worker, "first", marker, plan, console, "rebuilding")
         await _switch(database, [(live[d], fresh[d]) for d in documents])
-        console.say(f"switched: {', '.join(live.values())} hold the rebuilt read models")
+        console.say(f"switched: the live {', '.join(live.values())} now hold the rebuilt read models")
     finally:
         for name in fresh.values():
             await database.drop_collection(name)
@@ -227,6 +227,7 @@ async def _count(
     async for message, offset in _read(connection, settings, plan.start, marker):
         if message.message_id == marker:
             plan.marker = offset
+        if message.routing_key == MARKER:  # this replay's, or another's: not an event
             continue
         if plan.first is None:
             plan.first = offset
@@ -234,7 +235,7 @@ async def _count(
         plan.applicable += message.routing_key in types
     console.say(
         f"{worker.name}: {plan.events} events in the log from {plan.start} up to offset {plan.marker}, "
-        f"{plan.applicable} of them for {', '.join(plan.collections) or 'no projections'} "
+        f"{plan.applicable} of them for its projections ({', '.join(plan.collections) or 'none'}) "
         f"(counted in {time.monotonic() - started:.1f} s)"
     )
 
@@ -253,7 +254,7 @@ async def _apply(
     total = None if isinstance(start, int) else plan.events  # catching up: not counted beforehand
     with console.counting(what, total) as advance:
         async for message, _ in _read(connection, settings, start, marker):
-            if message.message_id != marker:
+            if message.routing_key != MARKER:
                 plan.applied += await _project(worker, message)
                 advance(1)
 
