@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 
 import pytest
@@ -78,8 +79,11 @@ async def test_worker_publish_labels_do_not_name_rooms(stack: Stack) -> None:
     async with await Client.connect(stack.ws_url, dev_user=user) as client:
         room = (await client.ok("create_room", {"name": "metered", "participant_ids": []}))["room"]
         await client.ok("send_message", {"room_id": room["id"], "content": "hi"})
+        when = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        meetup = {"name": "Metered", "location": "Here", "takes_place_on": when, "attendee_ids": []}
+        await client.ok("create_meetup", meetup)
     names = stack.settings.names
-    for worker in ("rooms", "messaging"):
+    for worker in ("messaging", "meetups"):  # messaging sends what members see of rooms and items
         url = next(p for p in stack.processes if p.service == worker).metrics_url
         assert url is not None
         body = (await get(url))[1]
