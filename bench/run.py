@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     path = RESULTS / f"{report['started_at'].replace(':', '').replace('-', '')}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report["results"]))
+    machine = report["machine"]
+    print(
+        f"\n{machine['cpus']} CPUs; load average (1, 5, 15 min) {machine['load_average_at_start']} at the start, "
+        f"{machine['load_average_at_end']} at the end: above the CPU count, other work competed with the peers"
+    )
     print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 
@@ -85,7 +90,13 @@ async def bench(peers: list[str], profiles: list[Profile], processes: int) -> di
     run = f"b{uuid.uuid4().hex[:6]}"
     report: dict[str, Any] = {
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            # Anything else running on the machine competes with the peers: read the figures with it.
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
         "commit": _commit(),
         "results": [],
     }
@@ -106,6 +117,7 @@ async def bench(peers: list[str], profiles: list[Profile], processes: int) -> di
             _say(f"{name}: stopping")
             await peer.stop()
     report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 
