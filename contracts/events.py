@@ -3,6 +3,13 @@
 Every payload carries what its consumers need (names for announcements, the aggregate as it now is),
 so consumers never read another worker's storage and a replay of the log rebuilds the same state.
 Consumers that keep a replica apply a snapshot only when its ``version`` is newer.
+
+Names: one class per event type, named after it: the part after the dot in CamelCase, with the
+aggregate in front when that part is a bare verb (``room.created`` -> ``RoomCreated``,
+``room.item_added`` -> ``ItemAdded``, ``poll.vote_cast`` -> ``VoteCast``). What a client receives
+for the same fact is ``contracts.frames``' class of the same base name plus ``Frame``
+(``RoomCreatedFrame``), so no name means two things and no fact has two names. Other classes here
+(``RoomInfo``) are shapes inside payloads, not events.
 """
 
 from __future__ import annotations
@@ -26,14 +33,14 @@ class RoomInfo(Shape):
     meetup_id: str | None = None
 
 
-class RoomOpened(Shape):
+class RoomCreated(Shape):
     """``room.created``"""
 
     room: RoomInfo
     names: dict[str, str]  # participant id -> name
 
 
-class MemberAdded(Shape):
+class MemberJoined(Shape):
     """``room.member_joined``"""
 
     room: RoomInfo
@@ -43,7 +50,7 @@ class MemberAdded(Shape):
     invited_by_name: str
 
 
-class MemberRemoved(Shape):
+class MemberLeft(Shape):
     """``room.member_left``: ``room`` is without the leaver."""
 
     room: RoomInfo
@@ -51,7 +58,7 @@ class MemberRemoved(Shape):
     user_name: str
 
 
-class RoomChanged(Shape):
+class RoomUpdated(Shape):
     """``room.updated``"""
 
     room: RoomInfo
@@ -60,7 +67,7 @@ class RoomChanged(Shape):
 # messaging ----------------------------------------------------------------------------------
 
 
-class ReadMarkMoved(Shape):
+class RoomRead(Shape):
     """``room.read``: a user's read mark in a room moved forward (sending a message moves the
     sender's too, without an event of its own: the ``room.item_added`` says so)."""
 
@@ -69,7 +76,7 @@ class ReadMarkMoved(Shape):
     last_read_seq: int
 
 
-class ItemAppended(Shape):
+class ItemAdded(Shape):
     """``room.item_added``: with what a push needs (room name, sender name, who is in the room)."""
 
     item: RoomItem
@@ -87,13 +94,19 @@ class ProfileChanged(Shape):
     user: User
 
 
-class ConnectionCounted(Shape):
-    """``user.connection_opened`` / ``user.connection_closed``: ``<gateway_id>/<connection_id>``."""
+class ConnectionOpened(Shape):
+    """``user.connection_opened``: ``<gateway_id>/<connection_id>``."""
 
     connection: str
 
 
-class PresenceMoved(Shape):
+class ConnectionClosed(Shape):
+    """``user.connection_closed``: ``<gateway_id>/<connection_id>``."""
+
+    connection: str
+
+
+class PresenceChanged(Shape):
     """``user.presence_changed``: first connection opened, or last one closed."""
 
     user_id: str
@@ -103,7 +116,7 @@ class PresenceMoved(Shape):
 # meetups ------------------------------------------------------------------------------------
 
 
-class MeetupOpened(Shape):
+class MeetupCreated(Shape):
     """``meetup.created``: ``meetup.alerts`` is empty (alerts are per recipient)."""
 
     meetup: Meetup
@@ -111,7 +124,7 @@ class MeetupOpened(Shape):
     organizer_name: str
 
 
-class MeetupChanged(Shape):
+class MeetupUpdated(Shape):
     """``meetup.updated``: anything of the meetup changed (RSVPs, image, attendees, its polls); no
     announcement. Every change of a meetup is one of these three events, with the whole meetup."""
 
@@ -132,7 +145,7 @@ class MeetupMoved(Shape):
 # polls --------------------------------------------------------------------------------------
 
 
-class PollOpened(Shape):
+class PollCreated(Shape):
     """``poll.created``"""
 
     poll: Poll
@@ -140,7 +153,7 @@ class PollOpened(Shape):
     creator_name: str
 
 
-class PollVoted(Shape):
+class VoteCast(Shape):
     """``poll.vote_cast``: ``poll`` as it is after the whole command (closed, if this vote closed it)."""
 
     poll: Poll
@@ -149,7 +162,7 @@ class PollVoted(Shape):
     choice_index: int
 
 
-class PollParticipantRemoved(Shape):
+class ParticipantRemoved(Shape):
     """``poll.participant_removed``: a participant left the meetup's room."""
 
     poll: Poll
@@ -157,7 +170,7 @@ class PollParticipantRemoved(Shape):
     user_id: str
 
 
-class PollFinished(Shape):
+class PollClosed(Shape):
     """``poll.closed``: ``winner`` is the winning choice, or None when nobody voted."""
 
     poll: Poll

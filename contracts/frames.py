@@ -1,4 +1,12 @@
-"""The three server frames, the client request envelope and the client events of PROTOCOL.md."""
+"""The three server frames, the client request envelope and the client events of PROTOCOL.md.
+
+Names: the ``data`` of the event frame a client receives is ``<Name>Frame``, ``<Name>`` being the
+client event type in ``contracts.events``' CamelCase (``room.created`` -> ``RoomCreatedFrame``,
+``presence.changed`` -> ``PresenceChangedFrame``): the internal payload of the same fact has the same
+base name without the suffix (``events.RoomCreatedFrame``). Client events that carry the same data share
+one class named for what it carries: ``MeetupFrame`` (``meetup.created``, ``meetup.updated``) and
+``PollFrame`` (``poll.created``, ``poll.closed``). The wire names are PROTOCOL.md's, in ``EVENTS``.
+"""
 
 from __future__ import annotations
 
@@ -45,74 +53,74 @@ class EventFrame(Shape):
     data: dict[str, Any]
 
 
-# Client events: name -> data ----------------------------------------------------------------
+# Client events: the data of each ------------------------------------------------------------------
 
 
-class RoomCreated(Shape):
+class RoomCreatedFrame(Shape):
     room: Room
 
 
-class MemberJoined(Shape):
+class MemberJoinedFrame(Shape):
     room_id: str
     user_id: str
     invited_by: str | None
     room: Room
 
 
-class MemberLeft(Shape):
+class MemberLeftFrame(Shape):
     room_id: str
     user_id: str
 
 
-class RoomUpdated(Shape):
+class RoomUpdatedFrame(Shape):
     room: Room
 
 
-class RoomRead(Shape):
+class RoomReadFrame(Shape):
     room_id: str
     last_read_seq: int
 
 
-class ItemAdded(Shape):
+class ItemAddedFrame(Shape):
     item: RoomItem
 
 
-class MeetupChanged(Shape):
+class MeetupFrame(Shape):
     meetup: Meetup
 
 
-class PollChanged(Shape):
+class PollFrame(Shape):
     poll: Poll
 
 
-class VoteCast(Shape):
+class VoteCastFrame(Shape):
     poll_id: str
     meetup_id: str
     user_id: str
     choice_index: int
 
 
-class PresenceChanged(Shape):
+class PresenceChangedFrame(Shape):
     user_id: str
     online: bool
 
 
-class UserUpdated(Shape):
+class UserUpdatedFrame(Shape):
     user: User
 
 
 EVENTS: dict[str, type[Shape]] = {
-    "room.created": RoomCreated,
-    "room.member_joined": MemberJoined,
-    "room.member_left": MemberLeft,
-    "room.updated": RoomUpdated,
-    "room.read": RoomRead,
-    "room.item_added": ItemAdded,
-    "meetup.created": MeetupChanged,
-    "meetup.updated": MeetupChanged,
-    "poll.created": PollChanged,
-    "poll.vote_cast": VoteCast,
-    "poll.closed": PollChanged,
-    "presence.changed": PresenceChanged,
-    "user.updated": UserUpdated,
+    "room.created": RoomCreatedFrame,
+    "room.member_joined": MemberJoinedFrame,
+    "room.member_left": MemberLeftFrame,
+    "room.updated": RoomUpdatedFrame,
+    "room.read": RoomReadFrame,
+    "room.item_added": ItemAddedFrame,
+    "meetup.created": MeetupFrame,
+    "meetup.updated": MeetupFrame,
+    "poll.created": PollFrame,
+    "poll.vote_cast": VoteCastFrame,
+    "poll.closed": PollFrame,
+    "presence.changed": PresenceChangedFrame,
+    "user.updated": UserUpdatedFrame,
 }

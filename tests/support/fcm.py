@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from contracts.envelope import AnyEvent
-from contracts.events import ItemAppended, PresenceMoved
+from contracts.events import ItemAdded, PresenceChanged
 from contracts.shapes import RoomItem
 from workers.notifications.domain import Outcome, Push, Target
 
@@ -274,7 +274,7 @@ def event(type: str, payload: Any, version: int = 1, aggregate_id: str = "a1", e
 
 
 def presence(user_id: str, online: bool, version: int) -> AnyEvent:
-    return event("user.presence_changed", PresenceMoved(user_id=user_id, online=online), version, user_id)
+    return event("user.presence_changed", PresenceChanged(user_id=user_id, online=online), version, user_id)
 
 
 def item_added(
@@ -295,5 +295,5 @@ def item_added(
         content=content,
         sent_at=datetime.now(UTC),
     )
-    payload = ItemAppended(item=item, room_name=room_name, sender_name=sender_name, participant_ids=participants)
+    payload = ItemAdded(item=item, room_name=room_name, sender_name=sender_name, participant_ids=participants)
     return event("room.item_added", payload, seq, room_id)

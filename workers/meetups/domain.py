@@ -13,8 +13,8 @@ from datetime import datetime
 from contracts.common import parse_time
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
-from contracts.events import MeetupChanged, MeetupMoved, MeetupOpened, RoomInfo
-from contracts.frames import MeetupChanged as MeetupSent
+from contracts.events import MeetupCreated, MeetupMoved, MeetupUpdated, RoomInfo
+from contracts.frames import MeetupFrame
 from contracts.requests import CreateMeetup
 from contracts.routing import user_key
 from contracts.shapes import ALERT_OF_POLL, Alert, Attendee, Meetup, Poll, Rsvp, User
@@ -120,11 +120,11 @@ def readable(state: MeetupState | None, user_id: str) -> MeetupState:
 
 def _updated(state: MeetupState, recipients: Iterable[str], type: str = "meetup.updated") -> tuple[Send, ...]:
     """Per recipient: the meetup carries that user's alerts."""
-    return tuple(Send(user_key(i), type, MeetupSent(meetup=state.view(i))) for i in dict.fromkeys(recipients))
+    return tuple(Send(user_key(i), type, MeetupFrame(meetup=state.view(i))) for i in dict.fromkeys(recipients))
 
 
 def _changed(state: MeetupState, recipients: Iterable[str]) -> Fact:
-    changed = MeetupChanged(meetup=state.view(), created_at=state.created_at)
+    changed = MeetupUpdated(meetup=state.view(), created_at=state.created_at)
     return Fact("meetup.updated", state.id, changed, _updated(state, recipients))
 
 
@@ -157,7 +157,7 @@ def open_meetup(
         created_at=now,
         attendees=attendees,
     )
-    payload = MeetupOpened(meetup=state.view(), created_at=state.created_at, organizer_name=organizer.name)
+    payload = MeetupCreated(meetup=state.view(), created_at=state.created_at, organizer_name=organizer.name)
     return state, [Fact("meetup.created", meetup_id, payload, _updated(state, state.attendee_ids, "meetup.created"))]
 
 
@@ -204,7 +204,7 @@ def follow_room(state: MeetupState, room: RoomInfo, version: int) -> list[Fact] 
         if poll.status == "open" and any(i in poll.participant_ids for i in left):
             moves += _replace_poll(state, _without(poll, left))[0]
     # Last, so its snapshot is the meetup as the whole change left it.
-    updated = Fact("meetup.updated", state.id, MeetupChanged(meetup=state.view(), created_at=state.created_at))
+    updated = Fact("meetup.updated", state.id, MeetupUpdated(meetup=state.view(), created_at=state.created_at))
     return _deliver(state, [*moves, updated], state.attendee_ids)
 
 
@@ -222,7 +222,7 @@ def apply_poll(state: MeetupState, event_type: str, poll: Poll, version: int) ->
     state.poll_versions[poll.id] = version
     facts, recipients = _replace_poll(state, poll)
     if not facts:  # every change is an event, the meetup view follows them
-        facts = [Fact("meetup.updated", state.id, MeetupChanged(meetup=state.view(), created_at=state.created_at))]
+        facts = [Fact("meetup.updated", state.id, MeetupUpdated(meetup=state.view(), created_at=state.created_at))]
     return _deliver(state, facts, recipients)
 
 

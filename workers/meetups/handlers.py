@@ -7,15 +7,15 @@ import uuid
 from contracts import internal, requests
 from contracts.envelope import AnyEvent
 from contracts.events import (
-    MeetupChanged,
+    MeetupCreated,
     MeetupMoved,
-    MeetupOpened,
-    MemberAdded,
-    MemberRemoved,
-    PollFinished,
-    PollOpened,
-    PollParticipantRemoved,
-    PollVoted,
+    MeetupUpdated,
+    MemberJoined,
+    MemberLeft,
+    ParticipantRemoved,
+    PollClosed,
+    PollCreated,
+    VoteCast,
 )
 from contracts.internal import MeetupAccessReply, OpenedRoom
 from contracts.requests import Empty, MeetupList, MeetupReply
@@ -88,7 +88,7 @@ async def meetup_access(data: internal.MeetupAccess, ctx: Context) -> MeetupAcce
     )
 
 
-async def follow_room(payload: MemberAdded | MemberRemoved, ctx: Context) -> None:
+async def follow_room(payload: MemberJoined | MemberLeft, ctx: Context) -> None:
     assert ctx.event is not None
     if (doc := await storage.of_room(payload.room.id)) is None:  # not a meetup's room
         return
@@ -97,7 +97,7 @@ async def follow_room(payload: MemberAdded | MemberRemoved, ctx: Context) -> Non
         await ctx.commit(doc.update(state), facts)
 
 
-async def track_poll(payload: PollOpened | PollVoted | PollParticipantRemoved | PollFinished, ctx: Context) -> None:
+async def track_poll(payload: PollCreated | VoteCast | ParticipantRemoved | PollClosed, ctx: Context) -> None:
     assert ctx.event is not None
     if (doc := await storage.load(payload.poll.meetup_id)) is None:
         return
@@ -106,7 +106,7 @@ async def track_poll(payload: PollOpened | PollVoted | PollParticipantRemoved | 
         await ctx.commit(doc.update(state), facts)
 
 
-async def index_meetup(payload: MeetupOpened | MeetupChanged | MeetupMoved, event: AnyEvent) -> None:
+async def index_meetup(payload: MeetupCreated | MeetupUpdated | MeetupMoved, event: AnyEvent) -> None:
     """meetup.created, .updated and .moved all carry the whole meetup and its creation time."""
     await storage.put_view(payload.meetup, payload.created_at, event.version)
 
@@ -121,14 +121,14 @@ COMMANDS = {
 }
 
 REACTIONS = {
-    "follow_room": Reaction(follow_room, {"room.member_joined": MemberAdded, "room.member_left": MemberRemoved}),
+    "follow_room": Reaction(follow_room, {"room.member_joined": MemberJoined, "room.member_left": MemberLeft}),
     "track_poll": Reaction(
         track_poll,
         {
-            "poll.created": PollOpened,
-            "poll.vote_cast": PollVoted,
-            "poll.participant_removed": PollParticipantRemoved,
-            "poll.closed": PollFinished,
+            "poll.created": PollCreated,
+            "poll.vote_cast": VoteCast,
+            "poll.participant_removed": ParticipantRemoved,
+            "poll.closed": PollClosed,
         },
     ),
 }
@@ -136,7 +136,7 @@ REACTIONS = {
 PROJECTIONS = {
     "index_meetups": Projection(
         index_meetup,
-        {"meetup.created": MeetupOpened, "meetup.updated": MeetupChanged, "meetup.moved": MeetupMoved},
+        {"meetup.created": MeetupCreated, "meetup.updated": MeetupUpdated, "meetup.moved": MeetupMoved},
         (storage.MeetupView,),
     ),
 }

@@ -10,19 +10,26 @@ from datetime import datetime
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
 from contracts.events import (
-    ItemAppended,
+    ItemAdded,
+    MeetupCreated,
     MeetupMoved,
-    MeetupOpened,
-    MemberAdded,
-    MemberRemoved,
-    PollFinished,
-    PollOpened,
-    ReadMarkMoved,
-    RoomChanged,
+    MemberJoined,
+    MemberLeft,
+    PollClosed,
+    PollCreated,
+    RoomCreated,
     RoomInfo,
-    RoomOpened,
+    RoomRead,
+    RoomUpdated,
 )
-from contracts.frames import ItemAdded, MemberJoined, MemberLeft, RoomCreated, RoomRead, RoomUpdated
+from contracts.frames import (
+    ItemAddedFrame,
+    MemberJoinedFrame,
+    MemberLeftFrame,
+    RoomCreatedFrame,
+    RoomReadFrame,
+    RoomUpdatedFrame,
+)
 from contracts.routing import room_key, user_key
 from contracts.shapes import ItemKind, Room, RoomItem
 
@@ -104,10 +111,10 @@ def rename_user(copy: RoomCopy, user_id: str, name: str) -> bool:
     return True
 
 
-def names_in(event: RoomOpened | MemberAdded | MemberRemoved | RoomChanged) -> dict[str, str]:
-    if isinstance(event, RoomOpened):
+def names_in(event: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) -> dict[str, str]:
+    if isinstance(event, RoomCreated):
         return event.names
-    if isinstance(event, MemberAdded):
+    if isinstance(event, MemberJoined):
         return {event.user_id: event.user_name, event.invited_by: event.invited_by_name}
     return {}
 
@@ -119,7 +126,7 @@ def send_message(copy: RoomCopy, sender_id: str, content: str, item_id: str, seq
     """A message at ``seq``; sending moves the sender's read mark to it (``room.read`` to them)."""
     readable(copy, sender_id)
     fact = _item(copy, "message", sender_id, content, item_id, seq, now)
-    read = RoomRead(room_id=copy.id, last_read_seq=seq)
+    read = RoomReadFrame(room_id=copy.id, last_read_seq=seq)
     return Fact(fact.type, fact.aggregate_id, fact.payload, (*fact.sends, Send(user_key(sender_id), "room.read", read)))
 
 
@@ -142,14 +149,14 @@ def _item(
     copy: RoomCopy, kind: ItemKind, sender_id: str | None, content: str, item_id: str, seq: int, now: datetime
 ) -> Fact:
     item = RoomItem(id=item_id, room_id=copy.id, seq=seq, kind=kind, sender_id=sender_id, content=content, sent_at=now)
-    payload = ItemAppended(
+    payload = ItemAdded(
         item=item,
         room_name=copy.name,
         sender_name=copy.names.get(sender_id) if sender_id else None,
         participant_ids=list(copy.participant_ids),
     )
     return Fact(
-        "room.item_added", copy.id, payload, (Send(room_key(copy.id), "room.item_added", ItemAdded(item=item)),)
+        "room.item_added", copy.id, payload, (Send(room_key(copy.id), "room.item_added", ItemAddedFrame(item=item)),)
     )
 
 
@@ -201,33 +208,33 @@ def _move(mark: ReadMark, current: int, target: int) -> list[Fact]:
     if target <= current:
         return []
     mark.seq = target
-    moved = ReadMarkMoved(room_id=mark.room_id, user_id=mark.user_id, last_read_seq=target)
-    read = RoomRead(room_id=mark.room_id, last_read_seq=target)
-    return [Fact("room.read", mark.id, moved, (Send(user_key(mark.user_id), "room.read", read),))]
+    payload = RoomRead(room_id=mark.room_id, user_id=mark.user_id, last_read_seq=target)
+    frame = RoomReadFrame(room_id=mark.room_id, last_read_seq=target)
+    return [Fact("room.read", mark.id, payload, (Send(user_key(mark.user_id), "room.read", frame),))]
 
 
 # What members see of rooms' events --------------------------------------------------------------
 
 
 def room_sends(
-    type: str, payload: RoomOpened | MemberAdded | MemberRemoved | RoomChanged, room: Room
+    type: str, payload: RoomCreated | MemberJoined | MemberLeft | RoomUpdated, room: Room
 ) -> tuple[Send, ...]:
     """The client events a rooms event makes, with the room as messaging sees it (``last_seq``)."""
-    if isinstance(payload, RoomOpened):
-        return tuple(Send(user_key(uid), type, RoomCreated(room=room)) for uid in room.participant_ids)
-    if isinstance(payload, MemberAdded):
-        joined = MemberJoined(room_id=room.id, user_id=payload.user_id, invited_by=payload.invited_by, room=room)
+    if isinstance(payload, RoomCreated):
+        return tuple(Send(user_key(uid), type, RoomCreatedFrame(room=room)) for uid in room.participant_ids)
+    if isinstance(payload, MemberJoined):
+        joined = MemberJoinedFrame(room_id=room.id, user_id=payload.user_id, invited_by=payload.invited_by, room=room)
         return (Send(room_key(room.id), type, joined), Send(user_key(payload.user_id), type, joined))
-    if isinstance(payload, MemberRemoved):
-        left = MemberLeft(room_id=room.id, user_id=payload.user_id)
+    if isinstance(payload, MemberLeft):
+        left = MemberLeftFrame(room_id=room.id, user_id=payload.user_id)
         return (Send(room_key(room.id), type, left), Send(user_key(payload.user_id), type, left))
-    return (Send(room_key(room.id), type, RoomUpdated(room=room)),)
+    return (Send(room_key(room.id), type, RoomUpdatedFrame(room=room)),)
 
 
-def newcomers(payload: RoomOpened | MemberAdded | MemberRemoved | RoomChanged) -> tuple[str, ...]:
-    if isinstance(payload, RoomOpened):
+def newcomers(payload: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) -> tuple[str, ...]:
+    if isinstance(payload, RoomCreated):
         return tuple(payload.room.participant_ids)
-    if isinstance(payload, MemberAdded):
+    if isinstance(payload, MemberJoined):
         return (payload.user_id,)
     return ()
 
@@ -239,19 +246,19 @@ def _when(value: datetime) -> str:
     return value.strftime("%a %d %b %Y, %H:%M UTC")
 
 
-def room_created(event: RoomOpened) -> str:
+def room_created(event: RoomCreated) -> str:
     return f"{event.names.get(event.room.created_by, 'Someone')} created the room {event.room.name}"
 
 
-def member_joined(event: MemberAdded) -> str:
+def member_joined(event: MemberJoined) -> str:
     return f"{event.invited_by_name} added {event.user_name}"
 
 
-def member_left(event: MemberRemoved) -> str:
+def member_left(event: MemberLeft) -> str:
     return f"{event.user_name} left"
 
 
-def meetup_created(event: MeetupOpened) -> str:
+def meetup_created(event: MeetupCreated) -> str:
     meetup = event.meetup
     return f"{event.organizer_name} planned {meetup.name} at {meetup.location} on {_when(meetup.takes_place_on)}"
 
@@ -263,22 +270,22 @@ def meetup_moved(event: MeetupMoved) -> str:
     return f"{meetup.name} moved to {meetup.location}"
 
 
-def poll_created(event: PollOpened) -> str:
+def poll_created(event: PollCreated) -> str:
     choices = ", ".join(event.poll.choices)
     return f"{event.creator_name} started a poll: {event.poll.description} ({choices})"
 
 
-def poll_closed(event: PollFinished) -> str:
+def poll_closed(event: PollClosed) -> str:
     if event.winner is None:
         return f"Poll closed without votes: {event.poll.description}"
     return f"Poll closed: {event.poll.description}. Chosen: {event.winner}"
 
 
-def room_announcement(payload: RoomOpened | MemberAdded | MemberRemoved | RoomChanged) -> str | None:
-    if isinstance(payload, RoomOpened):
+def room_announcement(payload: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) -> str | None:
+    if isinstance(payload, RoomCreated):
         return room_created(payload)
-    if isinstance(payload, MemberAdded):
+    if isinstance(payload, MemberJoined):
         return member_joined(payload)
-    if isinstance(payload, MemberRemoved):
+    if isinstance(payload, MemberLeft):
         return member_left(payload)
     return None  # renamed or re-imaged: no announcement

@@ -16,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts import events, requests
 from contracts.common import Shape
 from contracts.envelope import AnyEvent, Fact, Failure
-from contracts.events import ItemAppended, MemberAdded, MemberRemoved, RoomChanged, RoomOpened
+from contracts.events import ItemAdded, MemberJoined, MemberLeft, RoomCreated, RoomUpdated
 from contracts.requests import Empty, ItemPage, ItemReply, ReadMark, RoomList, RoomReply
 from contracts.shapes import RoomItem, RoomSummary
 from workers.messaging import domain, storage
@@ -26,12 +26,12 @@ from workers.runtime.outbox import RELAY_AFTER, RELAY_EVERY, stamp
 from workers.runtime.store import ConcurrencyError
 from workers.runtime.tables import Chore, Projection, Reaction, self_claiming, typed
 
-RoomEvent = RoomOpened | MemberAdded | MemberRemoved | RoomChanged
+RoomEvent = RoomCreated | MemberJoined | MemberLeft | RoomUpdated
 ROOM_EVENTS = {
-    "room.created": RoomOpened,
-    "room.member_joined": MemberAdded,
-    "room.member_left": MemberRemoved,
-    "room.updated": RoomChanged,
+    "room.created": RoomCreated,
+    "room.member_joined": MemberJoined,
+    "room.member_left": MemberLeft,
+    "room.updated": RoomUpdated,
 }
 
 
@@ -119,7 +119,7 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[int
             if room_id not in known:
                 known[room_id] = await storage.last_seq(room_id)
             fact = decide(known[room_id] + 1)
-            assert isinstance(fact.payload, ItemAppended)
+            assert isinstance(fact.payload, ItemAdded)
             item = fact.payload.item
             entry = stamp(fact, item.seq, ctx.cause, item.sent_at)
             try:
@@ -193,7 +193,7 @@ async def follow_room(payload: RoomEvent, ctx: Context) -> None:
     assert room is not None
     last_seq = await storage.last_seq(room.id)
     await ctx.runtime.outbox.send(ctx.event.event_id, domain.room_sends(ctx.event.type, payload, room.view(last_seq)))
-    if isinstance(payload, MemberAdded):
+    if isinstance(payload, MemberJoined):
         doc, mark = await storage.mark(room.id, payload.user_id)
         if facts := domain.welcome(mark, last_seq):
             await ctx.commit(doc.update(mark), facts)
@@ -226,13 +226,13 @@ COMMANDS = {
 REACTIONS = {
     "follow_rooms": Reaction(follow_room, ROOM_EVENTS),
     "announce_meetup_created": announcement(
-        "meetup.created", events.MeetupOpened, domain.meetup_created, lambda e: e.meetup.room_id
+        "meetup.created", events.MeetupCreated, domain.meetup_created, lambda e: e.meetup.room_id
     ),
     "announce_meetup_moved": announcement(
         "meetup.moved", events.MeetupMoved, domain.meetup_moved, lambda e: e.meetup.room_id
     ),
-    "announce_poll_created": announcement("poll.created", events.PollOpened, domain.poll_created, lambda e: e.room_id),
-    "announce_poll_closed": announcement("poll.closed", events.PollFinished, domain.poll_closed, lambda e: e.room_id),
+    "announce_poll_created": announcement("poll.created", events.PollCreated, domain.poll_created, lambda e: e.room_id),
+    "announce_poll_closed": announcement("poll.closed", events.PollClosed, domain.poll_closed, lambda e: e.room_id),
 }
 
 PROJECTIONS = {

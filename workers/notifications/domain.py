@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from contracts.events import ItemAppended
+from contracts.events import ItemAdded
 
 BODY_LIMIT = 200  # characters of a push body; longer content is cut, with an ellipsis
 ELLIPSIS = "\u2026"
@@ -98,13 +98,13 @@ def clip(text: str, limit: int = BODY_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
 
 
-def item_recipients(event: ItemAppended) -> list[str]:
+def item_recipients(event: ItemAdded) -> list[str]:
     """Who may be pushed an item: the room as it was when the item was added, minus its sender
     (so a user who left before it gets nothing)."""
     return [user_id for user_id in dict.fromkeys(event.participant_ids) if user_id != event.item.sender_id]
 
 
-def item_pushes(event: ItemAppended, offline: set[str]) -> list[Push]:
+def item_pushes(event: ItemAdded, offline: set[str]) -> list[Push]:
     item = event.item
     text = item.content if item.kind == "announcement" else f"{event.sender_name or 'Someone'}: {item.content}"
     return [

@@ -41,13 +41,13 @@ async def unregister_device(data: requests.UnregisterDevice, ctx: Context) -> Em
     return Empty()
 
 
-async def track_presence(moved: events.PresenceMoved, event: AnyEvent) -> None:
+async def track_presence(moved: events.PresenceChanged, event: AnyEvent) -> None:
     current = await storage.presence(moved.user_id)
     if (new := domain.move_presence(current, moved.user_id, moved.online, event.version)) is not None:
         await storage.save_presence(new, current)
 
 
-async def push_to_offline_members(added: events.ItemAppended, ctx: Context, sender: Sender) -> None:
+async def push_to_offline_members(added: events.ItemAdded, ctx: Context, sender: Sender) -> None:
     assert ctx.event is not None
     candidates = domain.item_recipients(added)
     pushes = domain.item_pushes(added, domain.offline(candidates, await storage.presences(candidates)))
@@ -78,13 +78,13 @@ COMMANDS = {
 def reactions(sender: Sender) -> dict[str, Reaction]:
     return {
         "push_to_offline_members": Reaction(
-            partial(push_to_offline_members, sender=sender), typed(events.ItemAppended, "room.item_added")
+            partial(push_to_offline_members, sender=sender), typed(events.ItemAdded, "room.item_added")
         ),
     }
 
 
 PROJECTIONS = {
     "track_presence": Projection(
-        track_presence, typed(events.PresenceMoved, "user.presence_changed"), (storage.PresenceDoc,)
+        track_presence, typed(events.PresenceChanged, "user.presence_changed"), (storage.PresenceDoc,)
     ),
 }

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
-from contracts.events import PollFinished, PollOpened, PollParticipantRemoved, PollVoted
-from contracts.frames import PollChanged, VoteCast
+from contracts.events import ParticipantRemoved, PollClosed, PollCreated, VoteCast
+from contracts.frames import PollFrame, VoteCastFrame
 from contracts.internal import MeetupAccessReply
 from contracts.requests import CreatePoll
 from contracts.routing import user_key
@@ -115,7 +115,7 @@ def existing(state: PollState | None) -> PollState:
     return state
 
 
-def _to_participants(state: PollState, event: str, data: PollChanged | VoteCast) -> tuple[Send, ...]:
+def _to_participants(state: PollState, event: str, data: PollFrame | VoteCastFrame) -> tuple[Send, ...]:
     return tuple(Send(user_key(i), event, data) for i in state.participant_ids)
 
 
@@ -138,8 +138,8 @@ def open_poll(
         created_at=now,
     )
     poll = state.view()
-    payload = PollOpened(poll=poll, room_id=state.room_id, creator_name=creator.name)
-    sends = _to_participants(state, "poll.created", PollChanged(poll=poll))
+    payload = PollCreated(poll=poll, room_id=state.room_id, creator_name=creator.name)
+    sends = _to_participants(state, "poll.created", PollFrame(poll=poll))
     return state, [Fact("poll.created", poll_id, payload, sends)]
 
 
@@ -155,8 +155,8 @@ def vote(state: PollState, user_id: str, choice_index: int) -> list[Fact]:
         raise AlreadyVotedError()
     state.votes.append(Vote(user_id=user_id, choice_index=choice_index))
     closed = _close_if_complete(state)
-    cast = VoteCast(poll_id=state.id, meetup_id=state.meetup_id, user_id=user_id, choice_index=choice_index)
-    payload = PollVoted(poll=state.view(), room_id=state.room_id, user_id=user_id, choice_index=choice_index)
+    cast = VoteCastFrame(poll_id=state.id, meetup_id=state.meetup_id, user_id=user_id, choice_index=choice_index)
+    payload = VoteCast(poll=state.view(), room_id=state.room_id, user_id=user_id, choice_index=choice_index)
     return [Fact("poll.vote_cast", state.id, payload, _to_participants(state, "poll.vote_cast", cast)), *closed]
 
 
@@ -179,7 +179,7 @@ def remove_participant(state: PollState, user_id: str) -> list[Fact]:
         return []
     state.participant_ids.remove(user_id)
     closed = _close_if_complete(state)
-    payload = PollParticipantRemoved(poll=state.view(), room_id=state.room_id, user_id=user_id)
+    payload = ParticipantRemoved(poll=state.view(), room_id=state.room_id, user_id=user_id)
     return [Fact("poll.participant_removed", state.id, payload), *closed]
 
 
@@ -194,5 +194,5 @@ def _close(state: PollState) -> list[Fact]:
     state.winner_index = state.winner()
     poll = state.view()
     winner = state.choices[state.winner_index] if state.winner_index is not None else None
-    payload = PollFinished(poll=poll, room_id=state.room_id, winner=winner)
-    return [Fact("poll.closed", state.id, payload, _to_participants(state, "poll.closed", PollChanged(poll=poll)))]
+    payload = PollClosed(poll=poll, room_id=state.room_id, winner=winner)
+    return [Fact("poll.closed", state.id, payload, _to_participants(state, "poll.closed", PollFrame(poll=poll)))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from contracts import internal, requests
-from contracts.events import MemberRemoved
+from contracts.events import MemberLeft
 from contracts.internal import MeetupAccessReply
 from contracts.requests import Empty, PollReply
 from workers.polls import domain, storage
@@ -57,7 +57,7 @@ async def close_poll(data: requests.ClosePoll, ctx: Context) -> Empty:
     return Empty()
 
 
-async def remove_leaver(payload: MemberRemoved, ctx: Context) -> None:
+async def remove_leaver(payload: MemberLeft, ctx: Context) -> None:
     for doc in await storage.open_in_room(payload.room.id):
         state = doc.state()
         if facts := domain.remove_participant(state, payload.user_id):
@@ -71,5 +71,5 @@ COMMANDS = {
 }
 
 REACTIONS = {
-    "remove_leaver": Reaction(remove_leaver, typed(MemberRemoved, "room.member_left")),
+    "remove_leaver": Reaction(remove_leaver, typed(MemberLeft, "room.member_left")),
 }

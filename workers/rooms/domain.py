@@ -9,7 +9,7 @@ from datetime import datetime
 
 from contracts.envelope import Fact
 from contracts.errors import Rejected
-from contracts.events import MemberAdded, MemberRemoved, RoomChanged, RoomInfo, RoomOpened
+from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo, RoomUpdated
 from contracts.shapes import User
 
 
@@ -103,7 +103,7 @@ def open_room(
         meetup_id=meetup_id,
     )
     names = {creator.id: creator.name} | {i: known[i].name for i in others}
-    return state, [Fact("room.created", room_id, RoomOpened(room=state.view(), names=names))]
+    return state, [Fact("room.created", room_id, RoomCreated(room=state.view(), names=names))]
 
 
 def invite(state: RoomState, inviter: User, invitee_id: str, invitee: User | None) -> list[Fact]:
@@ -113,7 +113,7 @@ def invite(state: RoomState, inviter: User, invitee_id: str, invitee: User | Non
     if invitee.id in state.participant_ids:
         raise AlreadyParticipantError()
     state.participant_ids.append(invitee.id)
-    payload = MemberAdded(
+    payload = MemberJoined(
         room=state.view(),
         user_id=invitee.id,
         user_name=invitee.name,
@@ -126,9 +126,7 @@ def invite(state: RoomState, inviter: User, invitee_id: str, invitee: User | Non
 def leave(state: RoomState, leaver: User) -> list[Fact]:
     state.require_participant(leaver.id)
     state.participant_ids.remove(leaver.id)
-    return [
-        Fact("room.member_left", state.id, MemberRemoved(room=state.view(), user_id=leaver.id, user_name=leaver.name))
-    ]
+    return [Fact("room.member_left", state.id, MemberLeft(room=state.view(), user_id=leaver.id, user_name=leaver.name))]
 
 
 def rename(state: RoomState, user_id: str, name: str) -> list[Fact]:
@@ -148,7 +146,7 @@ def change_image(state: RoomState, user_id: str, image_url: str) -> list[Fact]:
 
 
 def _changed(state: RoomState) -> Fact:
-    return Fact("room.updated", state.id, RoomChanged(room=state.view()))
+    return Fact("room.updated", state.id, RoomUpdated(room=state.view()))
 
 
 def readable(state: RoomState | None, user_id: str) -> RoomState:

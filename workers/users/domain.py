@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
-from contracts.events import ConnectionCounted, PresenceMoved, ProfileChanged
-from contracts.frames import PresenceChanged, UserUpdated
+from contracts.events import ConnectionClosed, ConnectionOpened, PresenceChanged, ProfileChanged
+from contracts.frames import PresenceChangedFrame, UserUpdatedFrame
 from contracts.routing import EVERYONE
 from contracts.shapes import User
 
@@ -54,7 +54,7 @@ def sign_in(state: UserState | None, profile: User, email: str) -> tuple[UserSta
         return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=profile))]
     else:
         state.name, state.image_url, state.email = profile.name, profile.image_url, email
-    updated = Send(EVERYONE, "user.updated", UserUpdated(user=state.view()))
+    updated = Send(EVERYONE, "user.updated", UserUpdatedFrame(user=state.view()))
     return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=state.view()), (updated,))]
 
 
@@ -66,7 +66,7 @@ def connect(state: UserState, connection: str, limit: int) -> list[Fact]:
     if len(state.connections) >= limit:
         raise TooManyConnectionsError()
     state.connections.append(connection)
-    opened = Fact("user.connection_opened", state.id, ConnectionCounted(connection=connection))
+    opened = Fact("user.connection_opened", state.id, ConnectionOpened(connection=connection))
     return [opened, *(_presence(state, online=True) if len(state.connections) == 1 else [])]
 
 
@@ -75,7 +75,7 @@ def disconnect(state: UserState, connection: str) -> list[Fact]:
     if connection not in state.connections:
         return []
     state.connections.remove(connection)
-    closed = Fact("user.connection_closed", state.id, ConnectionCounted(connection=connection))
+    closed = Fact("user.connection_closed", state.id, ConnectionClosed(connection=connection))
     return [closed, *([] if state.connections else _presence(state, online=False))]
 
 
@@ -93,9 +93,9 @@ def gateway_gone(state: UserState, gateway_id: str) -> list[Fact]:
 
 
 def _presence(state: UserState, online: bool) -> list[Fact]:
-    moved = PresenceMoved(user_id=state.id, online=online)
-    changed = PresenceChanged(user_id=state.id, online=online)
-    return [Fact("user.presence_changed", state.id, moved, (Send(EVERYONE, "presence.changed", changed),))]
+    payload = PresenceChanged(user_id=state.id, online=online)
+    frame = PresenceChangedFrame(user_id=state.id, online=online)
+    return [Fact("user.presence_changed", state.id, payload, (Send(EVERYONE, "presence.changed", frame),))]
 
 
 def existing(state: UserState | None) -> UserState:

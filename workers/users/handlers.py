@@ -10,7 +10,7 @@ from boochat import topology
 from contracts import internal
 from contracts.common import Shape
 from contracts.envelope import AnyEvent, Fact
-from contracts.events import PresenceMoved, ProfileChanged
+from contracts.events import PresenceChanged, ProfileChanged
 from contracts.internal import Users
 from contracts.requests import Empty, OnlineUsers, UserList, UserReply
 from workers.runtime.context import ATTEMPTS, Context, Runtime
@@ -75,7 +75,7 @@ async def index_profile(payload: ProfileChanged, event: AnyEvent) -> None:
     await storage.set_profile(payload.user, event.version)
 
 
-async def index_presence(payload: PresenceMoved, event: AnyEvent) -> None:
+async def index_presence(payload: PresenceChanged, event: AnyEvent) -> None:
     await storage.set_presence(payload.user_id, payload.online, event.version)
 
 
@@ -119,5 +119,5 @@ CHORES = {
 
 PROJECTIONS = {
     "index_profiles": Projection(index_profile, typed(ProfileChanged, "user.profile_changed"), (storage.Profile,)),
-    "index_presence": Projection(index_presence, typed(PresenceMoved, "user.presence_changed"), (storage.Profile,)),
+    "index_presence": Projection(index_presence, typed(PresenceChanged, "user.presence_changed"), (storage.Profile,)),
 }

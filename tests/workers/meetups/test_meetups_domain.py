@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.common import format_time
-from contracts.events import MeetupChanged, MeetupMoved, MeetupOpened
+from contracts.events import MeetupCreated, MeetupMoved, MeetupUpdated
 from contracts.requests import CreateMeetup
 from contracts.routing import user_key
 from contracts.shapes import Poll, Room, User, Vote
@@ -137,7 +137,7 @@ def test_open_meetup_organizer_says_yes_and_everyone_gets_it():
     assert (view.room_id, view.name, view.location, view.takes_place_on) == ("r1", "Picnic", "Park", WHEN)
     assert [(a.user_id, a.rsvp) for a in view.attendees] == [("ann", "yes"), ("bob", "not_responded")]
     [fact] = facts
-    assert fact.type == "meetup.created" and isinstance(fact.payload, MeetupOpened)
+    assert fact.type == "meetup.created" and isinstance(fact.payload, MeetupCreated)
     assert fact.payload.organizer_name == "Ann" and fact.payload.meetup.alerts == []
     assert [(s.key, s.event) for s in fact.sends] == [
         (user_key("ann"), "meetup.created"),
@@ -152,7 +152,7 @@ def test_change_rsvp_updates_every_attendee():
     """A changed RSVP sends meetup.updated to every attendee once."""
     state = meetup("bob", "cy")
     facts = domain.change_rsvp(state, "bob", "maybe")
-    assert [f.type for f in facts] == ["meetup.updated"] and isinstance(facts[0].payload, MeetupChanged)
+    assert [f.type for f in facts] == ["meetup.updated"] and isinstance(facts[0].payload, MeetupUpdated)
     assert recipients(facts) == [user_key(i) for i in ("ann", "bob", "cy")]
     assert [a.rsvp for a in state.attendees] == ["yes", "maybe", "not_responded"]
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.events import MemberAdded, MemberRemoved, PollFinished, RoomInfo, RoomOpened
+from contracts.events import MemberJoined, MemberLeft, PollClosed, RoomCreated, RoomInfo
 from contracts.routing import room_key, user_key
 from contracts.shapes import Poll
 from workers.messaging import domain
@@ -76,9 +76,9 @@ def test_a_newcomer_has_read_up_to_the_latest_item_and_a_returner_keeps_more():
 def test_what_members_see_of_rooms_events():
     """room.created to each participant; member_joined/left to the room and that user."""
     room = copy().view(4)
-    created = domain.room_sends("room.created", RoomOpened(room=INFO, names={}), room)
+    created = domain.room_sends("room.created", RoomCreated(room=INFO, names={}), room)
     assert [s.key for s in created] == [user_key("a"), user_key("b")] and created[0].data.room.last_seq == 4
-    left = MemberRemoved(room=INFO, user_id="b", user_name="Bob")
+    left = MemberLeft(room=INFO, user_id="b", user_name="Bob")
     assert [s.key for s in domain.room_sends("room.member_left", left, room)] == [room_key("r"), user_key("b")]
 
 
@@ -91,7 +91,7 @@ def test_pages():
 
 def test_announcements_name_users_by_name():
     """The texts use names, never ids."""
-    joined = MemberAdded(room=INFO, user_id="b", user_name="Bob", invited_by="a", invited_by_name="Alice")
+    joined = MemberJoined(room=INFO, user_id="b", user_name="Bob", invited_by="a", invited_by_name="Alice")
     assert domain.member_joined(joined) == "Alice added Bob"
     assert domain.room_announcement(joined) == "Alice added Bob"
     poll = Poll(
@@ -107,5 +107,5 @@ def test_announcements_name_users_by_name():
         created_at=NOW,
         winner_index=None,
     )
-    assert "without votes" in domain.poll_closed(PollFinished(poll=poll, room_id="r", winner=None))
-    assert "Sushi" in domain.poll_closed(PollFinished(poll=poll, room_id="r", winner="Sushi"))
+    assert "without votes" in domain.poll_closed(PollClosed(poll=poll, room_id="r", winner=None))
+    assert "Sushi" in domain.poll_closed(PollClosed(poll=poll, room_id="r", winner="Sushi"))

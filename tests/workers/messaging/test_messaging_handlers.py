@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from support.handlers import event, harness
 
-from contracts.events import MemberAdded, MemberRemoved, RoomInfo, RoomOpened
+from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo
 from contracts.routing import user_key
 from workers.messaging.app import WORKER
 from workers.messaging.storage import Item
@@ -34,8 +34,8 @@ def info(*user_ids: str, room_id: str = "r1") -> RoomInfo:
     )
 
 
-def bob_joins(alice, bob) -> MemberAdded:
-    return MemberAdded(
+def bob_joins(alice, bob) -> MemberJoined:
+    return MemberJoined(
         room=info(alice.id, bob.id), user_id=bob.id, user_name="Bob", invited_by=alice.id, invited_by_name="Alice"
     )
 
@@ -48,7 +48,7 @@ async def hand_over(messaging, *events) -> None:
 
 async def room_with(messaging, *users, room_id: str = "r1"):
     names = {u.id: u.name for u in users}
-    created = event("room.created", RoomOpened(room=info(*names, room_id=room_id), names=names), room_id, 1)
+    created = event("room.created", RoomCreated(room=info(*names, room_id=room_id), names=names), room_id, 1)
     await hand_over(messaging, created)
     return created
 
@@ -104,7 +104,7 @@ async def test_a_leaver_cannot_post_once_the_leave_is_handed_over(messaging):
     """The copy changes when rooms hands the leave over; the leaver gets member_left, not the announcement."""
     alice, bob = messaging.add_users("Alice", "Bob")
     await room_with(messaging, alice, bob)
-    left = MemberRemoved(room=info(alice.id), user_id=bob.id, user_name="Bob")
+    left = MemberLeft(room=info(alice.id), user_id=bob.id, user_name="Bob")
     await hand_over(messaging, event("room.member_left", left, "r1", 2))
     assert await messaging.error("send_message", bob, {"room_id": "r1", "content": "hi"}) == "forbidden"
     assert messaging.sent("room.member_left", user_key(bob.id))
@@ -130,7 +130,7 @@ async def test_a_refusal_is_remembered_for_its_id(messaging):
     await room_with(messaging, alice)
     reply = await messaging.command("send_message", bob, {"room_id": "r1", "content": "hi"}, id="x")
     assert reply.error.code == "forbidden"
-    joined = MemberAdded(
+    joined = MemberJoined(
         room=info(alice.id, bob.id), user_id=bob.id, user_name="Bob", invited_by=alice.id, invited_by_name="Alice"
     )
     await hand_over(messaging, event("room.member_joined", joined, "r1", 2))
@@ -146,7 +146,7 @@ async def test_marks_unread_counts_and_list_rooms(messaging):
     await room_with(messaging, alice, room_id="r2")
     for text in ("one", "two"):
         await messaging.ok("send_message", alice, {"room_id": "r1", "content": text})
-    joined = MemberAdded(
+    joined = MemberJoined(
         room=info(alice.id, bob.id), user_id=bob.id, user_name="Bob", invited_by=alice.id, invited_by_name="Alice"
     )
     joining = event("room.member_joined", joined, "r1", 2)
@@ -168,7 +168,7 @@ async def test_marks_unread_counts_and_list_rooms(messaging):
 
 async def test_meetup_and_poll_announcements_come_once(messaging):
     """An announcement of another worker's event is written once however often the event comes."""
-    from contracts.events import PollOpened
+    from contracts.events import PollCreated
     from contracts.shapes import Poll
 
     alice, bob = messaging.add_users("Alice", "Bob")
@@ -186,7 +186,7 @@ async def test_meetup_and_poll_announcements_come_once(messaging):
         created_at=datetime.now(UTC),
         winner_index=None,
     )
-    opened = event("poll.created", PollOpened(poll=poll, room_id="r1", creator_name="Alice"))
+    opened = event("poll.created", PollCreated(poll=poll, room_id="r1", creator_name="Alice"))
     await messaging.react("announce_poll_created", opened)
     await messaging.react("announce_poll_created", opened)
     items = (await messaging.ok("get_room_items", bob, {"room_id": "r1"}))["items"]

@@ -4,7 +4,7 @@ import ast
 from datetime import UTC, datetime
 from pathlib import Path
 
-from contracts.events import ItemAppended
+from contracts.events import ItemAdded
 from contracts.shapes import RoomItem
 from workers.notifications import domain
 from workers.notifications.domain import Device, Outcome, Presence, Target
@@ -22,7 +22,7 @@ def appended(content="hi", sender="ann", kind="message", participants=("ann", "b
         content=content,
         sent_at=NOW,
     )
-    return ItemAppended(
+    return ItemAdded(
         item=item,
         room_name="Den",
         sender_name="Ann" if kind == "message" else None,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.events import PollFinished, PollOpened, PollParticipantRemoved, PollVoted
-from contracts.frames import PollChanged, VoteCast
+from contracts.events import ParticipantRemoved, PollClosed, PollCreated, VoteCast
+from contracts.frames import PollFrame, VoteCastFrame
 from contracts.internal import MeetupAccessReply
 from contracts.requests import CreatePoll
 from contracts.routing import user_key
@@ -70,20 +70,20 @@ def test_open_poll_takes_the_attendees_as_participants():
         None,
     )
     assert (poll.creator_id, poll.created_at, state.room_id) == ("ann", NOW, "r1")
-    assert fact.type == "poll.created" and isinstance(fact.payload, PollOpened)
+    assert fact.type == "poll.created" and isinstance(fact.payload, PollCreated)
     assert (fact.payload.creator_name, fact.payload.room_id) == ("Ann", "r1")
     assert keys(fact) == [user_key(i) for i in ("org", "ann", "bob")]
-    assert all(s.event == "poll.created" and s.data == PollChanged(poll=poll) for s in fact.sends)
+    assert all(s.event == "poll.created" and s.data == PollFrame(poll=poll) for s in fact.sends)
 
 
 def test_vote_is_sent_to_participants():
     """A vote is recorded and poll.vote_cast goes to every participant."""
     state = new_poll()
     [fact] = domain.vote(state, "bob", 2)
-    assert fact.type == "poll.vote_cast" and isinstance(fact.payload, PollVoted)
+    assert fact.type == "poll.vote_cast" and isinstance(fact.payload, VoteCast)
     assert (fact.payload.user_id, fact.payload.choice_index, fact.payload.room_id) == ("bob", 2, "r1")
     assert keys(fact) == [user_key(i) for i in ("org", "ann", "bob")]
-    assert fact.sends[0].data == VoteCast(poll_id="p1", meetup_id="m1", user_id="bob", choice_index=2)
+    assert fact.sends[0].data == VoteCastFrame(poll_id="p1", meetup_id="m1", user_id="bob", choice_index=2)
     assert state.status == "open"
 
 
@@ -117,7 +117,7 @@ def test_last_vote_closes_in_the_same_command():
     cast, closed = domain.vote(state, "bob", 1)
     assert (cast.type, closed.type) == ("poll.vote_cast", "poll.closed")
     assert cast.payload.poll.status == "closed" and cast.payload.poll.winner_index == 1
-    assert isinstance(closed.payload, PollFinished) and closed.payload.winner == "Sushi"
+    assert isinstance(closed.payload, PollClosed) and closed.payload.winner == "Sushi"
     assert keys(closed) == [user_key(i) for i in ("org", "ann", "bob")]
     assert all(s.event == "poll.closed" and s.data.poll.winner_index == 1 for s in closed.sends)
 
@@ -152,7 +152,7 @@ def test_leaver_is_removed_and_their_vote_counts():
     state = new_poll()
     domain.vote(state, "bob", 2)
     [removed] = domain.remove_participant(state, "bob")
-    assert removed.type == "poll.participant_removed" and isinstance(removed.payload, PollParticipantRemoved)
+    assert removed.type == "poll.participant_removed" and isinstance(removed.payload, ParticipantRemoved)
     assert removed.sends == () and removed.payload.user_id == "bob"
     assert state.participant_ids == ["org", "ann"] and len(state.votes) == 1 and state.status == "open"
 
