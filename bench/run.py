@@ -1,6 +1,6 @@
 """``make bench``: Boochat beside python-socketio (the floor) and Matrix Synapse, under the same load.
 
-    make bench                                         everything (about 15 minutes)
+    make bench                                         everything (15-25 minutes)
     make bench ARGS='--only boochat --profiles 4x10@50 --duration 10'
 
 Each peer is started, run through every profile with fresh users and rooms, and stopped (Boochat's
@@ -47,7 +47,7 @@ PROFILES = {
 PEERS = {"boochat": boochat_peer.Peer, "socketio": socketio_peer.Peer, "synapse": synapse_peer.Peer}
 RESULTS = Path(__file__).resolve().parent / "results"
 MARGIN = 30.0  # seconds beyond a profile's own bounds before the parent gives up on a load process
-SETTLE_TIMEOUT = 180.0  # seconds a server may stay busy after a profile before the next one starts anyway
+SETTLE_TIMEOUT = 60.0  # seconds a server may stay busy after the drain, its CPU still counted
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,21 +101,21 @@ async def bench(peers: list[str], profiles: list[Profile], processes: int) -> di
         "results": [],
     }
     for name in peers:
-        peer: Peer = PEERS[name]()
-        _say(f"{name}: starting")
-        try:
-            await peer.start()
-            for profile in profiles:
-                _say(f"{name}: {profile.name} ({_describe(profile)})")
+        for profile in profiles:
+            # A fresh server for every profile: a backlog one profile left cannot burden the next.
+            peer: Peer = PEERS[name]()
+            _say(f"{name}: starting for {profile.name} ({_describe(profile)})")
+            try:
+                await peer.start()
                 result = await run_profile(peer, profile, run, processes)
                 report["results"].append(result)
                 _say(f"{name}: {profile.name}: " + table([result]).splitlines()[-1].strip())
-        except Exception as error:  # one peer failing must not hide the others' figures
-            traceback.print_exc()
-            report["results"].append({"peer": name, "error": f"{type(error).__name__}: {error}"})
-        finally:
-            _say(f"{name}: stopping")
-            await peer.stop()
+            except Exception as error:  # one failure must not hide the other figures
+                traceback.print_exc()
+                report["results"].append({"peer": name, "profile": asdict(profile), "error": f"{error!r}"})
+            finally:
+                _say(f"{name}: stopping")
+                await peer.stop()
     report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
@@ -157,7 +157,7 @@ async def run_profile(peer: Peer, profile: Profile, run: str, processes: int) ->
             if status != "ok":
                 raise RuntimeError(f"a load process failed: {value}")
             tallies.append(value)
-        # Until the server is idle again: what it does after the drain is still this profile's work.
+        # Until the server is idle again (bounded): what it does after the drain is still this profile's work.
         servers = [pid for pid, group in peer.processes().values() if pid is not None and group != "load"]
         settled = await settle(servers, SETTLE_TIMEOUT)
         usage = await watch.stop()
@@ -241,7 +241,7 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [" ".join(f"{title:>{width}}" for title, width in COLUMNS)]
     for result in results:
         if "error" in result:
-            lines.append(f"{result['peer']:>8} failed: {result['error']}")
+            lines.append(f"{result['peer']:>8} {result['profile']['name']:>13} failed: {result['error']}")
             continue
         latency, cpu = result["latency_ms"], result["cpu_seconds"]
         cells = [
