@@ -1,9 +1,10 @@
 """Everything the rooms worker consumes and answers: read this table to know its interface.
 
 Rooms owns who is in a room and what it is called. Its events reach messaging, which keeps a copy
-of every room; a command that changes a room hands its events to messaging before it replies
-(``Worker.followers``), so a member who has left cannot read or post after the reply, and a new
-one can at once. What members see of a change (client events, announcements) is messaging's.
+of every room; a command that changes a room hands its events to messaging (and membership changes
+to meetups and polls) before it replies (``Worker.followers``), so a member who has left cannot
+read, post, vote or see the meetup after the reply, and a new one can at once. What members see of
+a change (client events, announcements) is messaging's.
 """
 
 from __future__ import annotations
@@ -112,4 +113,8 @@ COMMANDS = {
     "open_meetup_room": open_meetup_room,
 }
 
-FOLLOWERS = {"messaging": ROOM_EVENTS}
+# Who must have applied a membership change before its reply leaves: messaging (reading, posting),
+# meetups (attendees: get_meetup, create_poll) and polls (a leaver is no participant: vote_poll).
+# Otherwise a leaver could still vote or read the meetup while those workers' queues lag behind.
+MEMBERSHIP = ("room.member_joined", "room.member_left")
+FOLLOWERS = {"messaging": ROOM_EVENTS, "meetups": MEMBERSHIP, "polls": ("room.member_left",)}
