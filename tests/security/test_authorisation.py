@@ -30,7 +30,7 @@ from typing import Any
 
 import aio_pika
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from support.broker import wait_until_idle
 from support.client import Client
@@ -338,7 +338,14 @@ async def test_nobody_reads_posts_votes_or_hears_outside_what_they_are_in(stack)
     """Random sequences of actions by four users: every reply and every event agrees with the model."""
     loop = asyncio.get_running_loop()
 
-    @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    # No shrinking: each replay drives the live stack, and a failure already carries its trace of actions.
+    @settings(
+        max_examples=15,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.lists(ACTIONS, min_size=10, max_size=20))
     def property(actions: list[Action]) -> None:
         asyncio.run_coroutine_threadsafe(play(stack.ws_url, actions), loop).result(timeout=120)
