@@ -31,6 +31,8 @@ OUT_OF_RANGE = [
     ("LOG_LEVEL", "loud"),
     ("LOG_MAX_AGE", "forever"),
     ("NAMESPACE", "a.b"),
+    ("RETRY_DELAYS", "-2"),
+    ("RETRY_DELAYS", "soon"),
 ]
 
 
@@ -66,6 +68,9 @@ def test_a_value_out_of_range_stops_with_one_line_naming_the_setting(environ, na
         ("LOG_LEVEL", "WARNING", "log_level", "warning"),
         ("LOG_MAX_AGE", "365D", "log_max_age", "365D"),
         ("MAX_FRAME_BYTES", "1024", "max_frame_bytes", 1024),
+        ("RETRY_DELAYS", "0.5, 2,10", "retry_delays", (0.5, 2.0, 10.0)),
+        ("RETRY_DELAYS", "(1.0, 5.0, 30.0)", "retry_delays", (1.0, 5.0, 30.0)),  # as child_env writes it
+        ("RETRY_DELAYS", "", "retry_delays", ()),  # parked at the first failure
     ],
 )
 def test_values_at_the_edges_are_taken(environ, name: str, value: str, field: str, read: object) -> None:
