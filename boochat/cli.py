@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Any
 
 import structlog
-from aio_pika.exceptions import AMQPError
+from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 from pymongo.errors import PyMongoError
 
 from boochat import dead, mongo, topology
@@ -331,16 +331,27 @@ def _positive(value: str) -> int:
     return int(value)
 
 
+def _parked(settings: Settings, work: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``work`` on ``<ns>.dead``; a missing queue or an unreachable broker ends in one line."""
+    try:
+        return asyncio.run(work)
+    except ChannelNotFoundEntity:
+        raise SystemExit(f"boochat dead: there is no queue {settings.names.dead_letters} (which namespace?)") from None
+    except (AMQPError, OSError) as error:
+        raise SystemExit(f"boochat dead: RabbitMQ failed: {error!r}") from None
+
+
 def _dead_list(args: argparse.Namespace) -> None:
     settings = _settings("dead")
-    parked = asyncio.run(dead.peek(settings))
+    parked = _parked(settings, dead.peek(settings))
     print(f"{len(parked)} parked in {settings.names.dead_letters}", flush=True)
     for item in parked:
         print(item.line(), flush=True)
 
 
 def _dead_show(args: argparse.Namespace) -> None:
-    parked = asyncio.run(dead.peek(_settings("dead"), limit=args.number))
+    settings = _settings("dead")
+    parked = _parked(settings, dead.peek(settings, limit=args.number))
     if len(parked) < args.number:
         raise SystemExit(f"boochat dead show: no message {args.number} (there are {len(parked)})")
     print(parked[-1].describe(), flush=True)
@@ -349,7 +360,8 @@ def _dead_show(args: argparse.Namespace) -> None:
 def _dead_redrive(args: argparse.Namespace) -> None:
     if args.all == bool(args.numbers):
         raise SystemExit("boochat dead redrive: name the messages' numbers, or --all")
-    redriven = asyncio.run(dead.redrive(_settings("dead"), None if args.all else set(args.numbers)))
+    settings = _settings("dead")
+    redriven = _parked(settings, dead.redrive(settings, None if args.all else set(args.numbers)))
     print(f"redriven {len(redriven.moved)}", flush=True)
     for item in redriven.moved:
         print(f"{item.number}\t{item.message_id or '-'}\t-> {item.queue}", flush=True)

@@ -146,3 +146,16 @@ async def test_redrive_keeps_what_names_no_queue(settings, channel):
         ("orphan", "no header names the queue it came from")
     ]
     assert [p.message_id for p in await dead.peek(settings)] == ["orphan"]
+
+
+async def test_boochat_dead_says_when_a_namespace_has_no_dead_letters(settings):
+    """A namespace without ``<ns>.dead`` (mistyped, never started) is one line and exit status 1."""
+    missing = settings.model_copy(update={"namespace": f"missing{uuid.uuid4().hex[:8]}"})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "boochat.cli", "dead", "list",
+        env=child_env(missing), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, errors = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    [line] = errors.decode().splitlines()
+    assert f"there is no queue {missing.names.dead_letters}" in json.loads(line)["reason"]
