@@ -154,11 +154,17 @@ class Broker:
         # One iterator, one message at a time: events of a room reach connections in order.
         async with queue.iterator() as messages:
             async for message in messages:
-                async with message.process(ignore_processed=True):
-                    try:
-                        await self._handle(message, rpc)
-                    except Exception:
-                        log.exception("delivery_failed", routing_key=message.routing_key)
+                try:
+                    async with message.process(ignore_processed=True):
+                        try:
+                            await self._handle(message, rpc)
+                        except Exception:
+                            log.exception("delivery_failed", routing_key=message.routing_key)
+                except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                    # The broker closed the channel while this message was handled, so its ack cannot
+                    # go. Consume on (the iterator resumes once reconnected): ending here would leave
+                    # the restored consumer feeding a buffer nobody reads, and every reply would time out.
+                    log.warning("ack_failed", routing_key=message.routing_key, error=repr(exc))
 
     async def _handle(self, message: AbstractIncomingMessage, rpc: RpcClient) -> None:
         if message.correlation_id and rpc.resolve(message):
