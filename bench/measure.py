@@ -82,11 +82,11 @@ class Watch:
             usage.peak_rss_mb = max(usage.peak_rss_mb, round(rss / 2**20, 1))
 
 
-def pid_of(name: str) -> int | None:
-    """The first process whose name is ``name`` (the shared RabbitMQ node: ``beam.smp``)."""
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] == name:
-            return process.pid
+def pid_listening(port: int) -> int | None:
+    """The process listening on TCP ``port`` (the RabbitMQ node of the stack: others may run beside it)."""
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
+            return connection.pid
     return None
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from bench.load import CONNECT_TIMEOUT, MemberSpec, Profile, Shared, Tally, histogram, load_process
-from bench.measure import Usage, Watch, pid_of, settle
+from bench.measure import Usage, Watch, settle
 from bench.peers import Peer
 from bench.peers import boochat as boochat_peer
 from bench.peers import socketio as socketio_peer
@@ -131,12 +131,9 @@ async def run_profile(peer: Peer, profile: Profile, run: str, processes: int) ->
         context.Process(target=load_process, args=(peer.client, run, profile, group, shared, queue), daemon=True)
         for group in groups
     ]
-    broker = pid_of("beam.smp") if peer.name == "boochat" else None
 
     def watched() -> dict[str, tuple[int | None, str]]:
         named = peer.processes()
-        if broker is not None:
-            named["rabbitmq (shared)"] = (broker, "broker (shared)")
         named.update({f"load-{i + 1}": (worker.pid, "load") for i, worker in enumerate(workers)})
         return named
 
@@ -158,7 +155,7 @@ async def run_profile(peer: Peer, profile: Profile, run: str, processes: int) ->
                 raise RuntimeError(f"a load process failed: {value}")
             tallies.append(value)
         # Until the server is idle again (bounded): what it does after the drain is still this profile's work.
-        servers = [pid for pid, group in peer.processes().values() if pid is not None and group != "load"]
+        servers = [pid for pid, group in peer.processes().values() if pid and group in ("server", "database")]
         settled = await settle(servers, SETTLE_TIMEOUT)
         usage = await watch.stop()
     except BaseException:

@@ -16,10 +16,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.load import MemberSpec, Profile
+from bench.measure import pid_listening
 from boochat import mongo
 from boochat.settings import Settings
 from boochat.supervisor import Supervisor, child_env, stack_processes, wait_stack_ready
@@ -38,6 +40,7 @@ class Peer:
         self._supervisor: Supervisor | None = None
         self.settings: Settings | None = None
         self.log_dir: Path | None = None
+        self._broker: int | None = None  # the RabbitMQ node's pid (shared with whatever else uses it)
 
     async def start(self) -> None:
         self._stand_in = await mongo.start()
@@ -57,6 +60,7 @@ class Peer:
         )
         await self._supervisor.start()
         await wait_stack_ready(self._supervisor, self.settings, START_TIMEOUT)
+        self._broker = pid_listening(urlsplit(self.settings.amqp_url).port or 5672)
 
     @property
     def url(self) -> str:
@@ -85,6 +89,7 @@ class Peer:
             process.name: (self._supervisor.pid(process.name), "server") for process in self._supervisor.processes
         }
         named["mongo stand-in"] = (self._stand_in.process.pid, "database")
+        named["rabbitmq (shared)"] = (self._broker, "broker (shared)")
         return named
 
     async def stop(self) -> None:
