@@ -31,9 +31,10 @@ async def listed(kind: str, prefix: str) -> list[str]:
     return sorted(name for name in output.decode(errors="replace").split() if name.startswith(prefix))
 
 
-async def wait_until_idle(namespace: str, timeout: float = 60.0) -> None:
+async def wait_until_idle(namespace: str, timeout: float = 60.0, node: str | None = None) -> None:
     """Wait until every queue of ``namespace`` (but its log and dead letters) holds nothing, ready or
     unacknowledged, twice in a row: the workers have finished all the work the test caused.
+    ``node``: another RabbitMQ node than the default one (a private one of tests/faults).
 
     Polled through rabbitmqctl: RabbitMQ has no way to wait for an empty queue.
     """
@@ -42,7 +43,8 @@ async def wait_until_idle(namespace: str, timeout: float = 60.0) -> None:
     async with asyncio.timeout(timeout):
         while quiet_checks < 2:
             process = await asyncio.create_subprocess_exec(
-                "rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged",
+                "rabbitmqctl", "-q", *(("-n", node) if node else ()),
+                "list_queues", "name", "messages_ready", "messages_unacknowledged",
                 "--no-table-headers", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             output, _ = await process.communicate()
