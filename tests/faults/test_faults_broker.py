@@ -5,20 +5,27 @@ again within 15 s."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import pytest
 from e2e.helpers import new_user
 
-from faults.helpers import Burst, Persistent, assert_gap_free, assert_stored_once, consuming_again, history
+from faults.helpers import (
+    UNLIMITED,
+    Burst,
+    Persistent,
+    assert_gap_free,
+    assert_stored_once,
+    consuming_again,
+    history,
+)
 
 pytestmark = pytest.mark.e2e
 
 CONSUMING_AGAIN = 15.0  # seconds after the last fault
-UNLIMITED = 1_000_000  # requests per minute: the burst is not what the rate limit is about
 
 
-async def room_of(stack, private_broker):
+async def room_of(stack):
     reply_within = stack.settings.request_timeout_seconds + 5
     print("stack logs:", stack.log_dir)  # shown when the test fails
     ann = await Persistent.connect(stack.ws_url, new_user("Ann"), reply_within)
@@ -27,41 +34,42 @@ async def room_of(stack, private_broker):
     return ann, bob, room
 
 
+def consumers_back(private_broker, stack) -> asyncio.Task[None]:
+    """Started right after the last fault: every worker queue has a consumer within 15 s."""
+    return asyncio.create_task(consuming_again(private_broker, stack.settings, CONSUMING_AGAIN))
+
+
+async def nothing_lost_or_repeated(burst: Burst, consumers: asyncio.Task[None], reader: Persistent) -> None:
+    acked = await burst.stop()
+    await consumers
+    items = await history(reader, burst.room_id)
+    assert_gap_free(items)
+    assert_stored_once(items, acked)
+    print(f"{len(acked)} messages; retries {dict(burst.sender.retried)}")
+
+
 async def test_closed_connections_during_a_burst_lose_and_repeat_nothing(start_stack, private_broker):
     stack = await start_stack(rate_limit_per_minute=UNLIMITED)
-    ann, bob, room = await room_of(stack, private_broker)
+    ann, bob, room = await room_of(stack)
     burst = Burst(ann, room["id"]).start()
     for _ in range(3):  # three times, each once messages flow again after the one before
         await burst.reached(len(burst.acked) + 10)
         await private_broker.ctl("close_all_connections", "boochat fault test")
-        last_fault = time.monotonic()
-    acked = await burst.stop()
-
-    await consuming_again(private_broker, stack.settings, CONSUMING_AGAIN - (time.monotonic() - last_fault))
-    items = await history(bob, room["id"])
-    assert_gap_free(items)
-    assert_stored_once(items, acked)
-    print(f"{len(acked)} messages; retries {dict(ann.retried)}")
+    await nothing_lost_or_repeated(burst, consumers_back(private_broker, stack), bob)
     await ann.close()
     await bob.close()
 
 
 async def test_broker_stopped_and_started_during_a_burst_loses_and_repeats_nothing(start_stack, private_broker):
     stack = await start_stack(rate_limit_per_minute=UNLIMITED)
-    ann, bob, room = await room_of(stack, private_broker)
+    ann, bob, room = await room_of(stack)
     burst = Burst(ann, room["id"]).start()
     await burst.reached(10)
     await private_broker.ctl("stop_app")
     await ann.wait_retried(ann.retried.total() + 2)  # the outage reached the client
     await private_broker.ctl("start_app")
-    started = time.monotonic()
-    await burst.reached(len(burst.acked) + 10)
-    acked = await burst.stop()
-
-    await consuming_again(private_broker, stack.settings, CONSUMING_AGAIN - (time.monotonic() - started))
-    items = await history(bob, room["id"])
-    assert_gap_free(items)
-    assert_stored_once(items, acked)
-    print(f"{len(acked)} messages; retries {dict(ann.retried)}")
+    consumers = consumers_back(private_broker, stack)
+    await burst.reached(len(burst.acked) + 10)  # flowing again
+    await nothing_lost_or_repeated(burst, consumers, bob)
     await ann.close()
     await bob.close()

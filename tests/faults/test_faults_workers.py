@@ -17,6 +17,7 @@ from support.broker import wait_until_idle
 from support.fcm import write_service_account
 
 from faults.helpers import (
+    UNLIMITED,
     Burst,
     Persistent,
     assert_gap_free,
@@ -29,7 +30,6 @@ pytestmark = pytest.mark.e2e
 
 KILLED = ("messaging", "meetups", "polls", "notifications")
 RESTARTED_WITHIN = 30.0  # seconds: the supervisor's first backoff, then a cold start against the stand-in
-UNLIMITED = 1_000_000  # requests per minute: the burst is not what the rate limit is about
 
 
 def next_week() -> str:
