@@ -42,6 +42,11 @@ def consumers_back(private_broker, stack) -> asyncio.Task[None]:
 async def nothing_lost_or_repeated(burst: Burst, consumers: asyncio.Task[None], reader: Persistent) -> None:
     acked = await burst.stop()
     await consumers
+    # Events flow to connections again: the reader gets one more message live.
+    last = (await burst.sender.ok("send_message", {"room_id": burst.room_id, "content": "after the faults"}))["item"]
+    acked[last["content"]] = last
+    client = await reader.connection()
+    assert (await client.expect_event("room.item_added", lambda d: d["item"]["id"] == last["id"]))["item"] == last
     items = await history(reader, burst.room_id)
     assert_gap_free(items)
     assert_stored_once(items, acked)
