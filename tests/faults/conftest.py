@@ -5,6 +5,7 @@ closed connections, a stopped broker and killed workers never reach the shared b
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +15,8 @@ from support.private_broker import PrivateBroker
 
 @pytest.fixture(scope="package")
 async def private_broker() -> AsyncIterator[PrivateBroker]:
+    if os.geteuid() != 0:  # the node's folder is handed to the rabbitmq user, as Debian's wrapper runs it
+        pytest.fail("tests/faults start a private RabbitMQ node of their own: run them as root")
     async with PrivateBroker() as broker:
         yield broker
 
