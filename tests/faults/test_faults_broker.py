@@ -11,6 +11,7 @@ import pytest
 from e2e.helpers import new_user
 
 from faults.helpers import (
+    RETRYABLE,
     UNLIMITED,
     Burst,
     Persistent,
@@ -51,6 +52,7 @@ async def nothing_lost_or_repeated(burst: Burst, consumers: asyncio.Task[None], 
     assert_gap_free(items)
     assert_stored_once(items, acked)
     print(f"{len(acked)} messages; retries {dict(burst.sender.retried)}")
+    assert set(burst.sender.retried) <= RETRYABLE  # every retry followed a reply: no connection was dropped
 
 
 async def test_closed_connections_during_a_burst_lose_and_repeat_nothing(start_stack, private_broker):

@@ -17,6 +17,7 @@ from support.broker import wait_until_idle
 from support.fcm import write_service_account
 
 from faults.helpers import (
+    RETRYABLE,
     UNLIMITED,
     Burst,
     Persistent,
@@ -104,4 +105,5 @@ async def test_killed_workers_lose_nothing_acknowledged_and_repeat_nothing(start
     for push in fcm.sends_to(token):
         assert push.message["notification"]["body"].endswith(by_seq[push.message["data"]["seq"]]["content"])
     print(f"{len(acked)} messages, {len(created)} polls, {len(pushed)} pushes; retries {dict(ann.retried)}")
+    assert set(ann.retried) <= RETRYABLE  # every retry followed a reply: no connection was dropped
     await ann.close()
