@@ -122,7 +122,10 @@ class Context:
         await write(doc, entries)
         # Everything still in the outbox, in version order: an earlier writer (another replica) may
         # not have published its events yet, and publishing after it would swap the room's order.
-        await self.runtime.outbox.flush(doc, sorted(doc.outbox, key=lambda e: e["version"]))
+        try:
+            await self.runtime.outbox.flush(doc, sorted(doc.outbox, key=lambda e: e["version"]))
+        except Exception as error:  # written is done: the relay publishes what is left in the outbox
+            log.warning("publish failed; the relay will publish", error=repr(error), aggregate_id=doc.id)
         events = [AnyEvent.model_validate(envelope(entry)) for entry in entries]
         await self.runtime.project(events)
         await self.runtime.hand_over(events, self.cause)

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from pydantic import ValidationError
 
 from contracts.envelope import AnyEvent, Command, Failure, Reply
@@ -38,13 +41,12 @@ async def run_command(worker: Worker, runtime: Runtime, command: Command) -> Rep
         if reply.error is not None and reply.remembered:
             await remember(command.key, reply.model_dump(mode="json"))
         return reply
-    ours, done = await claim(command.key, stale_after=runtime.settings.request_timeout_seconds)
-    if not ours:
-        return Reply.model_validate(done)
-    # A copy cut off by a crash may have committed before it could remember its reply.
-    stored = await StoredEvent.find_one(StoredEvent.command_key == command.key)
-    if stored is not None and stored.reply is not None:
-        reply = Reply(ok=stored.reply)
+    claimed = await claim(command.key, stale_after=runtime.settings.request_timeout_seconds)
+    if not claimed.ours:
+        return Reply.model_validate(claimed.reply)
+    stored = await _committed_before(runtime, command) if claimed.taken_over else None
+    if stored is not None:
+        reply = Reply(ok=stored)
     else:
         try:
             reply = await _decide(handler, spec, runtime, command)
@@ -53,6 +55,14 @@ async def run_command(worker: Worker, runtime: Runtime, command: Command) -> Rep
             raise
     await settle(command.key, reply.model_dump(mode="json") if reply.remembered else None)
     return reply
+
+
+async def _committed_before(runtime: Runtime, command: Command) -> dict[str, Any] | None:
+    """The reply a crashed copy of ``command`` committed before it could remember it, if it did:
+    its events are in the event store, or still in an aggregate's outbox (the relay stores them)."""
+    await runtime.outbox.relay_once(older_than=timedelta(0))
+    stored = await StoredEvent.find_one(StoredEvent.command_key == command.key)
+    return stored.reply if stored is not None else None
 
 
 async def _decide(handler: CommandHandler, spec: Spec, runtime: Runtime, command: Command) -> Reply:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Self, TypeVar, get_type_hints
 
@@ -72,18 +72,27 @@ class ProcessedCommand(Document):
 RUNTIME_DOCUMENTS: list[type[Document]] = [StoredEvent, ProcessedCommand]
 
 
-async def claim(key: str, stale_after: float) -> tuple[bool, dict[str, Any] | None]:
-    """Claim ``key`` for this copy of a command: ``(True, None)`` when it is ours to act on, else
-    ``(False, reply)`` with the first copy's outcome, waited for while that copy is acting.
+@dataclass(frozen=True)
+class Claim:
+    """``ours``: this copy of the command acts (``taken_over``: from a copy that crashed, which may
+    have committed already); otherwise ``reply`` is the first copy's outcome."""
+
+    ours: bool
+    reply: dict[str, Any] | None = None
+    taken_over: bool = False
+
+
+async def claim(key: str, stale_after: float) -> Claim:
+    """Claim ``key`` for this copy of a command, or wait for the outcome of the copy that has it.
 
     A claim still pending ``stale_after`` seconds after it was made belongs to a copy that crashed:
-    it is taken over (``(True, None)``), and the caller checks what that copy had already done.
+    it is taken over, and the caller checks what that copy had already done.
     """
     collection = ProcessedCommand.get_pymongo_collection()
     now = time.time()
     try:
         await collection.insert_one(ProcessedCommand(id=key, claimed_at=now).model_dump(by_alias=True))
-        return True, None
+        return Claim(ours=True)
     except DuplicateKeyError:
         pass
     delay = CLAIM_POLL_SECONDS
@@ -92,14 +101,14 @@ async def claim(key: str, stale_after: float) -> tuple[bool, dict[str, Any] | No
         if found is None:  # the first copy gave up (no outcome to remember): act
             return await claim(key, stale_after)
         if found.get("reply") is not None:
-            return False, found["reply"]
+            return Claim(ours=False, reply=found["reply"])
         now = time.time()
         if now - found["claimed_at"] >= stale_after:
             taken = await collection.update_one(
                 {"_id": key, "claimed_at": found["claimed_at"]}, {"$set": {"claimed_at": now}}
             )
             if taken.modified_count:
-                return True, None
+                return Claim(ours=True, taken_over=True)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
 

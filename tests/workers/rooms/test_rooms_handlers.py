@@ -106,3 +106,33 @@ async def test_internal_requests(rooms):
     first = await rooms.ok("open_meetup_room", alice, data)
     assert await rooms.ok("open_meetup_room", alice, data, id="another") == first
     assert rooms.events("room.created")[-1]["payload"]["room"]["meetup_id"] == "m1"
+
+
+async def test_a_copy_that_takes_over_from_a_crashed_one_answers_what_it_committed(rooms, monkeypatch):
+    """The first copy wrote the aggregate and died before publishing or remembering: a retry, once the
+    claim is stale, gets that copy's ok (not conflict), and the event goes out once."""
+    from workers.runtime import dispatch
+    from workers.runtime.store import ProcessedCommand
+
+    class Crash(BaseException):
+        pass
+
+    alice, bob = rooms.add_users("Alice", "Bob")
+    room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": []}))["room"]["id"]
+
+    async def die(*args, **kwargs):
+        raise Crash
+
+    async def never(*args, **kwargs):  # a dead process releases nothing
+        return None
+
+    monkeypatch.setattr(rooms.outbox, "flush", die)
+    monkeypatch.setattr(dispatch, "settle", never)
+    with pytest.raises(Crash):
+        await rooms.command("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id}, id="crashy")
+    monkeypatch.undo()
+    assert rooms.events("room.member_joined") == []
+    await ProcessedCommand.get_pymongo_collection().update_many({}, {"$set": {"claimed_at": 0.0}})  # long ago
+    reply = await rooms.command("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id}, id="crashy")
+    assert (reply.ok, reply.error) == ({}, None)
+    assert len(rooms.events("room.member_joined")) == 1
