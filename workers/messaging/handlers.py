@@ -161,7 +161,8 @@ def announcement_id(event: AnyEvent) -> str:
 async def relay_items(runtime: Runtime) -> None:
     """Publish items whose publish a crash cut off (their writer never marked them)."""
     for entry in await storage.unpublished(runtime.now() - RELAY_AFTER):
-        runtime.outbox.publish_later(entry, storage.mark_published)
+        if entry["event_id"] not in runtime.outbox.pending:  # queued here, still on its way
+            runtime.outbox.publish_later(entry, storage.mark_published)
 
 
 # Reactions: the rooms' copies, their client events, announcements --------------------------------

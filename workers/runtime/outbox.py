@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import structlog
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 from pydantic import BaseModel
@@ -93,11 +95,23 @@ class Outbox:
         self._later: asyncio.Queue[tuple[dict[str, Any], Published]] = asyncio.Queue()
         self._confirmed: asyncio.Queue[tuple[dict[str, Any], Published]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self.pending: set[str] = set()  # event ids queued here and not yet marked: the relay leaves them
+        self._exchanges: tuple[aio_pika.abc.AbstractExchange, aio_pika.abc.AbstractExchange] | None = None
+        self._names = names
+
+    async def attach(self, channel: aio_pika.abc.AbstractChannel) -> None:
+        """A confirming channel of the worker's own for ``publish_later``: publishes are written in
+        order and their confirmations awaited together, so a busy room's events keep up."""
+        self._exchanges = (
+            await channel.get_exchange(self._names.events, ensure=False),
+            await channel.get_exchange(self._names.deliveries, ensure=False),
+        )
 
     def publish_later(self, entry: dict[str, Any], published: Published) -> None:
         """Publish ``entry`` after those queued before it, off the caller's path; ``published`` is
         called with each batch of confirmed entries (one write marks a whole batch)."""
         self._later.put_nowait((entry, published))
+        self.pending.add(entry["event_id"])
         if not self._tasks or any(task.done() for task in self._tasks):
             for task in self._tasks:
                 task.cancel()
@@ -110,14 +124,40 @@ class Outbox:
 
     async def _publish_queued(self) -> None:
         while True:
-            entry, published = await self._later.get()
+            batch = [await self._later.get()]
+            while not self._later.empty() and len(batch) < BATCH:
+                batch.append(self._later.get_nowait())
             try:
-                await self._publish_retrying(entry)
-                self._confirmed.put_nowait((entry, published))
+                await self._publish_batch([entry for entry, _ in batch])
+                for item in batch:
+                    self._confirmed.put_nowait(item)
             except Exception:  # the relay publishes what is left unmarked
                 log.exception("queued publish failed")
+                self.pending.difference_update(entry["event_id"] for entry, _ in batch)
             finally:
-                self._later.task_done()
+                for _ in batch:
+                    self._later.task_done()
+
+    async def _publish_batch(self, entries: list[dict[str, Any]]) -> None:
+        """Every message of ``entries``, written in order, confirmations awaited together; on any
+        failure the whole batch again, one by one (at least once: consumers drop what they had)."""
+        if self._exchanges is None:
+            for entry in entries:
+                await self._publish_retrying(entry)
+            return
+        events, deliveries = self._exchanges
+        # Each publish takes the channel's lock in the order the tasks start (FIFO), so the broker
+        # gets them in this order; only the waits for confirmation overlap.
+        sends = [
+            asyncio.create_task(exchange.publish(message, routing_key=key, mandatory=False))
+            for entry in entries
+            for exchange, message, key in _messages(entry, events, deliveries)
+        ]
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        if failed := [o for o in outcomes if isinstance(o, BaseException)]:
+            log.warning("batch publish failed; publishing again", error=repr(failed[0]), messages=len(sends))
+            for entry in entries:
+                await self._publish_retrying(entry)
 
     async def _mark_confirmed(self) -> None:
         """One write per batch of confirmed entries (per kind of entry)."""
@@ -131,6 +171,7 @@ class Outbox:
             except Exception:  # the relay publishes again what is left unmarked: at least once
                 log.exception("marking published entries failed")
             finally:
+                self.pending.difference_update(entry["event_id"] for entry, _ in batch)
                 for _ in batch:
                     self._confirmed.task_done()
 
@@ -206,6 +247,24 @@ class Outbox:
         if count:
             log.info("outbox relayed", events=count)
         return count
+
+
+def _messages(
+    entry: dict[str, Any], events: aio_pika.abc.AbstractExchange, deliveries: aio_pika.abc.AbstractExchange
+) -> list[tuple[aio_pika.abc.AbstractExchange, aio_pika.Message, str]]:
+    """The event of ``entry`` (persistent) and its client deliveries, as the FastStream path sends them."""
+    event = aio_pika.Message(
+        json.dumps(envelope(entry)).encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=entry["event_id"],
+        correlation_id=entry["correlation_id"],
+    )
+    sent = [(events, event, entry["type"])]
+    for delivery in entry["deliveries"]:
+        body = aio_pika.Message(json.dumps(delivery["body"]).encode(), content_type="application/json")
+        sent.append((deliveries, body, delivery["key"]))
+    return sent
 
 
 def _aware(value: datetime) -> datetime:

@@ -156,6 +156,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
             await topology.declare_work_queue(
                 channel, names, names.reaction_queue(worker.name, name), names.events, types
             )
+        await outbox.attach(await connection.channel(publisher_confirms=True))
         runtime.rpc = RpcClient(channel, names, settings.request_timeout_seconds)
         await runtime.rpc.start()
 
