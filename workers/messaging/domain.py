@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from contracts.common import parse_time
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
 from contracts.events import (
@@ -31,7 +32,7 @@ from contracts.frames import (
     RoomUpdatedFrame,
 )
 from contracts.routing import room_key, user_key
-from contracts.shapes import ItemKind, Room, RoomItem
+from contracts.shapes import ItemKind, Poll, Room, RoomItem
 
 
 class MessagingError(Rejected):
@@ -270,15 +271,20 @@ def meetup_moved(event: MeetupMoved) -> str:
     return f"{meetup.name} moved to {meetup.location}"
 
 
+def _choice(poll: Poll, choice: str) -> str:
+    """A choice as people read it: a reschedule poll's choices are times."""
+    return _when(parse_time(choice)) if poll.poll_type == "reschedule" else choice
+
+
 def poll_created(event: PollCreated) -> str:
-    choices = ", ".join(event.poll.choices)
+    choices = ", ".join(_choice(event.poll, choice) for choice in event.poll.choices)
     return f"{event.creator_name} started a poll: {event.poll.description} ({choices})"
 
 
 def poll_closed(event: PollClosed) -> str:
     if event.winner is None:
         return f"Poll closed without votes: {event.poll.description}"
-    return f"Poll closed: {event.poll.description}. Chosen: {event.winner}"
+    return f"Poll closed: {event.poll.description}. Chosen: {_choice(event.poll, event.winner)}"
 
 
 def room_announcement(payload: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) -> str | None:

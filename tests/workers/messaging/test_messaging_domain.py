@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.events import MemberJoined, MemberLeft, PollClosed, RoomCreated, RoomInfo
+from contracts.events import MemberJoined, MemberLeft, PollClosed, PollCreated, RoomCreated, RoomInfo
 from contracts.routing import room_key, user_key
 from contracts.shapes import Poll
 from workers.messaging import domain
@@ -109,3 +109,24 @@ def test_announcements_name_users_by_name():
     )
     assert "without votes" in domain.poll_closed(PollClosed(poll=poll, room_id="r", winner=None))
     assert "Sushi" in domain.poll_closed(PollClosed(poll=poll, room_id="r", winner="Sushi"))
+
+
+def test_reschedule_choices_are_announced_as_times_people_read():
+    """A reschedule poll's choices and winner read as dates, not ISO strings."""
+    poll = Poll(
+        id="p",
+        meetup_id="m",
+        poll_type="reschedule",
+        description="When?",
+        choices=["2026-12-07T19:00:00.000Z", "2026-12-08T19:00:00.000Z"],
+        participant_ids=["a"],
+        votes=[],
+        status="closed",
+        creator_id="a",
+        created_at=NOW,
+        winner_index=1,
+    )
+    created = domain.poll_created(PollCreated(poll=poll, room_id="r", creator_name="Alice"))
+    assert created == "Alice started a poll: When? (Mon 07 Dec 2026, 19:00 UTC, Tue 08 Dec 2026, 19:00 UTC)"
+    closed = domain.poll_closed(PollClosed(poll=poll, room_id="r", winner="2026-12-08T19:00:00.000Z"))
+    assert closed.endswith("Chosen: Tue 08 Dec 2026, 19:00 UTC")
