@@ -3,10 +3,10 @@
 from datetime import UTC, datetime
 
 import pytest
+from support.shapes import a_poll
 
 from contracts.events import MemberJoined, MemberLeft, PollClosed, PollCreated, RoomCreated, RoomInfo
 from contracts.routing import room_key, user_key
-from contracts.shapes import Poll
 from workers.messaging import domain
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,36 +94,18 @@ def test_announcements_name_users_by_name():
     joined = MemberJoined(room=INFO, user_id="b", user_name="Bob", invited_by="a", invited_by_name="Alice")
     assert domain.member_joined(joined) == "Alice added Bob"
     assert domain.room_announcement(joined) == "Alice added Bob"
-    poll = Poll(
-        id="p",
-        meetup_id="m",
-        poll_type="generic",
-        description="Food?",
-        choices=["Pizza", "Sushi"],
-        participant_ids=["a"],
-        votes=[],
-        status="closed",
-        creator_id="a",
-        created_at=NOW,
-        winner_index=None,
-    )
+    poll = a_poll(status="closed")
     assert "without votes" in domain.poll_closed(PollClosed(poll=poll, room_id="r", winner=None))
     assert "Sushi" in domain.poll_closed(PollClosed(poll=poll, room_id="r", winner="Sushi"))
 
 
 def test_reschedule_choices_are_announced_as_times_people_read():
     """A reschedule poll's choices and winner read as dates, not ISO strings."""
-    poll = Poll(
-        id="p",
-        meetup_id="m",
+    poll = a_poll(
         poll_type="reschedule",
         description="When?",
         choices=["2026-12-07T19:00:00.000Z", "2026-12-08T19:00:00.000Z"],
-        participant_ids=["a"],
-        votes=[],
         status="closed",
-        creator_id="a",
-        created_at=NOW,
         winner_index=1,
     )
     created = domain.poll_created(PollCreated(poll=poll, room_id="r", creator_name="Alice"))

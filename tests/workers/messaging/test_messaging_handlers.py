@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from support.handlers import event, harness
+from support.shapes import a_poll
 
 from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo
 from contracts.routing import user_key
@@ -169,23 +170,10 @@ async def test_marks_unread_counts_and_list_rooms(messaging):
 async def test_meetup_and_poll_announcements_come_once(messaging):
     """An announcement of another worker's event is written once however often the event comes."""
     from contracts.events import PollCreated
-    from contracts.shapes import Poll
 
     alice, bob = messaging.add_users("Alice", "Bob")
     await room_with(messaging, alice, bob)
-    poll = Poll(
-        id="p",
-        meetup_id="m",
-        poll_type="generic",
-        description="Food?",
-        choices=["Pizza", "Sushi"],
-        participant_ids=[alice.id],
-        votes=[],
-        status="open",
-        creator_id=alice.id,
-        created_at=datetime.now(UTC),
-        winner_index=None,
-    )
+    poll = a_poll(participant_ids=[alice.id], creator_id=alice.id)
     opened = event("poll.created", PollCreated(poll=poll, room_id="r1", creator_name="Alice"))
     await messaging.react("announce_poll_created", opened)
     await messaging.react("announce_poll_created", opened)
