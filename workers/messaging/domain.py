@@ -32,7 +32,7 @@ from contracts.frames import (
     RoomUpdatedFrame,
 )
 from contracts.routing import room_key, user_key
-from contracts.shapes import ItemKind, Poll, Room, RoomItem
+from contracts.shapes import ItemKind, Poll, Room, RoomItem, RoomSummary
 
 
 class MessagingError(Rejected):
@@ -159,6 +159,11 @@ def _item(
     return Fact(
         "room.item_added", copy.id, payload, (Send(room_key(copy.id), "room.item_added", ItemAddedFrame(item=item)),)
     )
+
+
+def latest_activity_first(summaries: list[RoomSummary]) -> list[RoomSummary]:
+    """``list_rooms``' order: by the last item's ``sent_at``, else the room's ``created_at``."""
+    return sorted(summaries, key=lambda s: s.last_item.sent_at if s.last_item else s.room.created_at, reverse=True)
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,7 @@ async def list_rooms(data: Empty, ctx: Context) -> RoomList:
                 unread_count=await storage.unread(copy.id, user_id, mark),
             )
         )
-    summaries.sort(key=lambda s: s.last_item.sent_at if s.last_item else s.room.created_at, reverse=True)
-    return RoomList(rooms=summaries)
+    return RoomList(rooms=domain.latest_activity_first(summaries))
 
 
 # The timeline ---------------------------------------------------------------------------------
