@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,12 @@ log = structlog.get_logger()
 
 RELAY_EVERY = 2.0  # seconds between relay passes
 RELAY_AFTER = timedelta(seconds=5)  # an outbox entry this old was left behind by a crash
-BATCH = 100  # entries published before one write marks them
+BATCH = 100  # entries published together
+# Confirmed entries are marked published in one write per this many seconds, not one per publish:
+# under load that write would be a second per send. A crash leaves at most this long unmarked,
+# which the relay publishes again (consumers drop what they had). Shorter than RELAY_AFTER.
+MARK_EVERY = 1.0
+MARK_BATCH = 1000  # entries marked by one write at most
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class Outbox:
         self._later: asyncio.Queue[tuple[dict[str, Any], Published]] = asyncio.Queue()
         self._confirmed: asyncio.Queue[tuple[dict[str, Any], Published]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._mark_now = asyncio.Event()  # set by ``drain``: mark what is confirmed without waiting
         self.pending: set[str] = set()  # event ids queued here and not yet marked: the relay leaves them
         self._exchanges: tuple[aio_pika.abc.AbstractExchange, aio_pika.abc.AbstractExchange] | None = None
         self._names = names
@@ -120,7 +127,11 @@ class Outbox:
     async def drain(self) -> None:
         """Wait until everything queued by ``publish_later`` is published and marked."""
         await self._later.join()
-        await self._confirmed.join()
+        self._mark_now.set()
+        try:
+            await self._confirmed.join()
+        finally:
+            self._mark_now.clear()
 
     async def _publish_queued(self) -> None:
         while True:
@@ -160,10 +171,13 @@ class Outbox:
                 await self._publish_retrying(entry)
 
     async def _mark_confirmed(self) -> None:
-        """One write per batch of confirmed entries (per kind of entry)."""
+        """One write per ``MARK_EVERY`` for the entries confirmed meanwhile (per kind of entry)."""
         while True:
             batch = [await self._confirmed.get()]
-            while not self._confirmed.empty() and len(batch) < BATCH:
+            if not self._mark_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._mark_now.wait(), MARK_EVERY)
+            while not self._confirmed.empty() and len(batch) < MARK_BATCH:
                 batch.append(self._confirmed.get_nowait())
             try:
                 for published in {id(p): p for _, p in batch}.values():

@@ -7,16 +7,19 @@ hands them over (``apply_events``) and asks nothing of any other worker (the fak
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 from support.handlers import event, harness
 from support.shapes import a_poll
 
+from contracts.envelope import Command
 from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo
 from contracts.routing import user_key
 from workers.messaging.app import WORKER
 from workers.messaging.storage import Item
+from workers.runtime.dispatch import run_command
 
 
 @pytest.fixture
@@ -179,6 +182,32 @@ async def test_meetup_and_poll_announcements_come_once(messaging):
     await messaging.react("announce_poll_created", opened)
     items = (await messaging.ok("get_room_items", bob, {"room_id": "r1"}))["items"]
     assert [i["content"] for i in items] == ["Alice created the room Den", "Alice started a poll: Food? (Pizza, Sushi)"]
+
+
+async def test_items_published_meanwhile_are_marked_by_one_write(messaging, monkeypatch):
+    """The publish marks are no second write per send: one write marks what was confirmed meanwhile."""
+    from workers.messaging import storage
+    from workers.runtime import outbox
+
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    monkeypatch.setattr(outbox, "MARK_EVERY", 60.0)  # nothing marks by time in this test: drain() does
+    marked: list[list[str]] = []
+    original = storage.mark_published
+
+    async def spy(entries):
+        marked.append([entry["payload"]["item"]["content"] for entry in entries])
+        await original(entries)
+
+    monkeypatch.setattr(storage, "mark_published", spy)
+    for text in ("one", "two", "three"):
+        data = {"room_id": "r1", "content": text}
+        command = Command(type="send_message", id=uuid.uuid4().hex, user_id=alice.id, data=data)
+        assert (await run_command(WORKER, messaging.runtime, command)).error is None
+    assert marked == []
+    await messaging.outbox.drain()
+    assert marked == [["one", "two", "three"]]
+    assert all(i.published_at is not None for i in await Item.find(Item.room_id == "r1").to_list())
 
 
 async def test_a_published_item_is_marked_and_the_relay_leaves_it(messaging):
