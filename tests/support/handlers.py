@@ -134,6 +134,16 @@ def event(
     )
 
 
+def replica(of: Harness) -> Harness:
+    """Another process of the same worker on the same database: its own memory, outbox and fakes."""
+    outbox = RecordingOutbox(of.outbox._aggregates)
+    rpc = FakeRpc()
+    runtime = Runtime(Settings(), outbox, rpc, of.worker.projections.values(), of.worker.followers)  # type: ignore[arg-type]
+    twin = Harness(of.worker, runtime, outbox, rpc)
+    twin.directory = of.directory
+    return twin
+
+
 async def harness(worker: Worker, mongo_url: str) -> Harness:
     """A worker on a fresh database of the stand-in."""
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)

@@ -123,9 +123,9 @@ def names_in(event: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) -> di
 # Items ----------------------------------------------------------------------------------------
 
 
-def send_message(copy: RoomCopy, sender_id: str, content: str, item_id: str, seq: int, now: datetime) -> Fact:
-    """A message at ``seq``; sending moves the sender's read mark to it (``room.read`` to them)."""
-    readable(copy, sender_id)
+def send_message(copy: RoomCopy | None, sender_id: str, content: str, item_id: str, seq: int, now: datetime) -> Fact:
+    """A message at ``seq``, from a participant; sending moves the sender's read mark to it (``room.read`` to them)."""
+    copy = readable(copy, sender_id)
     fact = _item(copy, "message", sender_id, content, item_id, seq, now)
     read = RoomReadFrame(room_id=copy.id, last_read_seq=seq)
     return Fact(fact.type, fact.aggregate_id, fact.payload, (*fact.sends, Send(user_key(sender_id), "room.read", read)))

@@ -7,8 +7,10 @@ reading and listing ask no other worker. A send is one write: the item, stored w
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pymongo.errors import DuplicateKeyError
@@ -46,16 +48,18 @@ async def participant(ctx: Context, room_id: str) -> RoomCopy:
 async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply:
     assert ctx.user_id and ctx.cause.command_key
     item_id = storage.item_id_of(ctx.cause.command_key)
+    user_id, now = ctx.user_id, ctx.now()
     try:
-        copy = await participant(ctx, data.room_id)
+        item = await append(
+            ctx,
+            data.room_id,
+            item_id,
+            lambda copy, seq: domain.send_message(copy, user_id, data.content, item_id, seq, now),
+        )
     except domain.MessagingError:
         if (sent := await storage.item(item_id)) is not None:  # a retry after the sender left
             return ItemReply(item=first_outcome(sent))
         raise
-    user_id, now = ctx.user_id, ctx.now()
-    item = await append(
-        ctx, copy.id, item_id, lambda seq: domain.send_message(copy, user_id, data.content, item_id, seq, now)
-    )
     return ItemReply(item=item)
 
 
@@ -103,21 +107,53 @@ async def list_rooms(data: Empty, ctx: Context) -> RoomList:
 # The timeline ---------------------------------------------------------------------------------
 
 
-async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[int], Fact]) -> RoomItem:
-    """Store the item ``decide(seq)`` makes at the room's next ``seq``, then have it published.
+COPY_FRESH = 1.0  # seconds a room copy read by this process serves sends (names, images; see append)
+
+
+@dataclass
+class Timeline:
+    """What this process knows of a room's timeline: its last ``seq``, and the room's copy as read
+    after the item at that ``seq`` was stored (``read_at``: monotonic seconds; None: read it again)."""
+
+    last_seq: int
+    copy: RoomCopy | None = None
+    read_at: float = 0.0
+
+
+async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[RoomCopy | None, int], Fact]) -> RoomItem:
+    """Store the item ``decide(copy, seq)`` makes at the room's next ``seq``, then have it published.
 
     The unique ``(room_id, seq)`` index is the check: a replica that wrote first takes the number
     and this one publishes what that one wrote (so the room's order holds) before trying the next.
     The unique item id makes a second copy of the same command, or of the same announcement, act
-    once. This process remembers each room's last ``seq``, so a send reads nothing for it.
+    once.
+
+    This process remembers each room's last ``seq`` and the room's copy, so a send reads nothing.
+    The copy is safe to decide from because every membership change writes the copy first and then
+    its announcement into the timeline, before rooms replies: a copy read after this process last
+    learned the room's ``seq`` holds every change up to it, and an insert at the next ``seq``
+    succeeds only if nothing (no announcement) came in between. So the copy is read again whenever
+    the timeline moved under this process, after this process wrote an announcement, when it
+    refuses someone (a member added meanwhile must not be refused), and after ``COPY_FRESH``
+    (renames and images, which write no item).
     """
-    known: dict[str, int] = ctx.runtime.memory.setdefault("last_seq", {})
+    timelines: dict[str, Timeline] = ctx.runtime.memory.setdefault("timelines", {})
     outbox = ctx.runtime.outbox
     async with ctx.lock(room_id):
         for _ in range(ATTEMPTS):
-            if room_id not in known:
-                known[room_id] = await storage.last_seq(room_id)
-            fact = decide(known[room_id] + 1)
+            known = timelines.get(room_id)
+            if known is None:
+                known = timelines[room_id] = Timeline(await storage.last_seq(room_id))
+            fresh = known.copy is None or time.monotonic() - known.read_at > COPY_FRESH
+            if fresh:
+                known.copy, known.read_at = (await storage.copy(room_id))[1], time.monotonic()
+            try:
+                fact = decide(known.copy, known.last_seq + 1)
+            except domain.MessagingError:
+                if fresh:
+                    raise
+                known.copy = None  # refused by a copy read earlier: decide again from the stored one
+                continue
             assert isinstance(fact.payload, ItemAdded)
             item = fact.payload.item
             entry = stamp(fact, item.seq, ctx.cause, item.sent_at)
@@ -128,11 +164,14 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[int
                     if done.published_at is None:  # its first writer may have crashed before publishing
                         outbox.publish_later(done.event, storage.mark_published)
                     return first_outcome(done)
-                for earlier in await storage.entries_after(room_id, known[room_id]):
+                for earlier in await storage.entries_after(room_id, known.last_seq):
                     outbox.publish_later(earlier, storage.mark_published)
-                    known[room_id] = earlier["version"]
+                    known.last_seq = earlier["version"]
+                known.copy = None  # the timeline moved under this process: perhaps a membership change
                 continue
-            known[room_id] = item.seq
+            known.last_seq = item.seq
+            if item.kind != "message":
+                known.copy = None  # this process announced a change: its copy is read again next time
             outbox.publish_later(entry, storage.mark_published)
             return item
     raise ConcurrencyError(room_id)
@@ -150,7 +189,7 @@ async def announce(ctx: Context, copy: RoomCopy, text: str, newcomers: tuple[str
     assert ctx.event is not None
     item_id = announcement_id(ctx.event)
     now = ctx.now()
-    await append(ctx, copy.id, item_id, lambda seq: domain.announce(copy, text, item_id, seq, now, newcomers))
+    await append(ctx, copy.id, item_id, lambda _, seq: domain.announce(copy, text, item_id, seq, now, newcomers))
 
 
 def announcement_id(event: AnyEvent) -> str:
@@ -189,6 +228,9 @@ async def follow_room(payload: RoomEvent, ctx: Context) -> None:
     text = domain.room_announcement(payload)
     if text is not None and await storage.item(announcement_id(ctx.event)) is not None:
         return
+    # The copy holds the event before its announcement is stored (``append`` relies on it); from the
+    # queues, copy_rooms may not have come to it yet.
+    await copy_room(payload, ctx.event)
     room = domain.copy_room(None, payload.room, domain.names_in(payload), ctx.event.version)
     assert room is not None
     last_seq = await storage.last_seq(room.id)

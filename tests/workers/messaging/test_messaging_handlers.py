@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from support.handlers import event, harness
+from support.handlers import event, harness, replica
 from support.shapes import a_poll
 
 from contracts.envelope import Command
@@ -90,6 +90,73 @@ async def test_one_write_per_send(messaging, monkeypatch):
     reply = await messaging.command("send_message", alice, {"room_id": "r1", "content": "hi"})
     assert reply.error is None
     assert writes == ["items.insert_one"]
+
+
+async def test_a_send_reads_nothing_once_the_room_is_known(messaging, monkeypatch):
+    """This process keeps each room's last seq and copy: a second send makes no database read."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "warm"})
+    reads: list[str] = []
+    collection = Item.get_pymongo_collection()
+    for name in ("find", "find_one", "aggregate", "count_documents"):
+        original = getattr(type(collection), name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            reads.append(f"{self.name}.{_name}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(collection), name, spy)
+    reply = await messaging.command("send_message", bob, {"room_id": "r1", "content": "hi"})
+    assert reply.error is None
+    assert reads == []
+
+
+async def test_a_replica_that_knew_the_room_refuses_a_leaver(messaging):
+    """Another replica applies the leave: this one's copy is older, but the leave's announcement took
+    the next seq, so this one's insert fails, and it reads the room again before deciding."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    other = replica(messaging)
+    await messaging.ok("send_message", bob, {"room_id": "r1", "content": "still here"})
+    left = MemberLeft(room=info(alice.id), user_id=bob.id, user_name="Bob")
+    await hand_over(other, event("room.member_left", left, "r1", 2))
+    assert await messaging.error("send_message", bob, {"room_id": "r1", "content": "hi"}) == "forbidden"
+    item = (await messaging.ok("send_message", alice, {"room_id": "r1", "content": "bye"}))["item"]
+    assert item["seq"] == 4, "after the leave's announcement"
+
+
+async def test_a_replica_that_knew_the_room_lets_a_newcomer_post(messaging):
+    """Another replica applies the invite: this one's copy lacks the newcomer, so it reads the room
+    again before refusing anyone."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice)
+    other = replica(messaging)
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "alone"})
+    await hand_over(other, event("room.member_joined", bob_joins(alice, bob), "r1", 2))
+    item = (await messaging.ok("send_message", bob, {"room_id": "r1", "content": "hello"}))["item"]
+    assert item["seq"] == 4
+
+
+async def test_a_leaver_who_posted_cannot_post_after_the_leave(messaging):
+    """The same process applies the leave: writing its announcement makes it read the copy again."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    await messaging.ok("send_message", bob, {"room_id": "r1", "content": "still here"})
+    left = MemberLeft(room=info(alice.id), user_id=bob.id, user_name="Bob")
+    await hand_over(messaging, event("room.member_left", left, "r1", 2))
+    assert await messaging.error("send_message", bob, {"room_id": "r1", "content": "hi"}) == "forbidden"
+
+
+async def test_a_leave_from_the_queue_changes_the_copy_before_its_announcement(messaging):
+    """From the queues (no hand-over), follow_rooms may come before copy_rooms: it writes the copy
+    first, so no process reads a copy older than the timeline it knows."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    await messaging.ok("send_message", bob, {"room_id": "r1", "content": "still here"})
+    left = MemberLeft(room=info(alice.id), user_id=bob.id, user_name="Bob")
+    await messaging.react("follow_rooms", event("room.member_left", left, "r1", 2))
+    assert await messaging.error("send_message", bob, {"room_id": "r1", "content": "hi"}) == "forbidden"
 
 
 async def test_outsiders_and_missing_rooms(messaging):
