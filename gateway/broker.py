@@ -11,6 +11,7 @@ on the right bindings whatever order they ran in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 
 import aio_pika
@@ -27,6 +28,10 @@ from contracts.routing import EVERYONE, GATEWAYS
 log = structlog.get_logger("gateway.broker")
 
 DELIVERY_PREFETCH = 256
+# Deliveries are acknowledged in bulk: ACK_LINGER seconds after the first one not yet acknowledged,
+# or as soon as ACK_EVERY (well under the prefetch, so the broker never stops sending) are waiting.
+ACK_LINGER = 0.05
+ACK_EVERY = 64
 RETRY_SECONDS = (0.5, 1, 2, 5)
 
 
@@ -60,6 +65,10 @@ class Broker:
         self._bound: set[str] = set()
         self._binding = asyncio.Lock()
         self._consumer: asyncio.Task[None] | None = None
+        self._handled: AbstractIncomingMessage | None = None  # the last message handled, not acked yet
+        self._acking: asyncio.Task[None] | None = None
+        self._unacked = 0
+        self._ack_now = asyncio.Event()  # ack without waiting for ACK_LINGER
 
     @property
     def ready(self) -> bool:
@@ -109,6 +118,9 @@ class Broker:
         if self._consumer is not None:
             self._consumer.cancel()
             await asyncio.gather(self._consumer, return_exceptions=True)
+        if self._acking is not None:
+            self._ack_now.set()
+            await asyncio.gather(self._acking, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
         self._rpc = None
@@ -151,20 +163,43 @@ class Broker:
                     log.warning("binding_failed", key=key, bind=want, error=repr(exc))
 
     async def _consume(self, queue: AbstractQueue, rpc: RpcClient) -> None:
-        # One iterator, one message at a time: events of a room reach connections in order.
+        # One iterator, one message at a time: events of a room reach connections in order. Every
+        # message is acknowledged, a failed one too (it is logged: sending it again would not help),
+        # in bulk: one ack covers every message handled before it (``_ack_handled``).
         async with queue.iterator() as messages:
             async for message in messages:
                 try:
-                    async with message.process(ignore_processed=True):
-                        try:
-                            await self._handle(message, rpc)
-                        except Exception:
-                            log.exception("delivery_failed", routing_key=message.routing_key)
-                except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-                    # The broker closed the channel while this message was handled, so its ack cannot
-                    # go. Consume on (the iterator resumes once reconnected): ending here would leave
-                    # the restored consumer feeding a buffer nobody reads, and every reply would time out.
-                    log.warning("ack_failed", routing_key=message.routing_key, error=repr(exc))
+                    await self._handle(message, rpc)
+                except Exception:
+                    log.exception("delivery_failed", routing_key=message.routing_key)
+                self._handled = message
+                self._unacked += 1
+                if self._unacked >= ACK_EVERY:
+                    self._ack_now.set()
+                if self._acking is None or self._acking.done():
+                    self._acking = asyncio.create_task(self._ack_handled())
+
+    async def _ack_handled(self) -> None:
+        """Acknowledge the last handled message and all before it (``multiple``) ``ACK_LINGER``
+        after the first of them, or once ``ACK_EVERY`` are waiting; again while more were handled
+        meanwhile. So the gateway sends one ack per burst instead of one per message (under load,
+        a third of its writes to the broker); a single task keeps acks in order.
+
+        An ack the broker can no longer take (its channel closed meanwhile) is only logged: the
+        queue went with that channel, and the consumer goes on once reconnected. Ending the consumer
+        instead would leave the restored one feeding a buffer nobody reads (PITFALLS).
+        """
+        while self._handled is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ack_now.wait(), ACK_LINGER)
+            self._ack_now.clear()
+            message, self._handled, self._unacked = self._handled, None, 0
+            if message is None:
+                continue
+            try:
+                await message.ack(multiple=True)
+            except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                log.warning("ack_failed", routing_key=message.routing_key, error=repr(exc))
 
     async def _handle(self, message: AbstractIncomingMessage, rpc: RpcClient) -> None:
         if message.correlation_id and rpc.resolve(message):

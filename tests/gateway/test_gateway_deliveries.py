@@ -6,8 +6,10 @@ whatever those deliveries caused: a test waits for the marker instead of sleepin
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import aio_pika
 import pytest
 from gwclient import event, receive, sign_in
 
@@ -50,6 +52,24 @@ async def test_user_deliveries_reach_all_their_connections_only(url: str, worker
     assert (await event(ann1, "room.read"))["data"] == read.data
     assert (await event(ann2, "room.read"))["data"] == read.data
     assert await marker(publish, bo, "bo") == []
+
+
+async def test_a_burst_of_deliveries_is_acknowledged_in_bulk(url: str, workers, publish, monkeypatch) -> None:
+    """Every delivery is acknowledged, and a burst by far fewer acks than messages (``multiple``)."""
+    acks: list[bool] = []
+    original = aio_pika.IncomingMessage.ack
+
+    async def ack(self, multiple: bool = False) -> None:
+        acks.append(multiple)
+        await original(self, multiple=multiple)
+
+    monkeypatch.setattr(aio_pika.IncomingMessage, "ack", ack)
+    ann = await sign_in(url, "ann")
+    acks.clear()
+    reads = [delivery("room.read", room_id="r1", last_read_seq=n) for n in range(200)]
+    await asyncio.gather(*(publish(user_key("ann"), read) for read in reads))
+    assert [frame["data"] for frame in await marker(publish, ann, "ann")] == [read.data for read in reads]
+    assert 1 <= len(acks) < len(reads) / 4 and all(acks), acks
 
 
 async def test_room_deliveries_reach_the_rooms_users(url: str, workers, rooms, publish) -> None:
