@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     prefetch: Annotated[int, Field(ge=1, le=65535)] = 16  # AMQP's prefetch count is 16 bits
     # How often the users worker looks for gateways that died with connections open (presence).
     presence_sweep_seconds: Seconds = 30.0
+    # How often each worker process reloads its mirrors (in-memory read models, e.g. notifications'
+    # presence) from its database, to catch up with events it missed while disconnected.
+    mirror_reload_seconds: Seconds = 10.0
     # How long <ns>.events.log keeps events (RabbitMQ's x-max-age: "365D", "12h"); unset keeps all,
     # which replay needs to rebuild from the first event.
     log_max_age: str | None = Field(None, pattern=r"^[0-9]+[YMDhms]$")

@@ -2,10 +2,11 @@
 
 Commands: exchange ``<ns>.commands`` (direct), routing key = the owning worker, one quorum queue
 ``<ns>.<worker>.commands`` each. Domain events: exchange ``<ns>.events`` (topic), routing key = the
-event type; each reaction of a worker has its own queue ``<ns>.<worker>.<reaction>``; the stream
-``<ns>.events.log`` takes everything. Client events: exchange ``<ns>.deliveries`` (topic), routed
-``room.<room_id>``, ``user.<digest>`` or ``everyone``; each gateway binds what its connections need,
-and ``gateways`` for what the gateways tell each other.
+event type; each reaction of a worker has its own queue ``<ns>.<worker>.<reaction>``, each mirror
+one per process, ``<ns>.<worker>.<mirror>.<process_id>``; the stream ``<ns>.events.log`` takes
+everything. Client events: exchange ``<ns>.deliveries`` (topic), routed ``room.<room_id>``,
+``user.<digest>`` or ``everyone``; each gateway binds what its connections need, and ``gateways``
+for what the gateways tell each other.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class Names:
 
     def reaction_queue(self, worker: str, reaction: str) -> str:
         return f"{self.namespace}.{worker}.{reaction}"
+
+    def mirror_queue(self, worker: str, mirror: str, process_id: str) -> str:
+        """One worker process's queue of a mirror's events (every replica gets every event): it goes
+        when that process stops consuming it (auto-delete), or after a while unused (x-expires)."""
+        return f"{self.namespace}.{worker}.{mirror}.{process_id}"
 
     def gateway_queue(self, gateway_id: str) -> str:
         """A gateway's exclusive queue: it exists exactly as long as that gateway's connection does."""

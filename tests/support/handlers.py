@@ -1,6 +1,7 @@
 """Run a worker's command and reaction tables in-process, with the real pipeline (idempotency,
 retries, the outbox) and storage on the Mongo stand-in, but fake neighbours: other workers answer
-from scripts, and published events are recorded instead of sent."""
+from scripts, and published events are recorded instead of sent. Its mirrors are loaded before
+anything runs, as a worker process does; ``reload()`` loads them again, as its periodic reload does."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from contracts.envelope import AnyEvent, Command, Failure, Reply
 from contracts.internal import Users
 from contracts.routing import Names
 from contracts.shapes import User
-from workers.runtime.context import Runtime, project
+from workers.runtime.context import Runtime, project, reflect, reload
 from workers.runtime.dispatch import run_command, run_reaction
 from workers.runtime.outbox import Outbox, envelope
 from workers.runtime.store import RUNTIME_DOCUMENTS, Aggregate
@@ -103,11 +104,17 @@ class Harness:
         return reply.error.code
 
     async def react(self, name: str, event: AnyEvent) -> None:
-        if name in self.worker.projections:
+        if name in self.worker.mirrors:
+            reflect(self.runtime, name, self.worker.mirrors[name], event)
+        elif name in self.worker.projections:
             await project(self.worker.projections[name], event)
         else:
             await run_reaction(self.worker.reactions[name], self.runtime, event)
         await self.outbox.drain()
+
+    async def reload(self) -> None:
+        for name, mirror in self.worker.mirrors.items():
+            await reload(self.runtime, name, mirror)
 
     def events(self, type: str) -> list[dict[str, Any]]:
         return [event for event in self.outbox.events if event["type"] == type]
@@ -153,4 +160,6 @@ async def harness(worker: Worker, mongo_url: str) -> Harness:
     outbox = RecordingOutbox([d for d in worker.documents if issubclass(d, Aggregate)])
     rpc = FakeRpc()
     runtime = Runtime(Settings(), outbox, rpc, worker.projections.values(), worker.followers)  # type: ignore[arg-type]
-    return Harness(worker, runtime, outbox, rpc)
+    loaded = Harness(worker, runtime, outbox, rpc)
+    await loaded.reload()
+    return loaded

@@ -6,7 +6,7 @@ from __future__ import annotations
 from faststream import FastStream
 
 from boochat.settings import Settings
-from workers.notifications.handlers import COMMANDS, PROJECTIONS, reactions
+from workers.notifications.handlers import COMMANDS, MIRRORS, PROJECTIONS, reactions
 from workers.notifications.sender import LogSender, Sender, create_sender
 from workers.notifications.storage import DOCUMENTS
 from workers.runtime.service import create
@@ -14,7 +14,7 @@ from workers.runtime.tables import Worker
 
 
 def worker(sender: Sender) -> Worker:
-    return Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS, PROJECTIONS)
+    return Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS, PROJECTIONS, mirrors=MIRRORS)
 
 
 WORKER = worker(LogSender())  # the worker's shape, for replay; create_app builds one with the real sender

@@ -1,14 +1,16 @@
 """Notifications: who gets which push, sans-I/O.
 
 Devices are push targets (kind + value: FCM registration tokens today, installation ids tomorrow),
-each owned by one user. A replica of presence, fed by ``user.presence_changed``, says who has no
-open connection. A new room item is pushed to every participant but its sender who is offline, on
-each of their devices; a target the push service reports gone is forgotten.
+each owned by one user. A replica of presence, fed by ``user.presence_changed`` (the newest version
+wins: ``move_presence``, ``merge_presence``), says who has no open connection. A new room item is
+pushed to every participant but its sender who is offline, on each of their devices; a target the
+push service reports gone is forgotten.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -73,6 +75,15 @@ def move_presence(current: Presence | None, user_id: str, online: bool, version:
     return Presence(user_id=user_id, online=online, version=version)
 
 
+def merge_presence(known: dict[str, Presence], said: Iterable[Presence]) -> None:
+    """Merge ``said`` into ``known`` (user id -> presence): each one only if newer than what is known
+    (``move_presence``), so merging again, late or out of order never brings back an older state."""
+    for presence in said:
+        new = move_presence(known.get(presence.user_id), presence.user_id, presence.online, presence.version)
+        if new is not None:
+            known[presence.user_id] = new
+
+
 # Pushes ---------------------------------------------------------------------------------------
 
 
@@ -121,10 +132,9 @@ def item_pushes(event: ItemAdded, offline: set[str]) -> list[Push]:
     ]
 
 
-def offline(candidates: list[str], presences: list[Presence]) -> set[str]:
+def offline(candidates: list[str], known: Mapping[str, Presence]) -> set[str]:
     """Users with no open connection; one the replica has never seen online is offline."""
-    online = {p.user_id for p in presences if p.online}
-    return {user_id for user_id in candidates if user_id not in online}
+    return {user_id for user_id in candidates if user_id not in known or not known[user_id].online}
 
 
 def deliveries(pushes: list[Push], devices: list[Device], done: set[str]) -> list[Delivery]:

@@ -1,6 +1,14 @@
-"""Everything the notifications worker consumes and answers: read ``COMMANDS`` and ``reactions()``.
+"""Everything the notifications worker consumes and answers: read ``COMMANDS``, ``reactions()``,
+``PROJECTIONS`` and ``MIRRORS``.
 
 The push port is passed in by ``app.py``: ``reactions(sender)`` builds the reaction table around it.
+
+Presence is kept twice. The projection ``track_presence`` keeps it in MongoDB: the durable replica,
+which replay rebuilds. The mirror ``presence`` keeps it in each process's memory (every replica gets
+every ``user.presence_changed``), loaded from that collection at start and again every
+``BOOCHAT_MIRROR_RELOAD_SECONDS``. ``push_to_offline_members`` runs for every chat message and
+decides who is offline from the mirror: when every other participant is online it reads and writes
+nothing.
 
 Only room items are pushed. Invitations (``room.member_joined``), new meetups (``meetup.created``)
 and moved meetups (``meetup.moved``) are announced in their room by messaging, and an announcement
@@ -19,14 +27,15 @@ from contracts import events, requests
 from contracts.envelope import AnyEvent
 from contracts.requests import Empty
 from workers.notifications import domain, storage
-from workers.notifications.domain import Delivery, Target
+from workers.notifications.domain import Delivery, Presence, Target
 from workers.notifications.sender import Sender
 from workers.runtime.context import Context
-from workers.runtime.tables import Projection, Reaction, typed
+from workers.runtime.tables import Mirror, Projection, Reaction, typed
 
 log = structlog.get_logger()
 
 TOKEN = "token"  # the kind of target register_device's ``token`` is: an FCM registration token
+PRESENCE = "presence"  # the presence mirror's name, and its state's key in ``Runtime.memory``
 
 
 async def register_device(data: requests.RegisterDevice, ctx: Context) -> Empty:
@@ -47,11 +56,19 @@ async def track_presence(moved: events.PresenceChanged, event: AnyEvent) -> None
         await storage.save_presence(new, current)
 
 
+def mirror_presence(moved: events.PresenceChanged, event: AnyEvent, known: dict[str, Presence]) -> None:
+    domain.merge_presence(known, [Presence(moved.user_id, moved.online, event.version)])
+
+
+def merge_loaded_presence(known: dict[str, Presence], loaded: dict[str, Presence]) -> None:
+    domain.merge_presence(known, loaded.values())
+
+
 async def push_to_offline_members(added: events.ItemAdded, ctx: Context, sender: Sender) -> None:
     assert ctx.event is not None
-    candidates = domain.item_recipients(added)
-    pushes = domain.item_pushes(added, domain.offline(candidates, await storage.presences(candidates)))
-    if not pushes:  # the common case: everyone else is online (one read per item)
+    known = ctx.runtime.memory[PRESENCE]
+    pushes = domain.item_pushes(added, domain.offline(domain.item_recipients(added), known))
+    if not pushes:  # the common case: everyone else is online (no database call at all)
         return
     devices = await storage.devices_of([push.user_id for push in pushes])
     planned = domain.deliveries(pushes, devices, await storage.claimed(ctx.event.event_id))
@@ -86,5 +103,15 @@ def reactions(sender: Sender) -> dict[str, Reaction]:
 PROJECTIONS = {
     "track_presence": Projection(
         track_presence, typed(events.PresenceChanged, "user.presence_changed"), (storage.PresenceDoc,)
+    ),
+}
+
+
+MIRRORS = {
+    PRESENCE: Mirror(
+        mirror_presence,
+        typed(events.PresenceChanged, "user.presence_changed"),
+        storage.all_presence,
+        merge_loaded_presence,
     ),
 }

@@ -1,4 +1,5 @@
-"""Notifications' collections: devices, the presence replica, and the pushes already made per event.
+"""Notifications' collections: devices, the presence replica (what each process's presence mirror
+loads), and the pushes already made per event.
 
 None of these produce events, so they are plain documents written whole (insert, replace, delete),
 never with ``$set``/``$push`` (which the Mongo stand-in stores differently).
@@ -103,10 +104,9 @@ async def presence(user_id: str) -> Presence | None:
     return doc.state() if doc else None
 
 
-async def presences(user_ids: list[str]) -> list[Presence]:
-    if not user_ids:
-        return []
-    return [doc.state() for doc in await PresenceDoc.find({"_id": {"$in": user_ids}}).to_list()]
+async def all_presence() -> dict[str, Presence]:
+    """Every user's presence, by user id: one read of the whole collection (one document per user)."""
+    return {doc.id: doc.state() for doc in await PresenceDoc.find_all().to_list()}
 
 
 async def save_presence(new: Presence, read: Presence | None) -> None:

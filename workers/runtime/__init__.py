@@ -2,8 +2,8 @@
 
 A worker is ``domain.py`` (state and rules, sans-I/O: facts out, or a ``Rejected`` error),
 ``storage.py`` (Beanie documents: an aggregate is ``state_document(DomainDataclass, collection)``),
-``handlers.py`` (the ``COMMANDS``, ``REACTIONS`` and ``PROJECTIONS`` tables: thin functions that load,
-decide, commit) and ``app.py`` (the composition root: ``create_app(settings)``).
+``handlers.py`` (the ``COMMANDS``, ``REACTIONS``, ``PROJECTIONS`` and ``MIRRORS`` tables: thin functions
+that load, decide, commit) and ``app.py`` (the composition root: ``create_app(settings)``).
 
 The runtime, by concern: ``tables`` (what a worker declares), ``context`` (what a handler may use:
 ``Context.commit``, ``ask``), ``dispatch`` (running a command once per idempotency key, a reaction,
@@ -19,5 +19,7 @@ before it acts (an insert on a unique key), so overlapping copies act once and a
 outcome. The hot path is the exception that proves the rule: a message is one insert of the item with
 its event (``self_claiming``: the item's id derives from the command's key), published in order off
 the reply's path and marked published in batches. Reactions and projections are idempotent by
-construction (versions, derived keys); the runtime keeps no list of applied events.
+construction (versions, derived keys); the runtime keeps no list of applied events. A read model a
+hot path needs is a mirror: kept in each process's memory from a queue of that process's own, and
+reloaded from the worker's documents at start and every few seconds (``tables.Mirror``).
 """

@@ -1,5 +1,6 @@
-"""The ports a handler may use: the process's ``Runtime`` and the ``Context`` of one command or
-reaction (who caused it, commit, ask another worker)."""
+"""The ports a handler may use: the process's ``Runtime`` (with its mirrors' state in ``memory``:
+``reload``, ``reflect``) and the ``Context`` of one command or reaction (who caused it, commit, ask
+another worker)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from contracts.internal import ApplyEvents, ResolveUsers, Users
 from contracts.shapes import User
 from workers.runtime.outbox import Cause, Outbox, envelope, stamp
 from workers.runtime.store import Aggregate, ConcurrencyError, write
-from workers.runtime.tables import Projection
+from workers.runtime.tables import Mirror, Projection
 
 log = structlog.get_logger()
 
@@ -46,7 +47,8 @@ class Runtime:
         self.projections = tuple(projections)
         self.followers = followers or {}
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
-        # Caches a worker keeps in this process (never the truth: a conditional write checks each).
+        # Caches a worker keeps in this process (never the truth: a conditional write checks each),
+        # and the state of its mirrors, by mirror name (see ``reload``).
         self.memory: dict[str, Any] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -95,6 +97,18 @@ async def project(projection: Projection, event: AnyEvent) -> None:
         except ConcurrencyError:
             continue
     raise ConcurrencyError(event.event_id)
+
+
+async def reload(runtime: Runtime, name: str, mirror: Mirror) -> None:
+    """Merge what mirror ``name`` loads into its state in this process, ``runtime.memory[name]``
+    (empty before the first load). The state is updated in place: handlers holding it see the merge."""
+    loaded = await mirror.load()
+    mirror.merge(runtime.memory.setdefault(name, {}), loaded)
+
+
+def reflect(runtime: Runtime, name: str, mirror: Mirror, event: AnyEvent) -> None:
+    """Apply ``event`` to mirror ``name``'s state in this process (loaded first by ``reload``)."""
+    mirror.apply(mirror.payloads[event.type].model_validate(event.payload), event, runtime.memory[name])
 
 
 @dataclass

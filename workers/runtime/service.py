@@ -1,13 +1,23 @@
 """The composition every worker shares: a FastStream app whose subscribers run the command,
-reaction and projection tables of the worker's ``handlers.py`` (see ``dispatch``), its storage,
-relay, chores, health and metrics."""
+reaction, projection and mirror tables of the worker's ``handlers.py`` (see ``dispatch``), its
+storage, relay, chores, health and metrics.
+
+A mirror's queue belongs to one process (``Names.mirror_queue``, a fresh id per process): classic,
+auto-delete and expiring (``x-expires``), declared by FastStream, so its robust reconnect declares it
+again. Durable only because RabbitMQ 4 refuses transient queues that are not exclusive, and an
+exclusive one could not be declared again on a new connection while the broker still holds the old
+one. ``boochat.topology`` does not list these queues: RabbitMQ deletes each one as its process stops
+consuming it, and an orphan after ``MIRROR_QUEUE_EXPIRES_MS`` unused.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -15,7 +25,7 @@ import structlog
 from beanie import init_beanie
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
-from faststream.rabbit import RabbitBroker, RabbitQueue
+from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas import Channel
 from faststream.specification import AsyncAPI
 from prometheus_client import CollectorRegistry
@@ -29,11 +39,11 @@ from boochat.settings import Settings
 from contracts.envelope import AnyEvent, Command
 from contracts.routing import Names
 from workers.runtime import retry
-from workers.runtime.context import Runtime, project
+from workers.runtime.context import Runtime, project, reflect, reload
 from workers.runtime.dispatch import failure, run_command, run_reaction
 from workers.runtime.outbox import Outbox
 from workers.runtime.store import RUNTIME_DOCUMENTS, Aggregate
-from workers.runtime.tables import Chore, Projection, Reaction, Worker
+from workers.runtime.tables import Chore, Mirror, Projection, Reaction, Worker
 
 log = structlog.get_logger()
 
@@ -41,6 +51,7 @@ log = structlog.get_logger()
 # RabbitMQ redelivers them); an orchestrator's stop grace must be longer (compose: stop_grace_period).
 GRACEFUL_TIMEOUT_SECONDS = 10.0
 PING_TIMEOUT = 1.0  # seconds /readyz waits for the broker and for MongoDB
+MIRROR_QUEUE_EXPIRES_MS = 60_000  # a mirror's queue that nobody consumes or declares goes after this
 
 
 def _reactor(name: str, reaction: Reaction, runtime: Runtime) -> Callable[[AnyEvent], Awaitable[None]]:
@@ -59,6 +70,35 @@ def _projector(name: str, projection: Projection) -> Callable[[AnyEvent], Awaita
 
     apply.__name__ = name
     return apply
+
+
+def _reflector(name: str, mirror: Mirror, runtime: Runtime) -> Callable[[AnyEvent], Awaitable[None]]:
+    async def apply(event: AnyEvent) -> None:
+        reflect(runtime, name, mirror, event)
+
+    apply.__name__ = f"mirror_{name}"
+    return apply
+
+
+def _subscribe_mirror(
+    broker: RabbitBroker,
+    exchange: str,
+    queue: str,
+    types: tuple[str, ...],
+    apply: Callable[[AnyEvent], Awaitable[None]],
+) -> None:
+    """This process's queue of a mirror's events. A FastStream queue binds one routing key, so each
+    event type gets a subscriber of its own on the one queue (declared alike, so declared once)."""
+    events = RabbitExchange(exchange, type=ExchangeType.TOPIC, declare=False)  # topology declares it
+    arguments = {"x-expires": MIRROR_QUEUE_EXPIRES_MS}
+    for event_type in types:
+        broker.subscriber(
+            RabbitQueue(queue, durable=True, auto_delete=True, arguments=arguments, routing_key=event_type),
+            events,
+            ack_policy=AckPolicy.REJECT_ON_ERROR,  # a failure is dropped: the next reload repairs the state
+            no_reply=True,
+            include_in_schema=False,  # its name changes with every process: ``_describe`` says it
+        )(apply)
 
 
 async def _repeat(name: str, chore: Chore, runtime: Runtime) -> None:
@@ -90,6 +130,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
     runtime = Runtime(settings, outbox, None, worker.projections.values(), worker.followers)
     spec = AsyncAPI(title=f"Boochat {worker.name} worker", description=_describe(worker, names))
     app = FastStream(broker, specification=spec, logger=structlog.get_logger("faststream"))
+    app.context.set_global("runtime", runtime)  # for operators' hooks and tests: what this process holds
     background: list[asyncio.Task[None]] = []
     connections: list[aio_pika.abc.AbstractRobustConnection] = []
     mongo: list[AsyncMongoClient[Any]] = []
@@ -130,6 +171,10 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         retry.subscriber(broker, settings, names.reaction_queue(worker.name, name))(_reactor(name, reaction, runtime))
     for name, projection in worker.projections.items():
         retry.subscriber(broker, settings, names.reaction_queue(worker.name, name))(_projector(name, projection))
+    process_id = uuid.uuid4().hex[:12]
+    for name, mirror in worker.mirrors.items():
+        queue = names.mirror_queue(worker.name, name, process_id)
+        _subscribe_mirror(broker, names.events, queue, mirror.types, _reflector(name, mirror, runtime))
 
     if settings.metrics_port:
         # First in, last out: /healthz answers while the rest starts and stops.
@@ -159,6 +204,8 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         await outbox.attach(await connection.channel(publisher_confirms=True))
         runtime.rpc = RpcClient(channel, names, settings.request_timeout_seconds)
         await runtime.rpc.start()
+        for name, mirror in worker.mirrors.items():  # before any subscriber starts: none sees it empty
+            await reload(runtime, name, mirror)
 
     @app.after_startup
     async def relay() -> None:
@@ -166,6 +213,9 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         background.append(asyncio.create_task(outbox.relay_forever()))
         for name, chore in worker.chores.items():
             background.append(asyncio.create_task(_repeat(name, chore, runtime)))
+        for name, mirror in worker.mirrors.items():
+            catch_up = Chore(lambda s: s.mirror_reload_seconds, partial(reload, name=name, mirror=mirror))
+            background.append(asyncio.create_task(_repeat(f"reload_{name}", catch_up, runtime)))
         log.info("worker ready", worker=worker.name)
 
     @app.on_shutdown
@@ -201,6 +251,10 @@ def _describe(worker: Worker, names: Names) -> str:
         kind = "Projection" if name in worker.projections else "Reaction"
         types = ", ".join(f"`{t}`" for t in reaction_types)
         lines.append(f"{kind} `{name}` on `{names.reaction_queue(worker.name, name)}`: events {types}.")
+    for name, mirror in worker.mirrors.items():
+        types = ", ".join(f"`{t}`" for t in mirror.types)
+        queue = names.mirror_queue(worker.name, name, "<process_id>")
+        lines.append(f"Mirror `{name}` on `{queue}`, one queue per process (auto-delete): events {types}.")
     lines.append(f"Publishes its events on `{names.events}` and client deliveries on `{names.deliveries}`.")
     return "\n\n".join(lines)
 

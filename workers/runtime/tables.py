@@ -1,5 +1,5 @@
 """What a worker is: the tables its ``handlers.py`` fills in (commands, reactions, projections,
-chores) and the workers that keep a copy of its data (followers)."""
+chores, mirrors) and the workers that keep a copy of its data (followers)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,33 @@ class Chore:
     run: Callable[[Runtime], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """A read model every replica of a worker keeps in its memory, so a hot path reads no database.
+
+    Its state is a dict (by aggregate or user id) in ``Runtime.memory[<its name>]``.
+    ``apply(payload, event, state)`` merges one event into it; ``load()`` reads the whole state
+    from the worker's own durable documents (those a projection keeps, so replay rebuilds them too);
+    ``merge(state, loaded)`` merges a loaded state into the current one. Both must merge by version
+    and never go back, so an event applied twice, late, or while a load was under way changes nothing
+    it should not; both are synchronous, so nothing runs in the middle of one.
+
+    Each process loads it before its subscribers start, then takes its event types from a queue of
+    its own on the events exchange (``Names.mirror_queue``: every replica gets every event), and
+    loads and merges again every ``BOOCHAT_MIRROR_RELOAD_SECONDS`` (10 s by default): that covers
+    what it missed while disconnected from the broker, or between its first load and its queue.
+    """
+
+    apply: Callable[[Any, AnyEvent, dict[str, Any]], None]
+    payloads: Mapping[str, type[Shape]]
+    load: Callable[[], Awaitable[dict[str, Any]]]
+    merge: Callable[[dict[str, Any], dict[str, Any]], None]
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(self.payloads)
+
+
 @dataclass
 class Worker:
     name: str
@@ -76,9 +103,11 @@ class Worker:
     # commits such an event hands it to them (``apply_events``) before it replies. Only rare
     # commands (membership changes) may produce these events.
     followers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    mirrors: dict[str, Mirror] = field(default_factory=dict)
 
     def interests(self) -> dict[str, tuple[str, ...]]:
-        """Every queue of events this worker consumes, by name, with the event types it takes."""
+        """Every queue of events this worker's replicas share, by name, with the event types it takes
+        (a mirror's queues belong to one process each: not here)."""
         return {name: r.types for name, r in (self.reactions | self.projections).items()}
 
 
@@ -103,5 +132,5 @@ def remembers_itself(handler: CommandHandler) -> Remember | None:
 
 
 def typed(payload: type[Shape], *types: str) -> dict[str, type[Shape]]:
-    """The ``payloads`` of a reaction or projection taking ``types``, all with one payload model."""
+    """The ``payloads`` of a reaction, projection or mirror taking ``types``, all with one payload model."""
     return dict.fromkeys(types, payload)

@@ -65,8 +65,19 @@ def test_short_content_is_kept_whole():
 
 
 def test_users_never_seen_online_are_offline():
-    presences = [Presence("bob", True, 3), Presence("cid", False, 4)]
-    assert domain.offline(["ann", "bob", "cid"], presences) == {"ann", "cid"}
+    known = {"bob": Presence("bob", True, 3), "cid": Presence("cid", False, 4)}
+    assert domain.offline(["ann", "bob", "cid"], known) == {"ann", "cid"}
+
+
+def test_merging_presence_keeps_the_newest_of_each_user():
+    known = {"bob": Presence("bob", False, 5), "cid": Presence("cid", True, 1)}
+    domain.merge_presence(known, [Presence("bob", True, 4), Presence("cid", False, 2), Presence("dan", True, 1)])
+    domain.merge_presence(known, [Presence("bob", True, 5)])  # the same version again: no change
+    assert known == {
+        "bob": Presence("bob", False, 5),
+        "cid": Presence("cid", False, 2),
+        "dan": Presence("dan", True, 1),
+    }
 
 
 def test_presence_applies_only_newer_versions():
@@ -120,6 +131,7 @@ def test_the_domain_does_no_io():
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert {name.split(".")[0] for name in imported} <= {
         "__future__",
+        "collections",
         "hashlib",
         "dataclasses",
         "datetime",

@@ -1,34 +1,40 @@
-"""The notifications handlers through the runtime, with an in-memory push port and the Mongo stand-in."""
+"""The notifications handlers through the runtime (``support.handlers``: mirrors loaded as in a
+worker process), with an in-memory push port and the Mongo stand-in."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from pymongo.asynchronous.collection import AsyncCollection
 from structlog.testing import capture_logs
 from support.fcm import FakeSender, item_added, presence
+from support.handlers import Harness, harness, replica
 
 from contracts.envelope import Command
+from workers.notifications import app
 from workers.notifications import storage as store
-from workers.notifications.domain import Outcome, Push, Target
-from workers.notifications.handlers import COMMANDS, PROJECTIONS, reactions
+from workers.notifications.domain import Outcome, Presence, Push, Target
+from workers.notifications.handlers import PRESENCE
 from workers.notifications.sender import LogSender, Retrying, create_sender
-from workers.notifications.storage import DOCUMENTS
-from workers.runtime.context import Runtime, project
-from workers.runtime.dispatch import run_command, run_reaction
+from workers.runtime.context import Runtime
+from workers.runtime.dispatch import run_command
 from workers.runtime.tables import Worker
-
-pytestmark = pytest.mark.usefixtures("storage")
 
 
 @pytest.fixture
 def worker(sender: FakeSender) -> Worker:
-    return Worker("notifications", COMMANDS, reactions(sender), DOCUMENTS, PROJECTIONS)
+    return app.worker(sender)
 
 
 @pytest.fixture
-def runtime(settings) -> Runtime:
-    return Runtime(settings, outbox=None, rpc=None)  # type: ignore[arg-type]  # these handlers publish nothing
+async def notifications(worker: Worker, mongo_url: str) -> Harness:
+    return await harness(worker, mongo_url)
+
+
+@pytest.fixture
+def runtime(notifications: Harness) -> Runtime:
+    return notifications.runtime
 
 
 def user() -> str:
@@ -51,11 +57,14 @@ async def register(worker, runtime, user_id, value, platform="android", id=None)
     return await command(worker, runtime, user_id, "register_device", {"token": value, "platform": platform}, id)
 
 
-async def react(worker, runtime, event):
+async def react(notifications: Harness, event) -> None:
+    """As a worker process takes it: a presence event from the projection's queue and from the mirror's
+    (each process has its own), an item from the reaction's."""
     if event.type == "user.presence_changed":
-        await project(worker.projections["track_presence"], event)
+        await notifications.react("track_presence", event)
+        await notifications.react(PRESENCE, event)
     else:
-        await run_reaction(worker.reactions["push_to_offline_members"], runtime, event)
+        await notifications.react("push_to_offline_members", event)
 
 
 async def owner(value: str) -> str | None:
@@ -113,57 +122,122 @@ async def test_bad_data_is_refused(worker, runtime):
 # Pushes ---------------------------------------------------------------------------------------
 
 
-async def test_offline_participants_get_one_push_per_device(worker, runtime, sender):
+async def test_offline_participants_get_one_push_per_device(worker, runtime, notifications, sender):
     ann, bob, cid = user(), user(), user()
     b1, b2, a1 = token(), token(), token()
     for who, value in ((bob, b1), (bob, b2), (ann, a1)):
         await register(worker, runtime, who, value)
-    await react(worker, runtime, item_added("r1", [ann, bob, cid], sender_id=ann, content="hi", seq=4))
+    await react(notifications, item_added("r1", [ann, bob, cid], sender_id=ann, content="hi", seq=4))
     assert sorted(t.value for _, t in sender.sent) == sorted([b1, b2])  # not the sender; cid has no device
     push = sender.to(b1)[0]
     assert (push.user_id, push.title, push.body, push.data) == (bob, "Den", "Ann: hi", {"room_id": "r1", "seq": "4"})
     assert push.collapse_key == push.tag == "r1"
 
 
-async def test_online_users_get_no_push_until_they_go_offline(worker, runtime, sender):
+async def test_online_users_get_no_push_until_they_go_offline(worker, runtime, notifications, sender):
     ann, bob, value = user(), user(), token()
     await register(worker, runtime, bob, value)
-    await react(worker, runtime, presence(bob, True, 2))
-    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=ann, seq=1))
+    await react(notifications, presence(bob, True, 2))
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=1))
     assert sender.sent == []
-    await react(worker, runtime, presence(bob, False, 3))
-    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=ann, seq=2))
+    await react(notifications, presence(bob, False, 3))
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=2))
     assert [p.data["seq"] for p in sender.to(value)] == ["2"]
 
 
-async def test_an_older_presence_event_arriving_late_is_ignored(worker, runtime, sender):
+async def test_an_older_presence_event_arriving_late_is_ignored(worker, runtime, notifications, sender):
     ann, bob, value = user(), user(), token()
     await register(worker, runtime, bob, value)
-    await react(worker, runtime, presence(bob, False, 5))
-    await react(worker, runtime, presence(bob, True, 4))  # older: bob stays offline
-    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=ann))
+    await react(notifications, presence(bob, False, 5))
+    await react(notifications, presence(bob, True, 4))  # older: bob stays offline
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann))
     assert len(sender.to(value)) == 1
     assert (await store.presence(bob)).version == 5  # type: ignore[union-attr]
 
 
-async def test_announcements_go_to_every_offline_participant(worker, runtime, sender):
+async def test_the_push_decision_follows_the_mirror_not_the_database(worker, runtime, notifications, sender):
+    """Online in this process's mirror only: no push. Online in the database only (an event this
+    process has not received yet): a push."""
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    await notifications.react(PRESENCE, presence(bob, True, 2))
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=1))
+    assert sender.sent == []
+    await notifications.react(PRESENCE, presence(bob, False, 3))
+    await notifications.react("track_presence", presence(bob, True, 4))
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=2))
+    assert [p.data["seq"] for p in sender.to(value)] == ["2"]
+
+
+async def test_the_mirror_merges_by_version_and_a_reload_never_goes_back(worker, runtime, notifications, sender):
+    """An older event does not bring someone back online, nor does an older stored presence on a
+    reload; a newer stored one (an event this process missed) does."""
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    await notifications.react(PRESENCE, presence(bob, False, 5))
+    await notifications.react(PRESENCE, presence(bob, True, 4))  # older: bob stays offline
+    await notifications.react("track_presence", presence(bob, True, 3))  # stored, older still
+    await notifications.reload()
+    assert runtime.memory[PRESENCE][bob] == Presence(bob, False, 5)
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=1))
+    await notifications.react("track_presence", presence(bob, True, 6))  # missed by this process
+    await notifications.reload()
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=2))
+    assert [p.data["seq"] for p in sender.to(value)] == ["1"]
+
+
+async def test_a_new_process_loads_the_stored_presence(notifications):
+    """What the projection stored is in the mirror of a process started afterwards, before any event."""
+    bob, cid = user(), user()
+    await notifications.react("track_presence", presence(bob, True, 2))
+    await notifications.react("track_presence", presence(cid, False, 3))
+    later = replica(notifications)
+    await later.reload()  # what a process does before its subscribers start
+    assert later.runtime.memory[PRESENCE] == {bob: Presence(bob, True, 2), cid: Presence(cid, False, 3)}
+
+
+async def test_no_database_call_when_everyone_is_online(worker, runtime, notifications, sender, monkeypatch):
+    """The common case, every chat message: the mirror decides, nothing is read or written. One
+    offline participant costs reads (devices, claims) and a claim: the spy sees them."""
+    ann, bob, cid = user(), user(), user()
+    for who in (bob, cid):
+        await register(worker, runtime, who, token())
+        await react(notifications, presence(who, True, 2))
+    calls: list[str] = []
+    for name in ("find", "find_one", "aggregate", "count_documents", "insert_one", "replace_one", "update_one"):
+        original = getattr(AsyncCollection, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            calls.append(f"{self.name}.{_name}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(AsyncCollection, name, spy)
+    await react(notifications, item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
+    assert calls == []
+    await notifications.react(PRESENCE, presence(cid, False, 3))
+    await react(notifications, item_added("r1", [ann, bob, cid], sender_id=ann, seq=2))
+    assert sorted(set(calls)) == ["devices.find", "pushes.find", "pushes.insert_one"]
+    assert len(sender.sent) == 1
+
+
+async def test_announcements_go_to_every_offline_participant(worker, runtime, notifications, sender):
     ann, bob, a1, b1 = user(), user(), token(), token()
     await register(worker, runtime, ann, a1)
     await register(worker, runtime, bob, b1)
-    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=None, content="Ann added Bob"))
+    await react(notifications, item_added("r1", [ann, bob], sender_id=None, content="Ann added Bob"))
     assert [p.body for p in sender.to(a1)] == [p.body for p in sender.to(b1)] == ["Ann added Bob"]
 
 
-async def test_a_redelivered_event_pushes_once(worker, runtime, sender):
+async def test_a_redelivered_event_pushes_once(worker, runtime, notifications, sender):
     ann, bob, value = user(), user(), token()
     await register(worker, runtime, bob, value)
     added = item_added("r1", [ann, bob], sender_id=ann)
-    await react(worker, runtime, added)
-    await react(worker, runtime, added)
+    await react(notifications, added)
+    await react(notifications, added)
     assert len(sender.to(value)) == 1
 
 
-async def test_a_crash_midway_resends_to_none_already_done(worker, runtime, sender):
+async def test_a_crash_midway_resends_to_none_already_done(worker, runtime, notifications, sender):
     """A send blows up midway and the event is redelivered: no device is pushed twice (the one that blew up
     is not tried again either: pushes are at most once)."""
     ann, bob = user(), user()
@@ -173,19 +247,19 @@ async def test_a_crash_midway_resends_to_none_already_done(worker, runtime, send
     sender.answer(values[1], ConnectionError("worker lost its network"))
     added = item_added("r1", [ann, bob], sender_id=ann)
     with pytest.raises(ConnectionError):
-        await react(worker, runtime, added)
-    await react(worker, runtime, added)  # the redelivery
+        await react(notifications, added)
+    await react(notifications, added)  # the redelivery
     assert sorted(len(sender.to(value)) for value in values) == [1, 1, 1]
 
 
-async def test_gone_tokens_are_forgotten_and_others_kept(worker, runtime, sender):
+async def test_gone_tokens_are_forgotten_and_others_kept(worker, runtime, notifications, sender):
     ann, bob, gone, refused, busy = user(), user(), token(), token(), token()
     for value in (gone, refused, busy):
         await register(worker, runtime, bob, value)
     sender.answer(gone, Outcome.GONE)
     sender.answer(refused, Outcome.FAILED)
     sender.answer(busy, Outcome.RETRY)
-    await react(worker, runtime, item_added("r1", [ann, bob], sender_id=ann))
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann))
     assert (await owner(gone), await owner(refused), await owner(busy)) == (None, bob, bob)
 
 

@@ -1,5 +1,6 @@
 """The notifications worker in this process against the real RabbitMQ and the Mongo stand-in: commands
-over request/reply, events on the namespace's exchange as the other workers publish them."""
+over request/reply, events on the namespace's exchange as the other workers publish them, and the
+presence mirror each worker process keeps in memory."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from contextlib import asynccontextmanager
 
 import aio_pika
 import pytest
+from support.broker import listed
 from support.fcm import FakeFcm, FakeSender, item_added, presence, write_service_account
 
 from boochat.rpc import RpcClient
 from contracts.envelope import AnyEvent, Command
 from workers.notifications.app import create_app
-from workers.notifications.domain import Target
+from workers.notifications.domain import Presence, Target
+from workers.notifications.handlers import PRESENCE
 from workers.notifications.sender import Sender, create_sender
 from workers.notifications.storage import DeviceDoc, PresenceDoc
+from workers.runtime.context import Runtime
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +32,9 @@ WAIT = 10.0
 class Bus:
     """The test's side of the broker: commands to the worker, events as other workers publish them."""
 
-    def __init__(self, channel: aio_pika.abc.AbstractChannel, rpc: RpcClient, settings) -> None:
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, rpc: RpcClient, settings, runtime: Runtime) -> None:
         self.channel, self.rpc, self.settings = channel, rpc, settings
+        self.runtime = runtime  # the worker's, to see what its process holds in memory
 
     async def command(self, user_id: str, type: str, data: dict) -> dict:
         command = Command(type=type, id=uuid.uuid4().hex, user_id=user_id, data=data)
@@ -55,7 +60,7 @@ async def running(settings, sender: Sender) -> AsyncIterator[Bus]:
         channel = await connection.channel()
         rpc = RpcClient(channel, settings.names, WAIT)
         await rpc.start()
-        yield Bus(channel, rpc, settings)
+        yield Bus(channel, rpc, settings, app.context.get("runtime"))
     finally:
         await connection.close()
         await app.stop()
@@ -109,3 +114,50 @@ async def test_through_firebase_admin_a_token_reported_unregistered_is_deleted(s
 
 async def _gone(value: str) -> bool:
     return await DeviceDoc.get(Target("token", value).id) is None
+
+
+def without_reload(settings):
+    """Settings whose workers never reload their mirrors during a test: what a mirror holds came
+    from its first load or from its queue."""
+    return settings.model_copy(update={"mirror_reload_seconds": 3600.0})
+
+
+async def test_presence_events_reach_the_running_workers_mirror(settings):
+    """Through the process's own queue (no reload): bob offline gets a push; online (a newer version)
+    he gets none, while cid, offline, gets every item. The queue goes with the process."""
+    sender = FakeSender()
+    ann, bob, cid = user(), user(), user()
+    prefix = settings.names.mirror_queue("notifications", PRESENCE, "")
+    async with running(without_reload(settings), sender) as bus:
+        for who in (bob, cid):
+            await bus.command(who, "register_device", {"token": f"tok-{who}", "platform": "android"})
+        assert len(await listed("queues", prefix)) == 1
+        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
+        await sender.wait_for(lambda: len(sender.to(f"tok-{bob}")) == 1)
+        await bus.publish(presence(bob, True, 2))
+        await eventually(lambda: _holds(bus.runtime, Presence(bob, True, 2)))
+        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, seq=2))
+        await sender.wait_for(lambda: len(sender.to(f"tok-{cid}")) == 2)
+    assert [p.data["seq"] for p in sender.to(f"tok-{bob}")] == ["1"]
+    assert await listed("queues", prefix) == []
+
+
+async def test_a_worker_started_later_loads_the_stored_presence(settings):
+    """Presence stored by one worker process (its projection) is in the mirror of one started after
+    it stopped, before that one's queue existed: no push to bob, who is online."""
+    sender = FakeSender()
+    ann, bob, cid = user(), user(), user()
+    async with running(without_reload(settings), sender) as bus:
+        for who in (bob, cid):
+            await bus.command(who, "register_device", {"token": f"tok-{who}", "platform": "android"})
+        await bus.publish(presence(bob, True, 2))
+        await eventually(lambda: PresenceDoc.find_one({"_id": bob, "online": True}).exists())
+    async with running(without_reload(settings), sender) as bus:
+        assert bus.runtime.memory[PRESENCE][bob] == Presence(bob, True, 2)
+        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
+        await sender.wait_for(lambda: len(sender.to(f"tok-{cid}")) == 1)
+    assert sender.to(f"tok-{bob}") == []
+
+
+async def _holds(runtime: Runtime, presence: Presence) -> bool:
+    return runtime.memory[PRESENCE].get(presence.user_id) == presence
