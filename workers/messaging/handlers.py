@@ -144,6 +144,10 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[Roo
             known = timelines.get(room_id)
             if known is None:
                 known = timelines[room_id] = Timeline(await storage.last_seq(room_id))
+                # Another replica's latest items may still be on their way: this process publishes
+                # them too, before its own, so gateways get the room in order (they drop copies).
+                for earlier in await storage.unpublished_in(room_id, known.last_seq):
+                    outbox.publish_later(earlier, storage.mark_published)
             fresh = known.copy is None or time.monotonic() - known.read_at > COPY_FRESH
             if fresh:
                 known.copy, known.read_at = (await storage.copy(room_id))[1], time.monotonic()

@@ -143,6 +143,16 @@ async def entries_after(room_id: str, seq: int) -> list[dict[str, Any]]:
     return [found_item.event for found_item in found]
 
 
+async def unpublished_in(room_id: str, seq: int) -> list[dict[str, Any]]:
+    """The stored events of the room's items up to ``seq`` not yet marked published, in order."""
+    found = (
+        await Item.find({"room_id": room_id, "seq": {"$lte": seq}, "published_at": None})
+        .sort(("seq", ASCENDING))
+        .to_list()
+    )
+    return [found_item.event for found_item in found]
+
+
 async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
     """One page of items in ascending ``seq``, and whether more lie between the bounds."""
     seq: dict[str, int] = {"$gt": page.after}

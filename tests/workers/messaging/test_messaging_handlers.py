@@ -138,6 +138,18 @@ async def test_a_replica_that_knew_the_room_lets_a_newcomer_post(messaging):
     assert item["seq"] == 4
 
 
+async def test_a_replica_meeting_a_room_publishes_what_may_still_be_on_its_way_first(messaging):
+    """The room's latest item is stored but its writer has not confirmed its publish: a replica that
+    sends to the room for the first time publishes it before its own, so gateways get the order."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    item = (await messaging.ok("send_message", alice, {"room_id": "r1", "content": "one"}))["item"]
+    await Item.get_pymongo_collection().update_one({"_id": item["id"]}, {"$set": {"published_at": None}})
+    other = replica(messaging)
+    await other.ok("send_message", bob, {"room_id": "r1", "content": "two"})
+    assert [e["payload"]["item"]["content"] for e in other.events("room.item_added")] == ["one", "two"]
+
+
 async def test_a_leaver_who_posted_cannot_post_after_the_leave(messaging):
     """The same process applies the leave: writing its announcement makes it read the copy again."""
     alice, bob = messaging.add_users("Alice", "Bob")
