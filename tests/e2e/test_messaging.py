@@ -106,6 +106,20 @@ async def test_unread_counts_messages_from_others_only(connect):
     assert (await bob.expect_event("room.read", lambda d: d["room_id"] == room["id"]))["last_read_seq"] == mine["seq"]
 
 
+async def test_room_read_reaches_every_connection_of_the_sender_only(connect):
+    """Sending moves the sender's mark: every connection of the sender gets room.read, another member not."""
+    alice, bob = await connect("Alice"), await connect("Bob")
+    room = await make_room(alice, bob)
+    other_tab = await connect(as_user=bob.user)
+    mine = (await bob.ok("send_message", {"room_id": room["id"], "content": "mine"}))["item"]
+    for client in (bob, other_tab):
+        read = await client.expect_event("room.read", lambda d: d["room_id"] == room["id"])
+        assert read["last_read_seq"] == mine["seq"]
+    await alice.expect_event("room.item_added", lambda d: d["item"]["id"] == mine["id"])
+    await alice.sync()
+    assert alice.pending("room.read") == []
+
+
 async def test_bad_data_changes_nothing(connect):
     """Invalid data is bad_request with details, and nothing is stored."""
     alice = await connect("Alice")
