@@ -10,8 +10,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from boochat.settings import Settings
 from contracts.envelope import AnyEvent, Command, Failure, Reply
@@ -139,6 +141,26 @@ def event(
         causation_id="c",
         payload=body,
     )
+
+
+READS = ("find", "find_one", "aggregate", "count_documents")
+WRITES = ("insert_one", "replace_one", "update_one", "update_many", "delete_one")
+
+
+def database_calls(monkeypatch: pytest.MonkeyPatch, methods: tuple[str, ...]) -> list[str]:
+    """From now on, every call of these collection ``methods``, as ``<collection>.<method>``."""
+    calls: list[str] = []
+    for name in methods:
+        original = getattr(AsyncCollection, name)
+
+        def spy(
+            self: AsyncCollection[Any], *args: Any, _name: str = name, _original: Any = original, **kwargs: Any
+        ) -> Any:
+            calls.append(f"{self.name}.{_name}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(AsyncCollection, name, spy)
+    return calls
 
 
 def replica(of: Harness) -> Harness:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from pymongo.asynchronous.collection import AsyncCollection
 from structlog.testing import capture_logs
 from support.fcm import FakeSender, item_added, presence
-from support.handlers import Harness, harness, replica
+from support.handlers import READS, WRITES, Harness, database_calls, harness, replica
 
 from contracts.envelope import Command
 from workers.notifications import app
@@ -203,15 +202,7 @@ async def test_no_database_call_when_everyone_is_online(worker, runtime, notific
     for who in (bob, cid):
         await register(worker, runtime, who, token())
         await react(notifications, presence(who, True, 2))
-    calls: list[str] = []
-    for name in ("find", "find_one", "aggregate", "count_documents", "insert_one", "replace_one", "update_one"):
-        original = getattr(AsyncCollection, name)
-
-        def spy(self, *args, _name=name, _original=original, **kwargs):
-            calls.append(f"{self.name}.{_name}")
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(AsyncCollection, name, spy)
+    calls = database_calls(monkeypatch, READS + WRITES)
     await react(notifications, item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
     assert calls == []
     await notifications.react(PRESENCE, presence(cid, False, 3))
