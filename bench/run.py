@@ -1,6 +1,6 @@
 """``make bench``: Boochat beside python-socketio (the floor) and Matrix Synapse, under the same load.
 
-    make bench                                         everything (15-25 minutes)
+    make bench                                         everything (about 6 minutes here)
     make bench ARGS='--only boochat --profiles 4x10@50 --duration 10'
 
 Each peer is started, run through every profile with fresh users and rooms, and stopped (Boochat's
