@@ -212,6 +212,10 @@ def summary(
             "load": cpu("load"),
         },
         "cpu_ms_per_message": round(server_cpu * 1000 / total.sent, 2) if total.sent else None,
+        # CPU of everything serving (server, database, broker) per CPU second of the load processes,
+        # which do the same work in every run of a profile: this machine's speed drifts by up to a
+        # third between minutes, and this ratio compares builds across that drift.
+        "cpu_per_load_cpu": round((server_cpu + cpu("broker (shared)")) / cpu("load"), 2) if cpu("load") else None,
         "peak_rss_mb": round(sum(u.peak_rss_mb for u in usage.values() if u.group in ("server", "database")), 1),
         "processes": {label: asdict(u) for label, u in usage.items()},
         "histogram_us": base64.b64encode(latencies.encode()).decode() if latencies.get_total_count() else None,
@@ -229,12 +233,13 @@ def _percentiles(latencies: HdrHistogram) -> dict[str, float | None]:
 COLUMNS = [
     ("peer", 8), ("profile", 13), ("sent", 6), ("ok", 6), ("msg/s", 6), ("expected", 8), ("delivered", 9), ("lost", 6),
     ("dup", 4), ("p50 ms", 8), ("p90 ms", 8), ("p99 ms", 8), ("max ms", 8), ("CPU s", 6), ("db CPU s", 8),
-    ("mq CPU s", 8), ("ms/msg", 7), ("RSS MB", 7),
+    ("mq CPU s", 8), ("ms/msg", 7), ("x load", 7), ("RSS MB", 7),
 ]  # fmt: skip
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """One line per peer and profile; CPU s: the server's processes, db: the Mongo stand-in, mq: RabbitMQ."""
+    """One line per peer and profile; CPU s: the server's processes, db: the Mongo stand-in, mq: RabbitMQ,
+    x load: all three per CPU second of the load processes."""
     lines = [" ".join(f"{title:>{width}}" for title, width in COLUMNS)]
     for result in results:
         if "error" in result:
@@ -246,7 +251,7 @@ def table(results: list[dict[str, Any]]) -> str:
             result["expected"],
             result["delivered"], result["lost"], result["duplicates"], latency["p50"], latency["p90"], latency["p99"],
             latency["max"], cpu["server"], cpu["database"] or "-", cpu["broker (shared)"] or "-",
-            result["cpu_ms_per_message"], result["peak_rss_mb"],
+            result["cpu_ms_per_message"], result["cpu_per_load_cpu"], result["peak_rss_mb"],
         ]  # fmt: skip
         lines.append(
             " ".join(

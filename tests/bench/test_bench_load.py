@@ -7,6 +7,7 @@ import asyncio
 import time
 
 from bench.load import MemberSpec, Profile, Tally, _Receiver, _send, content, histogram
+from bench.measure import Usage
 from bench.run import summary
 
 
@@ -66,8 +67,16 @@ def test_the_summary_counts_what_never_arrived_as_lost() -> None:
     tally.outcomes["ok"] = 9
     tally.outcomes["timeout"] = 1
     profile = Profile("t", rooms=1, members=2, rate=5, duration=2)
-    result = summary("peer", profile, [MemberSpec(0, 0, {}), MemberSpec(1, 0, {})], [tally], {})
+    usage = {
+        "gateway": Usage(cpu_seconds=1.0, group="server"),
+        "stand-in": Usage(cpu_seconds=0.5, group="database"),
+        "rabbitmq": Usage(cpu_seconds=1.5, group="broker (shared)"),
+        "load-1": Usage(cpu_seconds=2.0, group="load"),
+    }
+    result = summary("peer", profile, [MemberSpec(0, 0, {}), MemberSpec(1, 0, {})], [tally], usage)
     assert (result["expected"], result["delivered"], result["lost"], result["duplicates"]) == (20, 17, 3, 1)
     assert result["ok"] == 9 and result["outcomes"] == {"ok": 9, "timeout": 1}
     assert result["messages_per_second"] is None  # open loop: sent at its rate, whatever the replies
     assert result["latency_ms"]["p50"] == 1.5
+    assert result["cpu_ms_per_message"] == 150.0  # server and database CPU per message sent
+    assert result["cpu_per_load_cpu"] == 1.5  # server, database and broker per load CPU second
