@@ -15,21 +15,15 @@ for the same fact is ``contracts.frames``' class of the same base name plus ``Fr
 from __future__ import annotations
 
 from contracts.common import Shape, Time
-from contracts.shapes import Meetup, Poll, RoomItem, User
+from contracts.shapes import Meetup, Poll, RoomFields, RoomItem, User
 
 # rooms --------------------------------------------------------------------------------------
 
 
-class RoomInfo(Shape):
-    """A room as the rooms worker owns it: who is in it and what it is called. The client's ``Room``
-    adds ``last_seq``, which messaging owns."""
+class RoomInfo(RoomFields):
+    """A room as the rooms worker owns it: who is in it and what it is called, and the meetup it
+    belongs to. The client's ``Room`` has ``last_seq`` instead, which messaging owns."""
 
-    id: str
-    name: str
-    image_url: str | None
-    participant_ids: list[str]
-    created_by: str
-    created_at: Time
     meetup_id: str | None = None
 
 

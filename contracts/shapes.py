@@ -26,13 +26,18 @@ class User(Shape):
     image_url: str | None = None
 
 
-class Room(Shape):
+class RoomFields(Shape):
+    """What the rooms worker owns of a room, shared by the client's ``Room`` and the events' ``RoomInfo``."""
+
     id: str
     name: str
     image_url: str | None
     participant_ids: list[str]
     created_by: str
     created_at: Time
+
+
+class Room(RoomFields):
     last_seq: int
 
 
