@@ -189,13 +189,11 @@ class Broker:
         queue went with that channel, and the consumer goes on once reconnected. Ending the consumer
         instead would leave the restored one feeding a buffer nobody reads (PITFALLS).
         """
-        while self._handled is not None:
+        while (message := self._handled) is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ack_now.wait(), ACK_LINGER)
             self._ack_now.clear()
-            message, self._handled, self._unacked = self._handled, None, 0
-            if message is None:
-                continue
+            message, self._handled, self._unacked = self._handled, None, 0  # the latest by now
             try:
                 await message.ack(multiple=True)
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
