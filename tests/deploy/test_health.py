@@ -10,8 +10,8 @@ from importlib.metadata import version
 
 import aio_pika
 import pytest
-from ops_http import get
 from prometheus_client import CollectorRegistry, Counter
+from support.ops_http import get
 
 from boochat import health
 from boochat.health import HealthServer, QueueMetrics

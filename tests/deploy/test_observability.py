@@ -9,23 +9,13 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 
 import pytest
-from ops_http import get
 from support.client import Client
+from support.ops_http import get, sample
 from support.stack import Stack
 
 from boochat.supervisor import http_status
 
 pytestmark = pytest.mark.e2e
-
-
-def sample(body: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample (0 when absent), matching the given labels."""
-    total = 0.0
-    for line in body.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
-            total += float(match.group(2))
-    return total
 
 
 async def test_every_child_has_its_own_ready_metrics_port(stack: Stack) -> None:

@@ -168,7 +168,7 @@ async def test_two_messaging_replicas_keep_seq_gap_free(start_stack):
             after = items[-1]["seq"]
         assert [i["seq"] for i in items] == list(range(1, 62))
         assert sum(i["kind"] == "message" for i in items) == 60
-        handled = stack.handled_by("messaging")
+        handled = await stack.handled_by("messaging")
         assert len(handled) == 2 and all(count > 0 for count in handled.values()), handled
     finally:
         for client in clients:

@@ -84,7 +84,8 @@ async def test_everything_twice(start_stack):
     finally:
         await ann.close()
         await bob.close()
-    assert all(count > 0 for count in stack.handled_by("messaging").values()), stack.handled_by("messaging")
+    handled = await stack.handled_by("messaging")
+    assert len(handled) == 2 and all(count > 0 for count in handled.values()), handled
 
 
 async def test_a_dead_gateways_users_go_offline(start_stack):

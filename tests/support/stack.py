@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from boochat.settings import Settings
 from boochat.supervisor import Process, Supervisor, child_env, stack_processes, wait_stack_ready
+from support.ops_http import get, sample
 
 START_TIMEOUT = 90.0  # a cold start of every process against the slow stand-in
 
@@ -68,14 +69,15 @@ class Stack:
             parts.append(f"--- {process.name} ({path})\n" + "\n".join(text.splitlines()[-lines:]))
         return "\n".join(parts)
 
-    def handled_by(self, worker: str) -> dict[str, int]:
-        """Commands and queries each replica of ``worker`` has answered so far, from its log."""
+    async def handled_by(self, worker: str) -> dict[str, int]:
+        """Commands and queries each replica of ``worker`` has answered so far, from its metrics."""
+        commands = f"{self.settings.names.commands}.{worker}"  # FastStream's label: exchange.routing_key
         counts = {}
         for process in self.processes:
-            if process.name.startswith(f"{worker}-"):
-                path = self.log_dir / f"{process.name}.log"
-                text = path.read_text(errors="replace") if path.exists() else ""
-                counts[process.name] = text.count('"command handled"')
+            if process.service == worker and process.metrics_url:
+                body = (await get(process.metrics_url))[1]
+                handled = sample(body, "faststream_received_processed_messages_total", handler=commands)
+                counts[process.name] = int(handled)
         return counts
 
     async def __aenter__(self) -> Stack:
