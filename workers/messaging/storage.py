@@ -112,7 +112,8 @@ async def refuse(command_key: str, reply: dict[str, Any]) -> None:
 
 async def insert_item(item: RoomItem, entry: dict[str, Any]) -> None:
     """Store ``item`` with its event. ``DuplicateKeyError``: its id or its ``seq`` is taken."""
-    await Item(**item.model_dump(), event=entry).insert()
+    document = Item(**item.model_dump(), event=entry).model_dump(by_alias=True, exclude={"revision_id"})
+    await Item.get_pymongo_collection().insert_one(document)  # the driver's insert: a send's only write
 
 
 async def item(item_id: str) -> Item | None:
