@@ -106,3 +106,4 @@ class Fact:
     aggregate_id: str
     payload: BaseModel
     sends: tuple[Send, ...] = ()
+    also: tuple[str, ...] = ()  # more routing keys for the event (``contracts.routing``), besides its type

@@ -78,6 +78,12 @@ class ItemAdded(Shape):
     sender_name: str | None
     participant_ids: list[str]
 
+    @property
+    def recipients(self) -> list[str]:
+        """Who may be told of the item: the room as it was when the item was added, minus its sender
+        (so a user who left before it gets nothing)."""
+        return [user_id for user_id in dict.fromkeys(self.participant_ids) if user_id != self.item.sender_id]
+
 
 # users --------------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Commands: exchange ``<ns>.commands`` (direct), routing key = the owning worker, one quorum queue
 ``<ns>.<worker>.commands`` each. Domain events: exchange ``<ns>.events`` (topic), routing key = the
-event type; each reaction of a worker has its own queue ``<ns>.<worker>.<reaction>``, each mirror
+event type, and some events also go under a narrower key (``also``: RabbitMQ's ``CC`` header) for
+consumers that want only those; each reaction of a worker has its own queue ``<ns>.<worker>.<reaction>``, each mirror
 one per process, ``<ns>.<worker>.<mirror>.<process_id>``; the stream ``<ns>.events.log`` takes
 everything. Client events: exchange ``<ns>.deliveries`` (topic), routed ``room.<room_id>``,
 ``user.<digest>`` or ``everyone``; each gateway binds what its connections need, and ``gateways``
@@ -25,6 +26,9 @@ def room_key(room_id: str) -> str:
 
 
 EVERYONE = "everyone"
+# A ``room.item_added`` also goes under this key when a recipient may be offline (messaging decides
+# by its presence replica): the notifications worker takes only these, not every chat message.
+ITEMS_FOR_OFFLINE = "room.item_added.offline"
 GATEWAYS = "gateways"  # what gateways tell each other (the requests each user got accepted, for the rate limit)
 
 

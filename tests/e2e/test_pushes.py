@@ -12,6 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from support.client import Client
 from support.fcm import FakeFcm, write_service_account
+from support.ops_http import get, sample
 
 pytestmark = pytest.mark.e2e
 
@@ -29,19 +30,25 @@ async def fcm() -> AsyncIterator[FakeFcm]:
 
 
 class Replica:
-    """The notifications worker's database, read to know when it has caught up (it sends no signal)."""
+    """The presence replicas of notifications (whom to push) and messaging (whether an item goes to
+    notifications at all), read to know when both have caught up (they send no signal)."""
 
     def __init__(self, stack: Any) -> None:
         self.client: AsyncMongoClient[Any] = AsyncMongoClient(stack.settings.mongo_url)
-        self.db = self.client[stack.settings.names.database("notifications")]
-
-    async def until(self, collection: str, query: dict[str, Any], count: int = 1) -> None:
-        async with asyncio.timeout(WAIT):
-            while await self.db[collection].count_documents(query) < count:  # noqa: ASYNC110 - no change signal
-                await asyncio.sleep(0.05)
+        self.dbs = [self.client[stack.settings.names.database(w)] for w in ("notifications", "messaging")]
 
     async def presence(self, user_id: str, online: bool) -> None:
-        await self.until("presence", {"_id": user_id, "online": online})
+        async with asyncio.timeout(WAIT):
+            for db in self.dbs:
+                while not await db["presence"].count_documents({"_id": user_id, "online": online}):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+
+
+async def items_reaching_notifications(stack: Any) -> float:
+    """How many room items the notifications worker has taken, from its metrics."""
+    url = next(p for p in stack.processes if p.service == "notifications").metrics_url
+    body = (await get(url))[1]
+    return sample(body, "faststream_received_messages_total", handler=f"{stack.settings.names.events}.room.item_added")
 
 
 async def test_offline_users_get_one_push_per_message_connected_users_and_senders_none(start_stack, fcm, tmp_path):
@@ -58,6 +65,9 @@ async def test_offline_users_get_one_push_per_message_connected_users_and_sender
     for user_id in (ann_id, bob_id, cid_id):  # everyone is connected while the room is announced
         await replica.presence(user_id, online=True)
     room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob_id, cid_id]}))["room"]
+    await ann.ok("send_message", {"room_id": room["id"], "content": "all here"})
+    # With everyone connected, messaging does not route the announcement or the message to notifications.
+    assert await items_reaching_notifications(stack) == 0
     await bob.close()  # Bob has no open connection from now on
     await replica.presence(bob_id, online=False)
 
@@ -80,6 +90,7 @@ async def test_offline_users_get_one_push_per_message_connected_users_and_sender
     assert fcm.sends_to(tokens[ann_id]) == []  # the sender, and connected
     assert [p for p in fcm.sends_to(tokens[cid_id]) if p.message["data"].get("seq") in by_seq] == []  # connected
     assert all(push.headers["authorization"].startswith("Bearer fake-access-") for push in fcm.sends)
+    assert await items_reaching_notifications(stack) == 2  # the two sent while Bob was offline
     await ann.close()
     await cid.close()
     await replica.client.close()

@@ -196,7 +196,7 @@ async def test_dry_run_counts_and_changes_nothing(start_stack, mongo_url):
     assert counted, line
     read, applied = int(counted[1]), int(counted[2])
     assert read > applied >= 3, line  # the workload's rooms (its own and the meetup's), its invitation...
-    assert counted[3] == ", ".join(collections)
+    assert sorted(counted[3].split(", ")) == collections
     assert await snapshot(mongo_url, database, collections) == before
     assert "rebuilding" not in output
 

@@ -55,9 +55,11 @@ class RecordingOutbox(Outbox):
         super().__init__(None, Names("test"), aggregates)  # type: ignore[arg-type]
         self.events: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
+        self.also: dict[str, list[str]] = {}  # by event id: the routing keys besides its type
 
     async def publish(self, entry: dict[str, Any]) -> None:
         self.events.append(envelope(entry))
+        self.also[entry["event_id"]] = entry.get("also", [])
         for delivery in entry["deliveries"]:
             await self._deliver(delivery)
 

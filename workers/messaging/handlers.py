@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from pymongo.errors import DuplicateKeyError
@@ -20,9 +20,12 @@ from contracts.common import Shape
 from contracts.envelope import AnyEvent, Fact, Failure
 from contracts.events import ItemAdded, MemberJoined, MemberLeft, RoomCreated, RoomUpdated
 from contracts.requests import Empty, ItemPage, ItemReply, ReadMark, RoomList, RoomReply
+from contracts.routing import ITEMS_FOR_OFFLINE
 from contracts.shapes import RoomItem, RoomSummary
+from workers import presence
 from workers.messaging import domain, storage
 from workers.messaging.domain import RoomCopy
+from workers.presence import PRESENCE, Presence
 from workers.runtime.context import ATTEMPTS, Context, Forwarded, Runtime
 from workers.runtime.outbox import RELAY_AFTER, RELAY_EVERY, stamp
 from workers.runtime.store import ConcurrencyError
@@ -160,6 +163,7 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[Roo
                 continue
             assert isinstance(fact.payload, ItemAdded)
             item = fact.payload.item
+            fact = for_offline(fact, ctx.runtime.memory.get(PRESENCE, {}))
             entry = stamp(fact, item.seq, ctx.cause, item.sent_at)
             try:
                 await storage.insert_item(item, entry)
@@ -179,6 +183,14 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[Roo
             outbox.publish_later(entry, storage.mark_published)
             return item
     raise ConcurrencyError(room_id)
+
+
+def for_offline(fact: Fact, known: Mapping[str, Presence]) -> Fact:
+    """``fact``, a new item, routed also under ``ITEMS_FOR_OFFLINE`` when one of its recipients has
+    no open connection by ``known`` (this process's presence mirror; empty: all offline): only then
+    may the notifications worker have a push to make, so only then does it get the item."""
+    assert isinstance(fact.payload, ItemAdded)
+    return replace(fact, also=(ITEMS_FOR_OFFLINE,)) if presence.offline(fact.payload.recipients, known) else fact
 
 
 def first_outcome(done: storage.Item) -> RoomItem:
@@ -284,7 +296,10 @@ REACTIONS = {
 PROJECTIONS = {
     "copy_rooms": Projection(copy_room, ROOM_EVENTS, (storage.RoomCopyDoc,)),
     "name_users": Projection(rename_user, typed(events.ProfileChanged, "user.profile_changed"), (storage.RoomCopyDoc,)),
+    **presence.PROJECTIONS,
 }
+
+MIRRORS = presence.MIRRORS
 
 CHORES = {
     "relay_items": Chore(lambda settings: RELAY_EVERY, relay_items),

@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts.shapes import ItemKind, RoomItem
 from workers.messaging.domain import Page, ReadMark, RoomCopy
+from workers.presence import PresenceDoc
 from workers.runtime.store import StateDocument, state_document, write
 
 # Compound, not single-field: the stand-in's single-field index on an array breaks find().
@@ -205,4 +206,4 @@ async def marks_of(user_id: str) -> dict[str, int]:
     return {doc.room_id: doc.seq for doc in await ReadMarkDoc.find({"user_id": user_id}).to_list()}
 
 
-DOCUMENTS = [RoomCopyDoc, Item, ReadMarkDoc]
+DOCUMENTS = [RoomCopyDoc, Item, ReadMarkDoc, PresenceDoc]

@@ -1,16 +1,14 @@
 """Notifications: who gets which push, sans-I/O.
 
 Devices are push targets (kind + value: FCM registration tokens today, installation ids tomorrow),
-each owned by one user. A replica of presence, fed by ``user.presence_changed`` (the newest version
-wins: ``move_presence``, ``merge_presence``), says who has no open connection. A new room item is
-pushed to every participant but its sender who is offline, on each of their devices; a target the
-push service reports gone is forgotten.
+each owned by one user. The worker's replica of presence (``workers.presence``) says who has no
+open connection. A new room item is pushed to every participant but its sender who is offline, on
+each of their devices; a target the push service reports gone is forgotten.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -57,33 +55,6 @@ def owned_by(device: Device | None, user_id: str) -> bool:
     return device is not None and device.user_id == user_id
 
 
-# Presence -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Presence:
-    user_id: str
-    online: bool
-    version: int  # the users aggregate's version of the event that said so
-
-
-def move_presence(current: Presence | None, user_id: str, online: bool, version: int) -> Presence | None:
-    """The new presence, or None when the event is older than what is known (events of different
-    queues and replicas arrive out of order; only the newest one counts)."""
-    if current is not None and current.version >= version:
-        return None
-    return Presence(user_id=user_id, online=online, version=version)
-
-
-def merge_presence(known: dict[str, Presence], said: Iterable[Presence]) -> None:
-    """Merge ``said`` into ``known`` (user id -> presence): each one only if newer than what is known
-    (``move_presence``), so merging again, late or out of order never brings back an older state."""
-    for presence in said:
-        new = move_presence(known.get(presence.user_id), presence.user_id, presence.online, presence.version)
-        if new is not None:
-            known[presence.user_id] = new
-
-
 # Pushes ---------------------------------------------------------------------------------------
 
 
@@ -109,12 +80,6 @@ def clip(text: str, limit: int = BODY_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
 
 
-def item_recipients(event: ItemAdded) -> list[str]:
-    """Who may be pushed an item: the room as it was when the item was added, minus its sender
-    (so a user who left before it gets nothing)."""
-    return [user_id for user_id in dict.fromkeys(event.participant_ids) if user_id != event.item.sender_id]
-
-
 def item_pushes(event: ItemAdded, offline: set[str]) -> list[Push]:
     item = event.item
     text = item.content if item.kind == "announcement" else f"{event.sender_name or 'Someone'}: {item.content}"
@@ -127,14 +92,9 @@ def item_pushes(event: ItemAdded, offline: set[str]) -> list[Push]:
             collapse_key=item.room_id,
             tag=item.room_id,
         )
-        for user_id in item_recipients(event)
+        for user_id in event.recipients
         if user_id in offline
     ]
-
-
-def offline(candidates: list[str], known: Mapping[str, Presence]) -> set[str]:
-    """Users with no open connection; one the replica has never seen online is offline."""
-    return {user_id for user_id in candidates if user_id not in known or not known[user_id].online}
 
 
 def deliveries(pushes: list[Push], devices: list[Device], done: set[str]) -> list[Delivery]:

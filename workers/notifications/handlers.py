@@ -3,12 +3,10 @@
 
 The push port is passed in by ``app.py``: ``reactions(sender)`` builds the reaction table around it.
 
-Presence is kept twice. The projection ``track_presence`` keeps it in MongoDB: the durable replica,
-which replay rebuilds. The mirror ``presence`` keeps it in each process's memory (every replica gets
-every ``user.presence_changed``), loaded from that collection at start and again every
-``BOOCHAT_MIRROR_RELOAD_SECONDS``. ``push_to_offline_members`` runs for every chat message and
-decides who is offline from the mirror: when every other participant is online it reads and writes
-nothing.
+Who is online comes from the worker's presence replica (``workers.presence``: a projection, and a
+mirror in each process's memory). ``push_to_offline_members`` takes the items messaging also routed under
+``ITEMS_FOR_OFFLINE`` (a recipient was offline by messaging's own replica), and decides from the
+mirror whom to push. So a chat where everyone is online never reaches this worker at all.
 
 Only room items are pushed. Invitations (``room.member_joined``), new meetups (``meetup.created``)
 and moved meetups (``meetup.moved``) are announced in their room by messaging, and an announcement
@@ -24,18 +22,19 @@ from functools import partial
 import structlog
 
 from contracts import events, requests
-from contracts.envelope import AnyEvent
 from contracts.requests import Empty
+from contracts.routing import ITEMS_FOR_OFFLINE
+from workers import presence
 from workers.notifications import domain, storage
-from workers.notifications.domain import Delivery, Presence, Target
+from workers.notifications.domain import Delivery, Target
 from workers.notifications.sender import Sender
+from workers.presence import PRESENCE
 from workers.runtime.context import Context
-from workers.runtime.tables import Mirror, Projection, Reaction, typed
+from workers.runtime.tables import Reaction, typed
 
 log = structlog.get_logger()
 
 TOKEN = "token"  # the kind of target register_device's ``token`` is: an FCM registration token
-PRESENCE = "presence"  # the presence mirror's name, and its state's key in ``Runtime.memory``
 
 
 async def register_device(data: requests.RegisterDevice, ctx: Context) -> Empty:
@@ -50,24 +49,10 @@ async def unregister_device(data: requests.UnregisterDevice, ctx: Context) -> Em
     return Empty()
 
 
-async def track_presence(moved: events.PresenceChanged, event: AnyEvent) -> None:
-    current = await storage.presence(moved.user_id)
-    if (new := domain.move_presence(current, moved.user_id, moved.online, event.version)) is not None:
-        await storage.save_presence(new, current)
-
-
-def mirror_presence(moved: events.PresenceChanged, event: AnyEvent, known: dict[str, Presence]) -> None:
-    domain.merge_presence(known, [Presence(moved.user_id, moved.online, event.version)])
-
-
-def merge_loaded_presence(known: dict[str, Presence], loaded: dict[str, Presence]) -> None:
-    domain.merge_presence(known, loaded.values())
-
-
 async def push_to_offline_members(added: events.ItemAdded, ctx: Context, sender: Sender) -> None:
     assert ctx.event is not None
     known = ctx.runtime.memory[PRESENCE]
-    pushes = domain.item_pushes(added, domain.offline(domain.item_recipients(added), known))
+    pushes = domain.item_pushes(added, presence.offline(added.recipients, known))
     if not pushes:  # the common case: everyone else is online (no database call at all)
         return
     devices = await storage.devices_of([push.user_id for push in pushes])
@@ -95,23 +80,13 @@ COMMANDS = {
 def reactions(sender: Sender) -> dict[str, Reaction]:
     return {
         "push_to_offline_members": Reaction(
-            partial(push_to_offline_members, sender=sender), typed(events.ItemAdded, "room.item_added")
+            partial(push_to_offline_members, sender=sender),
+            typed(events.ItemAdded, "room.item_added"),
+            keys=(ITEMS_FOR_OFFLINE,),  # only items messaging saw a recipient of offline
         ),
     }
 
 
-PROJECTIONS = {
-    "track_presence": Projection(
-        track_presence, typed(events.PresenceChanged, "user.presence_changed"), (storage.PresenceDoc,)
-    ),
-}
+PROJECTIONS = presence.PROJECTIONS
 
-
-MIRRORS = {
-    PRESENCE: Mirror(
-        mirror_presence,
-        typed(events.PresenceChanged, "user.presence_changed"),
-        storage.all_presence,
-        merge_loaded_presence,
-    ),
-}
+MIRRORS = presence.MIRRORS

@@ -14,8 +14,8 @@ from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from workers.notifications.domain import Device, Presence, Target
-from workers.runtime.store import ConcurrencyError
+from workers.notifications.domain import Device, Target
+from workers.presence import PresenceDoc
 
 CLAIMS_KEPT = timedelta(days=7)  # longer than any redelivery of an event
 
@@ -34,18 +34,6 @@ class DeviceDoc(Document):
 
     def state(self) -> Device:
         return Device(Target(self.kind, self.value), self.user_id, self.platform, self.registered_at)
-
-
-class PresenceDoc(Document):
-    id: str  # type: ignore[assignment]  # the user id
-    online: bool
-    version: int
-
-    class Settings:
-        name = "presence"
-
-    def state(self) -> Presence:
-        return Presence(user_id=self.id, online=self.online, version=self.version)
 
 
 class PushClaim(Document):
@@ -97,31 +85,6 @@ async def devices_of(user_ids: list[str]) -> list[Device]:
 
 
 # Presence -------------------------------------------------------------------------------------
-
-
-async def presence(user_id: str) -> Presence | None:
-    doc = await PresenceDoc.get(user_id)
-    return doc.state() if doc else None
-
-
-async def all_presence() -> dict[str, Presence]:
-    """Every user's presence, by user id: one read of the whole collection (one document per user)."""
-    return {doc.id: doc.state() for doc in await PresenceDoc.find_all().to_list()}
-
-
-async def save_presence(new: Presence, read: Presence | None) -> None:
-    """Write ``new`` if the stored presence is still ``read``; else ``ConcurrencyError`` (decide again)."""
-    body = {"_id": new.user_id, "online": new.online, "version": new.version}
-    collection = PresenceDoc.get_pymongo_collection()
-    try:
-        if read is None:
-            await collection.insert_one(body)
-            return
-    except DuplicateKeyError:
-        raise ConcurrencyError(new.user_id) from None
-    result = await collection.replace_one({"_id": new.user_id, "version": read.version}, body)
-    if result.matched_count == 0:
-        raise ConcurrencyError(new.user_id)
 
 
 # Claims ---------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ def stamp(fact: Fact, version: int, cause: Cause, now: datetime, reply: BaseMode
         "command_key": cause.command_key,
         "reply": reply.model_dump(mode="json") if reply is not None else None,
         "deliveries": [_delivery(event_id, send) for send in fact.sends],
+        "also": list(fact.also),
     }
 
 
@@ -227,6 +228,7 @@ class Outbox:
             persist=True,
             message_id=entry["event_id"],
             correlation_id=entry["correlation_id"],
+            headers=_also(entry),
         )
         for delivery in entry["deliveries"]:
             await self._deliver(delivery)
@@ -273,12 +275,19 @@ def _messages(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=entry["event_id"],
         correlation_id=entry["correlation_id"],
+        headers=_also(entry),
     )
     sent = [(events, event, entry["type"])]
     for delivery in entry["deliveries"]:
         body = aio_pika.Message(json.dumps(delivery["body"]).encode(), content_type="application/json")
         sent.append((deliveries, body, delivery["key"]))
     return sent
+
+
+def _also(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """RabbitMQ's ``CC`` header: the event is routed under these keys too (sender-selected
+    distribution; a queue bound to several of them still gets it once)."""
+    return {"CC": entry["also"]} if entry.get("also") else None
 
 
 def _aware(value: datetime) -> datetime:

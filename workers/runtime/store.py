@@ -46,6 +46,7 @@ class StoredEvent(Document):
     command_key: str | None = None
     reply: dict[str, Any] | None = None
     deliveries: list[dict[str, Any]] = Field(default_factory=list)
+    also: list[str] = Field(default_factory=list)  # more routing keys (``Fact.also``)
 
     class Settings:
         name = "events"

@@ -21,7 +21,8 @@ CommandHandler = Callable[[Any, "Context"], Awaitable[Shape]]
 
 @dataclass(frozen=True)
 class Reaction:
-    """A worker's reaction to other events: its own queue, bound to the types of ``payloads``.
+    """A worker's reaction to other events: its own queue, bound to the types of ``payloads``, or
+    to ``keys`` when it takes only the events also sent under those (``Fact.also``).
 
     ``handle(payload, ctx)`` receives the typed payload; ``ctx.event`` is the envelope. A reaction
     must be idempotent (a redelivered or replayed event changes nothing more): the runtime keeps no
@@ -30,10 +31,11 @@ class Reaction:
 
     handle: Callable[[Any, Context], Awaitable[None]]
     payloads: Mapping[str, type[Shape]]
+    keys: tuple[str, ...] | None = None
 
     @property
     def types(self) -> tuple[str, ...]:
-        return tuple(self.payloads)
+        return self.keys or tuple(self.payloads)
 
 
 @dataclass(frozen=True)

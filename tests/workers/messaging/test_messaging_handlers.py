@@ -11,14 +11,16 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from support.fcm import presence
 from support.handlers import READS, WRITES, database_calls, event, harness, replica
 from support.shapes import a_poll
 
 from contracts.envelope import Command
 from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo
-from contracts.routing import user_key
+from contracts.routing import ITEMS_FOR_OFFLINE, user_key
 from workers.messaging.app import WORKER
 from workers.messaging.storage import Item
+from workers.presence import PRESENCE
 from workers.runtime.dispatch import run_command
 
 
@@ -90,6 +92,26 @@ async def test_a_send_to_a_known_room_is_one_insert_and_nothing_else(messaging, 
     assert calls == ["items.insert_one"]
     await messaging.outbox.drain()
     assert calls == ["items.insert_one", "items.update_many"]
+
+
+async def test_an_item_is_routed_to_notifications_only_while_a_recipient_is_offline(messaging):
+    """Under ITEMS_FOR_OFFLINE (the notifications worker's only key) when the presence replica has
+    a recipient offline or has never seen them; not when all but the sender are online."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+
+    async def routed(content: str) -> list[str]:
+        await messaging.ok("send_message", alice, {"room_id": "r1", "content": content})
+        return messaging.outbox.also[messaging.events("room.item_added")[-1]["event_id"]]
+
+    assert await routed("bob was never seen online") == [ITEMS_FOR_OFFLINE]
+    for name in ("track_presence", PRESENCE):  # the durable replica and this process's mirror
+        await messaging.react(name, presence(bob.id, True, 2))
+    assert await routed("bob is online, alice sends: nobody to push") == []
+    await messaging.react(PRESENCE, presence(bob.id, False, 3))
+    assert await routed("bob went offline") == [ITEMS_FOR_OFFLINE]
+    await messaging.react(PRESENCE, presence(bob.id, True, 1))  # an older event changes nothing
+    assert await routed("still offline") == [ITEMS_FOR_OFFLINE]
 
 
 async def test_a_replica_that_knew_the_room_refuses_a_leaver(messaging):

@@ -7,7 +7,7 @@ from pathlib import Path
 from contracts.events import ItemAdded
 from contracts.shapes import RoomItem
 from workers.notifications import domain
-from workers.notifications.domain import Device, Outcome, Presence, Target
+from workers.notifications.domain import Device, Outcome, Target
 
 NOW = datetime(2026, 12, 1, 18, 30, tzinfo=UTC)
 
@@ -62,30 +62,6 @@ def test_long_content_is_cut_with_an_ellipsis():
 
 def test_short_content_is_kept_whole():
     assert domain.clip("a" * domain.BODY_LIMIT) == "a" * domain.BODY_LIMIT
-
-
-def test_users_never_seen_online_are_offline():
-    known = {"bob": Presence("bob", True, 3), "cid": Presence("cid", False, 4)}
-    assert domain.offline(["ann", "bob", "cid"], known) == {"ann", "cid"}
-
-
-def test_merging_presence_keeps_the_newest_of_each_user():
-    known = {"bob": Presence("bob", False, 5), "cid": Presence("cid", True, 1)}
-    domain.merge_presence(known, [Presence("bob", True, 4), Presence("cid", False, 2), Presence("dan", True, 1)])
-    domain.merge_presence(known, [Presence("bob", True, 5)])  # the same version again: no change
-    assert known == {
-        "bob": Presence("bob", False, 5),
-        "cid": Presence("cid", False, 2),
-        "dan": Presence("dan", True, 1),
-    }
-
-
-def test_presence_applies_only_newer_versions():
-    current = Presence("bob", True, 5)
-    assert domain.move_presence(current, "bob", False, 4) is None
-    assert domain.move_presence(current, "bob", False, 5) is None
-    assert domain.move_presence(current, "bob", False, 6) == Presence("bob", False, 6)
-    assert domain.move_presence(None, "bob", True, 1) == Presence("bob", True, 1)
 
 
 def test_every_device_of_a_recipient_gets_the_push_once():

@@ -13,9 +13,10 @@ from support.handlers import READS, WRITES, Harness, database_calls, harness, re
 from contracts.envelope import Command
 from workers.notifications import app
 from workers.notifications import storage as store
-from workers.notifications.domain import Outcome, Presence, Push, Target
-from workers.notifications.handlers import PRESENCE
+from workers.notifications.domain import Outcome, Push, Target
 from workers.notifications.sender import LogSender, Retrying, create_sender
+from workers.presence import PRESENCE, Presence
+from workers.presence import presence as stored_presence
 from workers.runtime.context import Runtime
 from workers.runtime.dispatch import run_command
 from workers.runtime.tables import Worker
@@ -151,7 +152,7 @@ async def test_an_older_presence_event_arriving_late_is_ignored(worker, runtime,
     await react(notifications, presence(bob, True, 4))  # older: bob stays offline
     await react(notifications, item_added("r1", [ann, bob], sender_id=ann))
     assert len(sender.to(value)) == 1
-    assert (await store.presence(bob)).version == 5  # type: ignore[union-attr]
+    assert (await stored_presence(bob)).version == 5  # type: ignore[union-attr]
 
 
 async def test_the_push_decision_follows_the_mirror_not_the_database(worker, runtime, notifications, sender):

@@ -17,11 +17,12 @@ from support.fcm import FakeFcm, FakeSender, item_added, presence, write_service
 
 from boochat.rpc import RpcClient
 from contracts.envelope import AnyEvent, Command
+from contracts.routing import ITEMS_FOR_OFFLINE
 from workers.notifications.app import create_app
-from workers.notifications.domain import Presence, Target
-from workers.notifications.handlers import PRESENCE
+from workers.notifications.domain import Target
 from workers.notifications.sender import Sender, create_sender
-from workers.notifications.storage import DeviceDoc, PresenceDoc
+from workers.notifications.storage import DeviceDoc
+from workers.presence import PRESENCE, Presence, PresenceDoc
 from workers.runtime.context import Runtime
 
 pytestmark = pytest.mark.integration
@@ -42,13 +43,21 @@ class Bus:
         assert reply.error is None, reply.error
         return reply.ok or {}
 
-    async def publish(self, event: AnyEvent) -> None:
+    async def publish(self, event: AnyEvent, also: tuple[str, ...] = ()) -> None:
+        """``event`` under its type, and under the keys ``also`` as the outbox sends them (``CC``)."""
         exchange = await self.channel.get_exchange(self.settings.names.events, ensure=False)
         body = json.loads(event.model_dump_json())
-        await exchange.publish(
-            aio_pika.Message(json.dumps(body).encode(), content_type="application/json", message_id=event.event_id),
-            routing_key=event.type,
+        message = aio_pika.Message(
+            json.dumps(body).encode(),
+            content_type="application/json",
+            message_id=event.event_id,
+            headers={"CC": list(also)} if also else None,
         )
+        await exchange.publish(message, routing_key=event.type)
+
+    async def publish_item(self, event: AnyEvent) -> None:
+        """A new item as messaging sends it when a recipient is offline."""
+        await self.publish(event, also=(ITEMS_FOR_OFFLINE,))
 
 
 @asynccontextmanager
@@ -85,8 +94,10 @@ async def test_offline_participants_get_pushes_online_ones_and_the_sender_none(s
             await bus.command(who, "register_device", {"token": f"tok-{who}", "platform": "android"})
         await bus.publish(presence(cid, True, 2))
         await eventually(lambda: PresenceDoc.find_one({"_id": cid, "online": True}).exists())
-        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, content="hello", seq=1))
-        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, content="again", seq=2))
+        # Messaging saw everyone online: routed under its type only, the item never reaches this worker.
+        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, content="unseen", seq=1))
+        await bus.publish_item(item_added("r1", [ann, bob, cid], sender_id=ann, content="hello", seq=2))
+        await bus.publish_item(item_added("r1", [ann, bob, cid], sender_id=ann, content="again", seq=3))
         await sender.wait_for(lambda: len(sender.to(f"tok-{bob}")) == 2)
     assert sorted(p.body for p in sender.to(f"tok-{bob}")) == ["Ann: again", "Ann: hello"]
     assert sender.to(f"tok-{ann}") == sender.to(f"tok-{cid}") == []
@@ -102,7 +113,7 @@ async def test_through_firebase_admin_a_token_reported_unregistered_is_deleted(s
             for value in ("tok-live", "tok-dead"):
                 await bus.command(bob, "register_device", {"token": value, "platform": "android"})
             fcm.answer("tok-dead", "unregistered")
-            await bus.publish(item_added("r1", [ann, bob], sender_id=ann, content="hi", seq=1))
+            await bus.publish_item(item_added("r1", [ann, bob], sender_id=ann, content="hi", seq=1))
             await fcm.wait_sends("tok-live", 1)
             await fcm.wait_sends("tok-dead", 1)
             await eventually(lambda: _gone("tok-dead"))
@@ -132,11 +143,11 @@ async def test_presence_events_reach_the_running_workers_mirror(settings):
         for who in (bob, cid):
             await bus.command(who, "register_device", {"token": f"tok-{who}", "platform": "android"})
         assert len(await listed("queues", prefix)) == 1
-        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
+        await bus.publish_item(item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
         await sender.wait_for(lambda: len(sender.to(f"tok-{bob}")) == 1)
         await bus.publish(presence(bob, True, 2))
         await eventually(lambda: _holds(bus.runtime, Presence(bob, True, 2)))
-        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, seq=2))
+        await bus.publish_item(item_added("r1", [ann, bob, cid], sender_id=ann, seq=2))
         await sender.wait_for(lambda: len(sender.to(f"tok-{cid}")) == 2)
     assert [p.data["seq"] for p in sender.to(f"tok-{bob}")] == ["1"]
     assert await listed("queues", prefix) == []
@@ -154,7 +165,7 @@ async def test_a_worker_started_later_loads_the_stored_presence(settings):
         await eventually(lambda: PresenceDoc.find_one({"_id": bob, "online": True}).exists())
     async with running(without_reload(settings), sender) as bus:
         assert bus.runtime.memory[PRESENCE][bob] == Presence(bob, True, 2)
-        await bus.publish(item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
+        await bus.publish_item(item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
         await sender.wait_for(lambda: len(sender.to(f"tok-{cid}")) == 1)
     assert sender.to(f"tok-{bob}") == []
 
