@@ -73,15 +73,28 @@ class AnyEvent(Event[Any]):
     payload: dict[str, Any]
 
 
+class Rider(Envelope):
+    """A client event for one user's connections (``key``: their ``user_key``) that travels inside a
+    room delivery to a member of that room: every gateway holding the member's connections is bound
+    to the room, so one broker message serves both."""
+
+    id: str
+    key: str
+    event: str
+    data: dict[str, Any]
+
+
 class Delivery(Envelope):
     """A client event on its way to the gateways, routed by room, by user or to everyone.
 
-    ``id`` lets a gateway drop a copy it has already delivered to a connection.
+    ``id`` lets a gateway drop a copy it has already delivered to a connection. ``riders`` go to
+    their own users' connections on the gateways this delivery reaches.
     """
 
     id: str
     event: str
     data: dict[str, Any]
+    riders: list[Rider] = []
 
 
 def occurred(value: datetime) -> datetime:
@@ -96,6 +109,7 @@ class Send:
     key: str
     event: str
     data: BaseModel
+    riders: tuple[Send, ...] = ()  # to user keys of members of the room ``key`` names (``Rider``)
 
 
 @dataclass(frozen=True)

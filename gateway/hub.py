@@ -17,7 +17,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 
 from boochat.settings import Settings
-from contracts.envelope import Command, Delivery, Failure, Reply
+from contracts.envelope import Command, Delivery, Failure, Reply, Rider
 from contracts.internal import ConnectionClosed, ConnectionOpened, RoomIds, SignIn, UserRooms
 from gateway import frames
 from gateway.auth import Identity
@@ -120,6 +120,11 @@ class Hub:
 
     async def deliver(self, key: str, delivery: Delivery) -> None:
         self.metrics.deliveries.inc()
+        await self._route(key, delivery)
+        for rider in delivery.riders:  # a member's own event, carried by their room's delivery
+            await self._route(rider.key, rider)
+
+    async def _route(self, key: str, delivery: Delivery | Rider) -> None:
         recipients, changed = self.registry.route(key, delivery)
         if recipients:
             text = frames.event(delivery.event, delivery.data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
-from contracts.envelope import Delivery
+from contracts.envelope import Delivery, Rider
 from contracts.routing import EVERYONE, GATEWAYS, room_key, user_key
 
 S = TypeVar("S", bound=Hashable)
@@ -83,7 +83,7 @@ class Registry(Generic[S]):
 
     # Deliveries ---------------------------------------------------------------------------
 
-    def route(self, key: str, delivery: Delivery) -> tuple[list[S], list[str]]:
+    def route(self, key: str, delivery: Delivery | Rider) -> tuple[list[S], list[str]]:
         """The connections to send ``delivery`` to, and the keys whose binding it changed.
 
         A room-routed delivery goes to the local users in that room; a user-routed one to that

@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 from gwclient import event, receive, sign_in
 
-from contracts.envelope import Delivery
+from contracts.envelope import Delivery, Rider
 from contracts.routing import EVERYONE, room_key, user_key
 
 pytestmark = pytest.mark.integration
@@ -79,6 +79,25 @@ async def test_room_deliveries_reach_the_rooms_users(url: str, workers, rooms, p
     await publish(room_key("r1"), item)
     assert (await event(ann, "room.item_added"))["data"] == item.data
     assert await marker(publish, bo, "bo") == []
+
+
+async def test_a_rider_reaches_its_users_connections_only(url: str, workers, rooms, publish) -> None:
+    """A sender's room.read rides on their message's room delivery: every connection of the sender
+    gets both, another member of the room the message only."""
+    rooms.of = {"ann": ["r1"], "bo": ["r1"]}
+    ann1, ann2, bo = await sign_in(url, "ann"), await sign_in(url, "ann"), await sign_in(url, "bo")
+    read = Rider(
+        id=uuid.uuid4().hex, key=user_key("ann"), event="room.read", data={"room_id": "r1", "last_read_seq": 1}
+    )
+    item = Delivery(id=uuid.uuid4().hex, event="room.item_added", data={"item": {"seq": 1}}, riders=[read])
+    await publish(room_key("r1"), item)
+    for ws in (ann1, ann2):
+        got = await marker(publish, ws, "ann")
+        assert [(frame["event"], frame["data"]) for frame in got] == [
+            ("room.item_added", item.data),
+            ("room.read", read.data),
+        ]
+    assert [frame["event"] for frame in await marker(publish, bo, "bo")] == ["room.item_added"]
 
 
 async def test_a_second_copy_is_dropped(url: str, workers, rooms, publish) -> None:

@@ -64,7 +64,9 @@ class RecordingOutbox(Outbox):
             await self._deliver(delivery)
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
+        riders = delivery["body"].get("riders", [])
         self.deliveries.append({"key": delivery["key"], **delivery["body"]})
+        self.deliveries.extend(riders)  # each with its own key, as the gateways deliver it
 
 
 class Harness:

@@ -4,7 +4,7 @@ messaging's own copy of each room (kept from the rooms worker's events)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from contracts.common import parse_time
@@ -124,11 +124,13 @@ def names_in(event: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) -> di
 
 
 def send_message(copy: RoomCopy | None, sender_id: str, content: str, item_id: str, seq: int, now: datetime) -> Fact:
-    """A message at ``seq``, from a participant; sending moves the sender's read mark to it (``room.read`` to them)."""
+    """A message at ``seq``, from a participant; sending moves the sender's read mark to it: ``room.read``
+    to the sender, riding on the room's delivery (every gateway holding their connections gets it)."""
     copy = readable(copy, sender_id)
     fact = _item(copy, "message", sender_id, content, item_id, seq, now)
-    read = RoomReadFrame(room_id=copy.id, last_read_seq=seq)
-    return Fact(fact.type, fact.aggregate_id, fact.payload, (*fact.sends, Send(user_key(sender_id), "room.read", read)))
+    read = Send(user_key(sender_id), "room.read", RoomReadFrame(room_id=copy.id, last_read_seq=seq))
+    [to_room] = fact.sends
+    return replace(fact, sends=(replace(to_room, riders=(read,)),))  # one broker message for both
 
 
 def announce(

@@ -17,7 +17,7 @@ from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
-from contracts.envelope import Delivery, Fact, Send, occurred
+from contracts.envelope import Delivery, Fact, Rider, Send, occurred
 from contracts.routing import Names
 from workers.runtime.store import Aggregate, StoredEvent, clear_outbox
 
@@ -65,8 +65,13 @@ def stamp(fact: Fact, version: int, cause: Cause, now: datetime, reply: BaseMode
 
 def _delivery(event_id: str, send: Send) -> dict[str, Any]:
     """A delivery's id derives from its event, so a gateway drops a second copy of it."""
-    body = Delivery(id=f"{event_id}/{send.event}", event=send.event, data=send.data.model_dump(mode="json"))
-    return {"key": send.key, "body": body.model_dump(mode="json")}
+    riders = [
+        Rider(id=f"{event_id}/{r.event}", key=r.key, event=r.event, data=r.data.model_dump(mode="json"))
+        for r in send.riders
+    ]
+    data = send.data.model_dump(mode="json")
+    body = Delivery(id=f"{event_id}/{send.event}", event=send.event, data=data, riders=riders)
+    return {"key": send.key, "body": body.model_dump(mode="json", exclude_defaults=True)}
 
 
 def envelope(entry: dict[str, Any]) -> dict[str, Any]:

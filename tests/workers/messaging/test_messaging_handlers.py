@@ -67,6 +67,8 @@ async def test_send_message_numbers_and_publishes(messaging):
     assert item["seq"] == 2 and item["sender_id"] == alice.id
     sent = messaging.sent("room.item_added", "room.r1")
     assert [s["data"]["item"]["seq"] for s in sent] == [1, 2]
+    [read] = messaging.sent("room.read", user_key(alice.id))  # riding on the message's room delivery
+    assert read["data"] == {"room_id": "r1", "last_read_seq": 2}
     [_, added] = messaging.events("room.item_added")
     assert added["payload"]["sender_name"] == "Alice" and added["version"] == 2
     page = await messaging.ok("get_room_items", bob, {"room_id": "r1", "after_seq": 0})
