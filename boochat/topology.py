@@ -62,10 +62,23 @@ async def declare_exchanges(channel: AbstractChannel, settings: Settings) -> Non
         await waiting.bind(retry)
 
 
+# Bindings an earlier release made that this one no longer wants, by (worker, reaction): the worker
+# removes them at start (unbinding what is not bound does nothing), so an upgrade needs no manual
+# step. Notifications took every room.item_added until it took only ITEMS_FOR_OFFLINE (4b8c1e1).
+RETIRED_BINDINGS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("notifications", "push_to_offline_members"): ("room.item_added",),
+}
+
+
 async def declare_work_queue(
-    channel: AbstractChannel, names: Names, name: str, exchange: str, keys: Iterable[str]
+    channel: AbstractChannel,
+    names: Names,
+    name: str,
+    exchange: str,
+    keys: Iterable[str],
+    retired: Iterable[str] = (),
 ) -> AbstractQueue:
-    """A worker's durable, replicated queue, bound to ``keys`` on ``exchange``."""
+    """A worker's durable, replicated queue, bound to ``keys`` on ``exchange``, and not to ``retired``."""
     queue = await channel.declare_queue(
         name,
         durable=True,
@@ -77,6 +90,8 @@ async def declare_work_queue(
     )
     for key in keys:
         await queue.bind(exchange, routing_key=key)
+    for key in retired:
+        await queue.unbind(exchange, routing_key=key)
     return queue
 
 

@@ -10,7 +10,8 @@ from pymongo import AsyncMongoClient
 from support.broker import listed
 from support.client import Client
 
-from boochat.topology import exchange_names, queue_exists, queue_names
+from boochat.topology import declare_work_queue, exchange_names, queue_exists, queue_names
+from contracts.routing import ITEMS_FOR_OFFLINE, Names
 
 
 async def test_queue_exists_sees_other_connections_exclusive_queues(amqp_url):
@@ -32,6 +33,31 @@ async def test_queue_exists_sees_other_connections_exclusive_queues(amqp_url):
         await observer.close()
         if not owner.is_closed:
             await owner.close()
+
+
+async def test_a_retired_binding_is_removed_when_the_queue_is_declared(amqp_url):
+    """An upgrade: the queue an earlier release bound to room.item_added takes only the offline key
+    once declared again, and an item published under its type alone no longer reaches it."""
+    names = Names(f"t{uuid.uuid4().hex[:8]}")
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel()
+        events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, auto_delete=True)
+        queue = f"{names.namespace}.pushes"
+        await declare_work_queue(channel, names, queue, names.events, ["room.item_added"])  # the old release
+        await declare_work_queue(channel, names, queue, names.events, [ITEMS_FOR_OFFLINE], ["room.item_added"])
+        await events.publish(aio_pika.Message(b"everyone online"), routing_key="room.item_added")
+        await events.publish(
+            aio_pika.Message(b"someone offline", headers={"CC": [ITEMS_FOR_OFFLINE]}), routing_key="room.item_added"
+        )
+        declared = await channel.declare_queue(queue, passive=True)
+        got = await declared.get(timeout=5)
+        assert got.body == b"someone offline"
+        await got.ack()
+        assert await declared.get(fail=False) is None
+        await declared.delete(if_unused=False, if_empty=False)
+    finally:
+        await connection.close()
 
 
 async def test_drop_deletes_everything_a_stack_made(start_stack, mongo_url, amqp_url):

@@ -202,9 +202,9 @@ def create(worker: Worker, settings: Settings) -> FastStream:
             channel, names, names.command_queue(worker.name), names.commands, [worker.name]
         )
         for name, types in worker.interests().items():
-            await topology.declare_work_queue(
-                channel, names, names.reaction_queue(worker.name, name), names.events, types
-            )
+            queue = names.reaction_queue(worker.name, name)
+            retired = topology.RETIRED_BINDINGS.get((worker.name, name), ())
+            await topology.declare_work_queue(channel, names, queue, names.events, types, retired)
         await outbox.attach(await connection.channel(publisher_confirms=True))
         runtime.rpc = RpcClient(channel, names, settings.request_timeout_seconds)
         await runtime.rpc.start()
