@@ -35,6 +35,7 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._queue = queue
         self._shared = queue is not None
+        self._commands: aio_pika.abc.AbstractExchange | None = None  # the channel's, found on first use
 
     async def start(self) -> None:
         if self._queue is None:
@@ -58,7 +59,8 @@ class RpcClient:
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
-        exchange = await self._channel.get_exchange(self._names.commands, ensure=False)
+        exchange = self._commands or await self._channel.get_exchange(self._names.commands, ensure=False)
+        self._commands = exchange
         message = aio_pika.Message(
             command.model_dump_json().encode(),
             content_type="application/json",

@@ -65,6 +65,16 @@ class GatewayMetrics:
         self.broker_ready = Gauge(
             "boochat_gateway_broker_ready", "1 while connected to the broker", registry=self.registry
         )
+        self._sent: dict[str, tuple[Histogram, Counter]] = {}
+
+    def frame_sent(self, kind: str, waited: float) -> None:
+        """A frame of ``kind`` written to a connection ``waited`` seconds after it was queued. The
+        labelled series are looked up once per kind: this runs for every frame of every member."""
+        if (series := self._sent.get(kind)) is None:
+            series = self._sent[kind] = (self.send_wait.labels(kind), self.frames_sent.labels(kind))
+        wait, count = series
+        wait.observe(waited)
+        count.inc()
 
     def watch_broker(self, ready: Callable[[], bool]) -> None:
         self.broker_ready.set_function(lambda: float(ready()))

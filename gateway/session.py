@@ -123,9 +123,9 @@ class Session:
                     await self._ws.close(item.code, item.reason)
                     return
                 queued_at, kind, text = item
-                self._metrics.send_wait.labels(kind).observe(time.monotonic() - queued_at)
+                waited = time.monotonic() - queued_at
                 await self._ws.send(text)
-                self._metrics.frames_sent.labels(kind).inc()
+                self._metrics.frame_sent(kind, waited)
         except ConnectionClosed:
             pass
 
