@@ -31,7 +31,7 @@ from contracts.frames import (
     RoomReadFrame,
     RoomUpdatedFrame,
 )
-from contracts.routing import room_key, user_key
+from contracts.routing import ITEMS_FOR_OFFLINE, room_key, user_key
 from contracts.shapes import ItemKind, Poll, Room, RoomItem, RoomSummary
 
 
@@ -161,6 +161,13 @@ def _item(
     return Fact(
         "room.item_added", copy.id, payload, (Send(room_key(copy.id), "room.item_added", ItemAddedFrame(item=item)),)
     )
+
+
+def routed_for_pushes(fact: Fact, offline: set[str]) -> Fact:
+    """``fact``, a new item, routed also under ``ITEMS_FOR_OFFLINE`` when some of its recipients
+    (``offline``: those with no open connection) may need a push: the notifications worker takes
+    only those items, so a conversation among connected people never reaches it."""
+    return replace(fact, also=(ITEMS_FOR_OFFLINE,)) if offline else fact
 
 
 def latest_activity_first(summaries: list[RoomSummary]) -> list[RoomSummary]:

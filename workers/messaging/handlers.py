@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pymongo.errors import DuplicateKeyError
@@ -20,12 +20,11 @@ from contracts.common import Shape
 from contracts.envelope import AnyEvent, Fact, Failure
 from contracts.events import ItemAdded, MemberJoined, MemberLeft, RoomCreated, RoomUpdated
 from contracts.requests import Empty, ItemPage, ItemReply, ReadMark, RoomList, RoomReply
-from contracts.routing import ITEMS_FOR_OFFLINE
 from contracts.shapes import RoomItem, RoomSummary
 from workers import presence
 from workers.messaging import domain, storage
 from workers.messaging.domain import RoomCopy
-from workers.presence import PRESENCE, Presence
+from workers.presence import PRESENCE
 from workers.runtime.context import ATTEMPTS, Context, Forwarded, Runtime
 from workers.runtime.outbox import RELAY_AFTER, RELAY_EVERY, stamp
 from workers.runtime.store import ConcurrencyError
@@ -163,7 +162,8 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[Roo
                 continue
             assert isinstance(fact.payload, ItemAdded)
             item = fact.payload.item
-            fact = for_offline(fact, ctx.runtime.memory.get(PRESENCE, {}))
+            offline = presence.offline(item_recipients(fact), ctx.runtime.memory.get(PRESENCE, {}))
+            fact = domain.routed_for_pushes(fact, offline)
             entry = stamp(fact, item.seq, ctx.cause, item.sent_at)
             try:
                 await storage.insert_item(item, entry)
@@ -185,12 +185,9 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[Roo
     raise ConcurrencyError(room_id)
 
 
-def for_offline(fact: Fact, known: Mapping[str, Presence]) -> Fact:
-    """``fact``, a new item, routed also under ``ITEMS_FOR_OFFLINE`` when one of its recipients has
-    no open connection by ``known`` (this process's presence mirror; empty: all offline): only then
-    may the notifications worker have a push to make, so only then does it get the item."""
+def item_recipients(fact: Fact) -> list[str]:
     assert isinstance(fact.payload, ItemAdded)
-    return replace(fact, also=(ITEMS_FOR_OFFLINE,)) if presence.offline(fact.payload.recipients, known) else fact
+    return fact.payload.recipients
 
 
 def first_outcome(done: storage.Item) -> RoomItem:

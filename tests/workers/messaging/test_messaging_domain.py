@@ -6,7 +6,7 @@ import pytest
 from support.shapes import a_poll
 
 from contracts.events import MemberJoined, MemberLeft, PollClosed, PollCreated, RoomCreated, RoomInfo
-from contracts.routing import room_key, user_key
+from contracts.routing import ITEMS_FOR_OFFLINE, room_key, user_key
 from workers.messaging import domain
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -40,6 +40,12 @@ def test_a_message_is_its_seq_with_the_room_and_the_senders_mark():
     assert (to_room.key, to_room.event) == (room_key("r"), "room.item_added")
     [read] = to_room.riders
     assert (read.key, read.event, read.data.last_read_seq) == (user_key("a"), "room.read", 7)
+
+
+def test_an_item_goes_to_notifications_only_when_someone_may_need_a_push():
+    fact = domain.send_message(copy(), "a", "hi", "i1", 7, NOW)
+    assert domain.routed_for_pushes(fact, offline=set()).also == ()
+    assert domain.routed_for_pushes(fact, offline={"b"}).also == (ITEMS_FOR_OFFLINE,)
 
 
 def test_only_participants_send_or_read():
