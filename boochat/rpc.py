@@ -59,8 +59,8 @@ class RpcClient:
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
-        exchange = self._commands or await self._channel.get_exchange(self._names.commands, ensure=False)
-        self._commands = exchange
+        if self._commands is None:
+            self._commands = await self._channel.get_exchange(self._names.commands, ensure=False)
         message = aio_pika.Message(
             command.model_dump_json().encode(),
             content_type="application/json",
@@ -71,7 +71,7 @@ class RpcClient:
             expiration=timeout,
         )
         try:
-            await exchange.publish(message, routing_key=worker, mandatory=True)
+            await self._commands.publish(message, routing_key=worker, mandatory=True)
             return await asyncio.wait_for(future, timeout)
         except DeliveryError:
             return failure("unavailable", f"no {worker} worker is running")

@@ -3,11 +3,11 @@
 Commands: exchange ``<ns>.commands`` (direct), routing key = the owning worker, one quorum queue
 ``<ns>.<worker>.commands`` each. Domain events: exchange ``<ns>.events`` (topic), routing key = the
 event type, and some events also go under a narrower key (``also``: RabbitMQ's ``CC`` header) for
-consumers that want only those; each reaction of a worker has its own queue ``<ns>.<worker>.<reaction>``, each mirror
-one per process, ``<ns>.<worker>.<mirror>.<process_id>``; the stream ``<ns>.events.log`` takes
-everything. Client events: exchange ``<ns>.deliveries`` (topic), routed ``room.<room_id>``,
-``user.<digest>`` or ``everyone``; each gateway binds what its connections need, and ``gateways``
-for what the gateways tell each other.
+consumers that want only those; each reaction of a worker has its own queue
+``<ns>.<worker>.<reaction>``, each mirror one per process, ``<ns>.<worker>.<mirror>.<process_id>``;
+the stream ``<ns>.events.log`` takes everything. Client events: exchange ``<ns>.deliveries``
+(topic), routed ``room.<room_id>``, ``user.<digest>`` or ``everyone``; each gateway binds what its
+connections need, and ``gateways`` for what the gateways tell each other.
 """
 
 from __future__ import annotations

@@ -67,6 +67,8 @@ async def test_offline_users_get_one_push_per_message_connected_users_and_sender
     room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob_id, cid_id]}))["room"]
     await ann.ok("send_message", {"room_id": room["id"], "content": "all here"})
     # With everyone connected, messaging does not route the announcement or the message to notifications.
+    # (Taken alone this could pass before a routed item was counted; the count of 2 at the end could not:
+    # notifications takes its queue in order, so those two would come after anything routed here.)
     assert await items_reaching_notifications(stack) == 0
     await bob.close()  # Bob has no open connection from now on
     await replica.presence(bob_id, online=False)

@@ -84,9 +84,6 @@ async def devices_of(user_ids: list[str]) -> list[Device]:
     return [doc.state() for doc in await DeviceDoc.find({"user_id": {"$in": user_ids}}).to_list()]
 
 
-# Presence -------------------------------------------------------------------------------------
-
-
 # Claims ---------------------------------------------------------------------------------------
 
 
