@@ -118,7 +118,10 @@ class Supervisor:
         url = self._children[name].process.ready_url
         assert url is not None, f"{name} has no ready_url"
         async with asyncio.timeout(timeout):
-            await wait_ok(url)
+            while True:
+                if await http_status(url) == 200:
+                    return
+                await asyncio.sleep(0.1)  # polling interval: plain HTTP has nothing to wait on
 
     async def stop(self) -> None:
         """SIGTERM every child, SIGKILL those still running after ``stop_timeout``, then return."""
@@ -337,17 +340,9 @@ def _probe_host(host: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
-async def wait_ok(url: str) -> None:
-    """Until a plain ``GET url`` answers 200 (polled; bound it by a timeout)."""
-    while await http_status(url) != 200:  # noqa: ASYNC110 - plain HTTP has no change to wait on
-        await asyncio.sleep(0.1)  # polling interval
-
-
 async def wait_stack_ready(supervisor: Supervisor, settings: Settings, timeout: float | None = None) -> None:
     """Every gateway answers ``/readyz`` 200 and every worker replica consumes its command queue
-    (a worker declares all its queues before it consumes, so its topology is then complete), and,
-    where it serves metrics, answers ``/readyz`` 200 too: FastStream starts the reaction and mirror
-    subscribers after the command one, and a worker is ready once all of them run."""
+    (a worker declares all its queues before it consumes, so its topology is then complete)."""
     replicas: dict[str, int] = {}
     for process in supervisor.processes:
         if process.service in WORKERS:
@@ -358,9 +353,6 @@ async def wait_stack_ready(supervisor: Supervisor, settings: Settings, timeout: 
             if process.ready_url:
                 await supervisor.wait_ready(process.name)
         await wait_for_consumers(settings.amqp_url, replicas)
-        for process in supervisor.processes:
-            if process.service in WORKERS and process.metrics_url:
-                await wait_ok(process.metrics_url.removesuffix("/metrics") + "/readyz")
 
 
 async def wait_for_consumers(amqp_url: str, wanted: Mapping[str, int]) -> None:
