@@ -25,7 +25,7 @@ import structlog
 from beanie import init_beanie
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
-from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue, RabbitRouter
 from faststream.rabbit.schemas import Channel
 from faststream.specification import AsyncAPI
 from prometheus_client import CollectorRegistry
@@ -150,8 +150,13 @@ def create(worker: Worker, settings: Settings) -> FastStream:
 
     health = HealthServer(settings.metrics_host, settings.metrics_port, registry, readiness, worker.name)
 
-    # Commands on a channel of their own: a backlog of events never holds up a command.
-    @broker.subscriber(
+    # Commands on a channel of their own: a backlog of events never holds up a command. Their router
+    # is included last: FastStream starts the broker's own subscribers (mirrors), then each router's
+    # in the order included, so a worker that consumes its command queue (what ``wait_stack_ready``
+    # waits for) already runs every reaction, projection and mirror, and its /readyz says so.
+    command_router = RabbitRouter()
+
+    @command_router.subscriber(
         RabbitQueue(names.command_queue(worker.name), declare=False),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         channel=Channel(prefetch_count=settings.prefetch),
@@ -179,6 +184,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
     for name, mirror in worker.mirrors.items():
         queue = names.mirror_queue(worker.name, name, process_id)
         _subscribe_mirror(broker, names.events, queue, mirror.types, _reflector(name, mirror, runtime))
+    broker.include_router(command_router)
 
     if settings.metrics_port:
         # First in, last out: /healthz answers while the rest starts and stops.

@@ -110,3 +110,20 @@ async def test_relay_publishes_what_a_crash_left_in_an_outbox(settings, connecti
         assert event["event_id"] == "left-behind" and event["correlation_id"] == "r1"
     assert (await UserDoc.get("kim")).outbox == []
     assert await StoredEvent.get("left-behind") is not None
+
+
+def test_every_worker_starts_consuming_commands_last(settings):
+    """FastStream starts subscribers in this order: a worker that consumes its command queue (what
+    ``wait_stack_ready`` waits for) already runs its reactions, projections and mirrors."""
+    from faststream.rabbit import RabbitBroker
+
+    from boochat.supervisor import available_workers
+    from workers.runtime.service import create
+
+    for name in available_workers():
+        worker = __import__(f"workers.{name}.app", fromlist=["WORKER"]).WORKER
+        broker = create(worker, settings).broker
+        assert isinstance(broker, RabbitBroker)
+        queues = [subscriber.queue.name for subscriber in broker.subscribers]
+        assert queues[-1] == settings.names.command_queue(name), (name, queues)
+        assert queues.count(queues[-1]) == 1
