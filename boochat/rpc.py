@@ -13,8 +13,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import DeliveryError
 
-from contracts.envelope import Command, Failure, Reply
-from contracts.routing import Names
+from contracts.envelope import CarriedReply, Command, Failure, Reply
+from contracts.routing import REPLY_KEY, Names
 
 
 class RpcClient:
@@ -23,11 +23,18 @@ class RpcClient:
     Alone, it declares and consumes its own reply queue. A gateway instead passes the queue that
     also receives its deliveries and feeds every message to ``resolve`` from its one ordered
     consumer: a worker publishes (with confirms) the deliveries of a command before its reply, so
-    the gateway has bound a new room before its client sees the reply that names it.
+    the gateway has bound a new room before its client sees the reply that names it. That queue is
+    also bound to ``reply_key``, which each command offers (header ``REPLY_KEY``): a worker may send
+    the reply inside a delivery the command causes, and the gateway hands it to ``settle``.
     """
 
     def __init__(
-        self, channel: AbstractChannel, names: Names, timeout: float, queue: AbstractQueue | None = None
+        self,
+        channel: AbstractChannel,
+        names: Names,
+        timeout: float,
+        queue: AbstractQueue | None = None,
+        reply_key: str | None = None,
     ) -> None:
         self._channel = channel
         self._names = names
@@ -35,6 +42,7 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._queue = queue
         self._shared = queue is not None
+        self._headers = {REPLY_KEY: reply_key} if reply_key is not None else None
         self._commands: aio_pika.abc.AbstractExchange | None = None  # the channel's, found on first use
 
     async def start(self) -> None:
@@ -52,6 +60,12 @@ class RpcClient:
             future.set_result(Reply.model_validate_json(message.body))
         return True
 
+    def settle(self, carried: CarriedReply) -> None:
+        """Hand a reply that rode on a delivery to the call waiting for it, if it is one of ours."""
+        future = self._pending.get(carried.correlation_id)
+        if future is not None and not future.done():
+            future.set_result(carried.reply)
+
     async def call(self, worker: str, command: Command, timeout: float | None = None) -> Reply:
         """Send ``command`` to ``worker`` and wait for its reply, or a ``timeout``/``unavailable`` one."""
         assert self._queue is not None, "start() first"
@@ -66,6 +80,7 @@ class RpcClient:
             content_type="application/json",
             correlation_id=correlation_id,
             reply_to=self._queue.name,
+            headers=self._headers,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             # A command nobody took in time is dropped, so a retry acts once.
             expiration=timeout,

@@ -84,17 +84,27 @@ class Rider(Envelope):
     data: dict[str, Any]
 
 
+class CarriedReply(Envelope):
+    """The reply to the command that caused a delivery, riding on it to the caller: the delivery is
+    routed to the caller's own key too (``contracts.routing.REPLY_KEY``), so one broker message
+    serves both. Every other gateway it reaches ignores it (the correlation id is not theirs)."""
+
+    correlation_id: str
+    reply: Reply
+
+
 class Delivery(Envelope):
     """A client event on its way to the gateways, routed by room, by user or to everyone.
 
     ``id`` lets a gateway drop a copy it has already delivered to a connection. ``riders`` go to
-    their own users' connections on the gateways this delivery reaches.
+    their own users' connections on the gateways this delivery reaches; ``reply`` to the caller.
     """
 
     id: str
     event: str
     data: dict[str, Any]
     riders: list[Rider] = []
+    reply: CarriedReply | None = None
 
 
 def occurred(value: datetime) -> datetime:

@@ -7,7 +7,8 @@ consumers that want only those; each reaction of a worker has its own queue
 ``<ns>.<worker>.<reaction>``, each mirror one per process, ``<ns>.<worker>.<mirror>.<process_id>``;
 the stream ``<ns>.events.log`` takes everything. Client events: exchange ``<ns>.deliveries``
 (topic), routed ``room.<room_id>``, ``user.<digest>`` or ``everyone``; each gateway binds what its
-connections need, and ``gateways`` for what the gateways tell each other.
+connections need, ``gateways`` for what the gateways tell each other, and ``reply.<gateway_id>``
+for replies that ride on deliveries.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ EVERYONE = "everyone"
 # by its presence replica): the notifications worker takes only these, not every chat message.
 ITEMS_FOR_OFFLINE = "room.item_added.offline"
 GATEWAYS = "gateways"  # what gateways tell each other (the requests each user got accepted, for the rate limit)
+# A command's header: the deliveries key under which its caller also takes replies. A worker may
+# then send the reply inside a delivery the command causes (``CarriedReply``), routed there too.
+REPLY_KEY = "x-reply-key"
+
+
+def reply_key(gateway_id: str) -> str:
+    """A gateway's own key on the deliveries exchange: replies that ride on deliveries reach it."""
+    return "reply." + gateway_id
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 One robust connection; a confirming channel for requests (``RpcClient``), another for the
 deliveries queue: exclusive and auto-delete, named after this gateway process, bound to
 ``everyone`` and to the user and room keys its connections need. Replies arrive on that queue too,
-in order with the deliveries. Binding changes go through one
-lock and always move towards what ``wanted`` says at that moment, so racing joins and leaves settle
-on the right bindings whatever order they ran in.
+in order with the deliveries: on their own, or riding on a delivery (the queue is bound to the
+gateway's ``reply_key`` for that). Binding changes go through one lock and always move towards what
+``wanted`` says at that moment, so racing joins and leaves settle on the right bindings whatever
+order they ran in.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from boochat.rpc import RpcClient, failure
 from boochat.settings import Settings
 from boochat.topology import declare_exchanges
 from contracts.envelope import Command, Delivery, Reply
-from contracts.routing import EVERYONE, GATEWAYS
+from contracts.routing import EVERYONE, GATEWAYS, reply_key
 
 log = structlog.get_logger("gateway.broker")
 
@@ -106,7 +107,9 @@ class Broker:
         )
         # Replies come through the deliveries queue too: a worker publishes a command's deliveries
         # before its reply, so the rooms they bind are bound before the client sees the reply.
-        rpc = RpcClient(requests, self._names, self._settings.request_timeout_seconds, queue=self._queue)
+        own = reply_key(self._gateway_id)
+        await self._queue.bind(self._names.deliveries, routing_key=own)  # replies riding on deliveries
+        rpc = RpcClient(requests, self._names, self._settings.request_timeout_seconds, queue=self._queue, reply_key=own)
         await rpc.start()
         self._exchange = await requests.get_exchange(self._names.deliveries)
         await self.sync([EVERYONE, GATEWAYS])
@@ -215,4 +218,6 @@ class Broker:
             else:
                 log.error("bad_delivery", routing_key=message.routing_key)
             return
+        if delivery.reply is not None:
+            rpc.settle(delivery.reply)
         await self._on_delivery(message.routing_key or "", delivery)

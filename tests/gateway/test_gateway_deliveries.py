@@ -11,10 +11,10 @@ import uuid
 
 import aio_pika
 import pytest
-from gwclient import event, receive, sign_in
+from gwclient import event, receive, request, sign_in
 
-from contracts.envelope import Delivery, Rider
-from contracts.routing import EVERYONE, room_key, user_key
+from contracts.envelope import CarriedReply, Delivery, Reply, Rider
+from contracts.routing import EVERYONE, REPLY_KEY, room_key, user_key
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +98,42 @@ async def test_a_rider_reaches_its_users_connections_only(url: str, workers, roo
             ("room.read", read.data),
         ]
     assert [frame["event"] for frame in await marker(publish, bo, "bo")] == ["room.item_added"]
+
+
+async def test_a_reply_rides_on_the_delivery_its_command_caused(
+    url: str, workers, rooms, amqp, settings, publish, gateway
+) -> None:
+    """A command offers the gateway's own key; a worker may answer inside the room delivery the
+    command caused, routed to that key too (CC). The sender gets the reply even while this gateway
+    is not bound to the room, and the room's members get the event as from any delivery."""
+    rooms.of = {"bo": ["r1"]}
+    ann = await sign_in(url, "ann")  # in no room this gateway knows
+    exchange = await amqp.get_exchange(settings.names.deliveries)
+    queue = await amqp.declare_queue(settings.names.command_queue("messaging"), exclusive=True, auto_delete=True)
+    await queue.bind(settings.names.commands, routing_key="messaging")
+    offered: list[object] = []
+
+    async def answer(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        key = message.headers.get(REPLY_KEY)
+        offered.append(key)
+        assert isinstance(key, str) and message.correlation_id
+        seq = len(offered)
+        carried = CarriedReply(correlation_id=message.correlation_id, reply=Reply(ok={"item": {"seq": seq}}))
+        item = Delivery(id=uuid.uuid4().hex, event="room.item_added", data={"item": {"seq": seq}}, reply=carried)
+        body = aio_pika.Message(item.model_dump_json().encode(), headers={"CC": [key]})
+        await exchange.publish(body, routing_key=room_key("r1"))  # and no reply of its own
+
+    await queue.consume(answer, no_ack=True)
+    assert room_key("r1") not in gateway.hub.broker.bound
+    reply = await request(ann, "send_message", {"room_id": "r1", "content": "hi"})
+    assert reply["type"] == "ok" and reply["data"] == {"item": {"seq": 1}}
+    assert offered == [f"reply.{gateway.hub.gateway_id}"]
+
+    bo = await sign_in(url, "bo")  # now the gateway is bound to the room too: one copy still
+    reply = await request(ann, "send_message", {"room_id": "r1", "content": "again"})
+    assert reply["type"] == "ok" and reply["data"] == {"item": {"seq": 2}}
+    assert [frame["data"] for frame in await marker(publish, bo, "bo")] == [{"item": {"seq": 2}}]
+    assert await marker(publish, ann, "ann") == []  # the delivery itself: for the room's members only
 
 
 async def test_a_second_copy_is_dropped(url: str, workers, rooms, publish) -> None:

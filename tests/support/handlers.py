@@ -65,7 +65,8 @@ class RecordingOutbox(Outbox):
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         riders = delivery["body"].get("riders", [])
-        self.deliveries.append({"key": delivery["key"], **delivery["body"]})
+        cc = {"cc": delivery["also"]} if delivery.get("also") else {}  # more keys it is routed under
+        self.deliveries.append({"key": delivery["key"], **delivery["body"], **cc})
         self.deliveries.extend(riders)  # each with its own key, as the gateways deliver it
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
 from contracts import events, requests
@@ -26,7 +27,7 @@ from workers.messaging import domain, storage
 from workers.messaging.domain import RoomCopy
 from workers.presence import PRESENCE
 from workers.runtime.context import ATTEMPTS, Context, Forwarded, Runtime
-from workers.runtime.outbox import RELAY_AFTER, RELAY_EVERY, stamp
+from workers.runtime.outbox import RELAY_AFTER, RELAY_EVERY, carry, stamp
 from workers.runtime.store import ConcurrencyError
 from workers.runtime.tables import Chore, Projection, Reaction, self_claiming, typed
 
@@ -57,6 +58,7 @@ async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply:
             data.room_id,
             item_id,
             lambda copy, seq: domain.send_message(copy, user_id, data.content, item_id, seq, now),
+            reply=lambda item: ItemReply(item=item),
         )
     except domain.MessagingError:
         if (sent := await storage.item(item_id)) is not None:  # a retry after the sender left
@@ -122,8 +124,15 @@ class Timeline:
     read_at: float = 0.0
 
 
-async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[RoomCopy | None, int], Fact]) -> RoomItem:
-    """Store the item ``decide(copy, seq)`` makes at the room's next ``seq``, then have it published.
+async def append(
+    ctx: Context,
+    room_id: str,
+    item_id: str,
+    decide: Callable[[RoomCopy | None, int], Fact],
+    reply: Callable[[RoomItem], BaseModel] | None = None,
+) -> RoomItem:
+    """Store the item ``decide(copy, seq)`` makes at the room's next ``seq``, then have it published,
+    with the command's ``reply`` riding on its room delivery when the caller offered a key (``carry``).
 
     The unique ``(room_id, seq)`` index is the check: a replica that wrote first takes the number
     and this one publishes what that one wrote (so the room's order holds) before trying the next.
@@ -180,7 +189,7 @@ async def append(ctx: Context, room_id: str, item_id: str, decide: Callable[[Roo
             known.last_seq = item.seq
             if item.kind != "message":
                 known.copy = None  # this process announced a change: its copy is read again next time
-            outbox.publish_later(entry, storage.mark_published)
+            outbox.publish_later(carry(entry, ctx.caller, reply(item)) if reply else entry, storage.mark_published)
             return item
     raise ConcurrencyError(room_id)
 

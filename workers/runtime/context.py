@@ -21,7 +21,7 @@ from contracts.envelope import AnyEvent, Command, Fact, Failure
 from contracts.errors import Rejected
 from contracts.internal import ApplyEvents, ResolveUsers, Users
 from contracts.shapes import User
-from workers.runtime.outbox import Cause, Outbox, envelope, stamp
+from workers.runtime.outbox import Caller, Cause, Outbox, envelope, stamp
 from workers.runtime.store import Aggregate, ConcurrencyError, write
 from workers.runtime.tables import Mirror, Projection
 
@@ -113,12 +113,14 @@ def reflect(runtime: Runtime, name: str, mirror: Mirror, event: AnyEvent) -> Non
 
 @dataclass
 class Context:
-    """One command or reaction being handled; ``event`` is the envelope a reaction reacts to."""
+    """One command or reaction being handled; ``event`` is the envelope a reaction reacts to,
+    ``caller`` who waits for a command's reply (None: nobody, or a test)."""
 
     runtime: Runtime
     cause: Cause
     user_id: str | None = None
     event: AnyEvent | None = None
+    caller: Caller | None = None
 
     def now(self) -> datetime:
         return self.runtime.now()

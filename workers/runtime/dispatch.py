@@ -13,7 +13,7 @@ from contracts.errors import Rejected, details
 from contracts.internal import INTERNAL, ApplyEvents
 from contracts.requests import REQUESTS, Spec
 from workers.runtime.context import ATTEMPTS, Context, Runtime, project
-from workers.runtime.outbox import Cause
+from workers.runtime.outbox import Caller, Cause
 from workers.runtime.store import ConcurrencyError, StoredEvent, claim, settle
 from workers.runtime.tables import CommandHandler, Reaction, Worker, remembers_itself
 
@@ -26,8 +26,9 @@ def failure(code: str, message: str, details: dict[str, str] | None = None) -> R
     return Reply(error=Failure(code=code, message=message, details=details))  # type: ignore[arg-type]
 
 
-async def run_command(worker: Worker, runtime: Runtime, command: Command) -> Reply:
-    """Decide ``command``; a command (not a query) acts once per key, every copy gets its outcome."""
+async def run_command(worker: Worker, runtime: Runtime, command: Command, caller: Caller | None = None) -> Reply:
+    """Decide ``command``; a command (not a query) acts once per key, every copy gets its outcome.
+    A handler may send the reply to ``caller`` itself, riding on a delivery (``caller.carried``)."""
     if command.type == "apply_events" and worker.reactions | worker.projections:
         return await _apply_events(worker, runtime, command)
     spec = spec_of(command.type)
@@ -35,9 +36,9 @@ async def run_command(worker: Worker, runtime: Runtime, command: Command) -> Rep
     if spec is None or handler is None:
         return failure("bad_request", f"{worker.name} does not handle {command.type}")
     if not spec.command:
-        return await _decide(handler, spec, runtime, command)
+        return await _decide(handler, spec, runtime, command, caller)
     if (remember := remembers_itself(handler)) is not None:  # its own write claims the key
-        reply = await _decide(handler, spec, runtime, command)
+        reply = await _decide(handler, spec, runtime, command, caller)
         if reply.error is not None and reply.remembered:
             await remember(command.key, reply.model_dump(mode="json"))
         return reply
@@ -49,7 +50,7 @@ async def run_command(worker: Worker, runtime: Runtime, command: Command) -> Rep
         reply = Reply(ok=stored)
     else:
         try:
-            reply = await _decide(handler, spec, runtime, command)
+            reply = await _decide(handler, spec, runtime, command, caller)
         except BaseException:
             await settle(command.key, None)
             raise
@@ -65,13 +66,15 @@ async def _committed_before(runtime: Runtime, command: Command) -> dict[str, Any
     return stored.reply if stored is not None else None
 
 
-async def _decide(handler: CommandHandler, spec: Spec, runtime: Runtime, command: Command) -> Reply:
+async def _decide(
+    handler: CommandHandler, spec: Spec, runtime: Runtime, command: Command, caller: Caller | None
+) -> Reply:
     try:
         data = spec.data.model_validate(command.data)
     except ValidationError as error:
         return failure("bad_request", "invalid data", details(error))
     cause = Cause(command.user_id, command.id, command.id, command.key if spec.command else None)
-    context = Context(runtime, cause, command.user_id)
+    context = Context(runtime, cause, command.user_id, caller=caller)
     for _ in range(ATTEMPTS):
         try:
             result = await handler(data, context)

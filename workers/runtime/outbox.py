@@ -17,7 +17,7 @@ from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
-from contracts.envelope import Delivery, Fact, Rider, Send, occurred
+from contracts.envelope import CarriedReply, Delivery, Fact, Reply, Rider, Send, occurred
 from contracts.routing import Names
 from workers.runtime.store import Aggregate, StoredEvent, clear_outbox
 
@@ -41,6 +41,31 @@ class Cause:
     correlation_id: str | None
     causation_id: str | None
     command_key: str | None = None
+
+
+@dataclass
+class Caller:
+    """Who waits for a command's reply: their queue and correlation id, and the deliveries key they
+    offered (header ``REPLY_KEY``; None: none), under which the reply may ride on a delivery the
+    command causes instead of travelling on its own (``carry``)."""
+
+    reply_to: str
+    correlation_id: str
+    key: str | None = None
+    carried: bool = False  # the reply rides on a delivery: nothing more to send
+
+
+def carry(entry: dict[str, Any], caller: Caller | None, reply: BaseModel) -> dict[str, Any]:
+    """``entry`` to publish with ``reply`` (a handler's result) riding on its first delivery, which
+    also goes to the caller's key; ``entry`` itself when the caller offered no key or there is no
+    delivery. What is stored stays as it was: a copy the relay publishes again carries no reply."""
+    if caller is None or caller.key is None or not entry["deliveries"]:
+        return entry
+    first, *rest = entry["deliveries"]
+    carried = CarriedReply(correlation_id=caller.correlation_id, reply=Reply(ok=reply.model_dump(mode="json")))
+    body = {**first["body"], "reply": carried.model_dump(mode="json", exclude_none=True)}
+    caller.carried = True
+    return {**entry, "deliveries": [{**first, "body": body, "also": [caller.key]}, *rest]}
 
 
 def stamp(fact: Fact, version: int, cause: Cause, now: datetime, reply: BaseModel | None = None) -> dict[str, Any]:
@@ -240,7 +265,19 @@ class Outbox:
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         await self._broker.publish(
-            delivery["body"], exchange=self._deliveries, routing_key=delivery["key"], mandatory=False
+            delivery["body"],
+            exchange=self._deliveries,
+            routing_key=delivery["key"],
+            mandatory=False,
+            headers=_also(delivery),
+        )
+
+    async def reply(self, caller: Caller, reply: Reply) -> None:
+        """Send a command's reply on its own, to the caller's queue (the default exchange)."""
+        await self._broker.publish(
+            reply.model_dump(mode="json", exclude_none=True),
+            routing_key=caller.reply_to,
+            correlation_id=caller.correlation_id,
         )
 
     async def relay_forever(self) -> None:
@@ -284,14 +321,16 @@ def _messages(
     )
     sent = [(events, event, entry["type"])]
     for delivery in entry["deliveries"]:
-        body = aio_pika.Message(json.dumps(delivery["body"]).encode(), content_type="application/json")
+        body = aio_pika.Message(
+            json.dumps(delivery["body"]).encode(), content_type="application/json", headers=_also(delivery)
+        )
         sent.append((deliveries, body, delivery["key"]))
     return sent
 
 
 def _also(entry: dict[str, Any]) -> dict[str, Any] | None:
-    """RabbitMQ's ``CC`` header: the event is routed under these keys too (sender-selected
-    distribution; a queue bound to several of them still gets it once)."""
+    """RabbitMQ's ``CC`` header: an event or a delivery is routed under these keys too
+    (sender-selected distribution; a queue bound to several of them still gets it once)."""
     return {"CC": entry["also"]} if entry.get("also") else None
 
 

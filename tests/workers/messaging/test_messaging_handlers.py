@@ -17,11 +17,12 @@ from support.shapes import a_poll
 
 from contracts.envelope import Command
 from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo
-from contracts.routing import ITEMS_FOR_OFFLINE, user_key
+from contracts.routing import ITEMS_FOR_OFFLINE, reply_key, user_key
 from workers.messaging.app import WORKER
 from workers.messaging.storage import Item
 from workers.presence import PRESENCE
 from workers.runtime.dispatch import run_command
+from workers.runtime.outbox import Caller
 
 
 @pytest.fixture
@@ -94,6 +95,33 @@ async def test_a_send_to_a_known_room_is_one_insert_and_nothing_else(messaging, 
     assert calls == ["items.insert_one"]
     await messaging.outbox.drain()
     assert calls == ["items.insert_one", "items.update_many"]
+
+
+async def test_a_send_reply_rides_on_its_room_delivery_when_the_caller_offers_a_key(messaging):
+    """Offered a deliveries key, the reply goes inside the message's room delivery, routed to that key
+    too, and the command has nothing more to send. What is stored carries no reply, and a retry of the
+    send (its item already stored) is answered on its own, as is a caller that offered no key."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    data = {"room_id": "r1", "content": "hi"}
+    send = Command(type="send_message", id="s1", user_id=alice.id, data=data)
+    caller = Caller("gateway-queue", "c1", reply_key("g1"))
+    reply = await run_command(WORKER, messaging.runtime, send, caller)
+    await messaging.outbox.drain()
+    assert reply.error is None and caller.carried
+    [delivery] = [d for d in messaging.sent("room.item_added", "room.r1") if d["data"]["item"]["seq"] == 2]
+    assert delivery["cc"] == [reply_key("g1")]
+    assert delivery["reply"] == {"correlation_id": "c1", "reply": reply.model_dump(mode="json", exclude_none=True)}
+    stored = await Item.get(reply.ok["item"]["id"])
+    assert stored is not None and all("reply" not in d["body"] for d in stored.event["deliveries"])
+
+    again = Caller("gateway-queue", "c2", reply_key("g1"))
+    assert await run_command(WORKER, messaging.runtime, send, again) == reply and not again.carried
+    plain = Caller("worker-queue", "c3")
+    other = Command(type="send_message", id="s2", user_id=bob.id, data=data)
+    assert (await run_command(WORKER, messaging.runtime, other, plain)).error is None and not plain.carried
+    await messaging.outbox.drain()
+    assert [d.get("reply") for d in messaging.sent("room.item_added", "room.r1")] == [None, delivery["reply"], None]
 
 
 async def test_an_item_is_routed_to_notifications_only_while_a_recipient_is_offline(messaging):
