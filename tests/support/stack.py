@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -89,15 +90,35 @@ class Stack:
         await self.stop()
 
 
+# Ports handed out for servers that bind them later (a child process): below the kernel's range of
+# ephemeral ports, which outgoing connections (to RabbitMQ, MongoDB, a gateway) take from. A port
+# that bind(0) found free is in that range, and a connection could take it before the child binds
+# it; the child then ran without metrics, and a test reading them failed (seen once in CI).
+LOWEST_PORT = 10_000
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_ports(count: int = 1) -> int:
-    """The first of ``count`` consecutive loopback ports that are free right now."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
+    """The first of ``count`` consecutive loopback ports that are free right now, below the
+    ephemeral range (random, so concurrent stacks rarely pick the same)."""
+    highest = _ephemeral_start() - count
+    for _ in range(1000):
+        first = random.randrange(LOWEST_PORT, highest) if highest > LOWEST_PORT else _any_free()
         if all(_free(port) for port in range(first, first + count)):
             return first
     raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def _any_free() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _free(port: int) -> bool:
