@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -112,6 +113,9 @@ async def list_rooms(data: Empty, ctx: Context) -> RoomList:
 
 
 COPY_FRESH = 1.0  # seconds a room copy read by this process serves sends (names, images; see append)
+# Rooms whose timeline a process keeps: the one sent to least recently is forgotten beyond this, and
+# read again (its last seq, one query) on its next send. About 2 KB each.
+TIMELINES_KEPT = 10_000
 
 
 @dataclass
@@ -139,7 +143,8 @@ async def append(
     The unique item id makes a second copy of the same command, or of the same announcement, act
     once.
 
-    This process remembers each room's last ``seq`` and the room's copy, so a send reads nothing.
+    This process remembers the last ``seq`` and the copy of each room it writes to (the latest
+    ``TIMELINES_KEPT``), so a send reads nothing.
     The copy is safe to decide from because every membership change writes the copy first and then
     its announcement into the timeline, before rooms replies: a copy read after this process last
     learned the room's ``seq`` holds every change up to it, and an insert at the next ``seq``
@@ -148,13 +153,17 @@ async def append(
     refuses someone (a member added meanwhile must not be refused), and after ``COPY_FRESH``
     (renames and images, which write no item).
     """
-    timelines: dict[str, Timeline] = ctx.runtime.memory.setdefault("timelines", {})
+    timelines: OrderedDict[str, Timeline] = ctx.runtime.memory.setdefault("timelines", OrderedDict())
     outbox = ctx.runtime.outbox
     async with ctx.lock(room_id):
         for _ in range(ATTEMPTS):
             known = timelines.get(room_id)
-            if known is None:
+            if known is not None:
+                timelines.move_to_end(room_id)
+            else:
                 known = timelines[room_id] = Timeline(await storage.last_seq(room_id))
+                while len(timelines) > TIMELINES_KEPT:  # the room written least recently
+                    timelines.popitem(last=False)
                 # Another replica's latest items may still be on their way: this process publishes
                 # them too, before its own, so gateways get the room in order (they drop copies).
                 for earlier in await storage.unpublished_in(room_id, known.last_seq):

@@ -124,6 +124,23 @@ async def test_a_send_reply_rides_on_its_room_delivery_when_the_caller_offers_a_
     assert [d.get("reply") for d in messaging.sent("room.item_added", "room.r1")] == [None, delivery["reply"], None]
 
 
+async def test_a_process_keeps_the_timelines_of_the_rooms_written_latest(messaging, monkeypatch):
+    """Beyond TIMELINES_KEPT rooms, the one written least recently is forgotten; its next send reads
+    its last seq again and numbers on from it."""
+    from workers.messaging import handlers
+
+    monkeypatch.setattr(handlers, "TIMELINES_KEPT", 2)
+    alice, bob = messaging.add_users("Alice", "Bob")
+    for room_id in ("r1", "r2", "r3"):
+        await room_with(messaging, alice, bob, room_id=room_id)
+    for room_id in ("r1", "r2", "r1", "r3"):  # r2 is then the least recent
+        await messaging.ok("send_message", alice, {"room_id": room_id, "content": "hi"})
+    assert list(messaging.runtime.memory["timelines"]) == ["r1", "r3"]
+    item = (await messaging.ok("send_message", bob, {"room_id": "r2", "content": "back"}))["item"]
+    assert item["seq"] == 3  # the announcement, alice's message, this one
+    assert list(messaging.runtime.memory["timelines"]) == ["r3", "r2"]
+
+
 async def test_an_item_is_routed_to_notifications_only_while_a_recipient_is_offline(messaging):
     """Under ITEMS_FOR_OFFLINE (the notifications worker's only key) when the presence replica has
     a recipient offline or has never seen them; not when all but the sender are online."""
