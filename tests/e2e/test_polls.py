@@ -223,3 +223,19 @@ async def test_leaver_is_removed_from_open_polls(stack):
     await bob.sync()
     assert bob.pending("poll.closed") == [] and bob.pending("meetup.updated", updated(meetup)) == []
     await close_all(ann, bob, cy)
+
+
+async def test_a_leaver_is_refused_a_poll_that_closed_before_they_left(stack):
+    """A closed poll keeps its participants, but one who has left the meetup's room no longer
+    belongs to it: their vote is forbidden (saying nothing of the poll), another's is a conflict."""
+    ann, bob = await people(stack, "Ann", "Bob")
+    meetup = await create_meetup(ann, bob)
+    poll = await create_poll(ann, meetup, "generic", ["Pizza", "Sushi"], [ann, bob])
+    for voter in (ann, bob):
+        await voter.ok("vote_poll", {"poll_id": poll["id"], "choice_index": 0})
+    await bob.expect_event("poll.closed", of(poll))
+    await bob.ok("leave_room", {"room_id": meetup["room_id"]})
+    refused = await bob.error("vote_poll", {"poll_id": poll["id"], "choice_index": 1})
+    assert refused["code"] == "forbidden" and "closed" not in refused["message"]
+    assert (await ann.error("vote_poll", {"poll_id": poll["id"], "choice_index": 1}))["code"] == "conflict"
+    await close_all(ann, bob)
