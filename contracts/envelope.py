@@ -47,6 +47,11 @@ class Reply(Envelope):
     ok: dict[str, Any] | None = None
     error: Failure | None = None
 
+    @classmethod
+    def of(cls, result: BaseModel) -> Reply:
+        """The ``ok`` reply carrying a handler's result."""
+        return cls(ok=result.model_dump(mode="json"))
+
     @property
     def remembered(self) -> bool:
         """Outcomes kept for the idempotency key (PROTOCOL.md: commands and idempotency)."""

@@ -78,7 +78,7 @@ async def _decide(
     for _ in range(ATTEMPTS):
         try:
             result = await handler(data, context)
-            return Reply(ok=result.model_dump(mode="json"))
+            return Reply.of(result)
         except ConcurrencyError:
             continue
         except Rejected as error:

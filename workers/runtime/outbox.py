@@ -57,12 +57,13 @@ class Caller:
 
 def carry(entry: dict[str, Any], caller: Caller | None, reply: BaseModel) -> dict[str, Any]:
     """``entry`` to publish with ``reply`` (a handler's result) riding on its first delivery, which
-    also goes to the caller's key; ``entry`` itself when the caller offered no key or there is no
-    delivery. What is stored stays as it was: a copy the relay publishes again carries no reply."""
+    also goes to the caller's key, and ``caller`` marked ``carried``; ``entry`` itself when the
+    caller offered no key or there is no delivery. What is stored stays as it was: a copy the relay
+    publishes again carries no reply."""
     if caller is None or caller.key is None or not entry["deliveries"]:
         return entry
     first, *rest = entry["deliveries"]
-    carried = CarriedReply(correlation_id=caller.correlation_id, reply=Reply(ok=reply.model_dump(mode="json")))
+    carried = CarriedReply(correlation_id=caller.correlation_id, reply=Reply.of(reply))
     body = {**first["body"], "reply": carried.model_dump(mode="json", exclude_none=True)}
     caller.carried = True
     return {**entry, "deliveries": [{**first, "body": body, "also": [caller.key]}, *rest]}
