@@ -143,6 +143,14 @@ def open_poll(
     return state, [Fact("poll.created", poll_id, payload, sends)]
 
 
+def vote_needs_attendance(state: PollState) -> bool:
+    """Whether a vote must first be checked against the meetup's attendees: a closed poll keeps its
+    participants, leavers included (only open polls lose them), so only the meetup knows whether a
+    voter still belongs. Such a vote fails either way: a leaver's as ``forbidden`` (it says nothing
+    of the poll), anyone else's as a conflict. An open poll's participants say it all."""
+    return state.status == "closed"
+
+
 def vote(state: PollState, user_id: str, choice_index: int) -> list[Fact]:
     """Participants vote once while the poll is open; the last vote closes it in the same command."""
     if user_id not in state.participant_ids:

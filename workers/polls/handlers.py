@@ -44,10 +44,7 @@ async def create_poll(data: requests.CreatePoll, ctx: Context) -> PollReply:
 
 async def vote_poll(data: requests.VotePoll, ctx: Context) -> Empty:
     doc, state = await poll(data.poll_id)
-    if state.status == "closed":
-        # A closed poll keeps its participants, leavers included: whoever left the meetup's room
-        # since is refused as an outsider (PROTOCOL.md: forbidden, saying nothing of the poll). This
-        # vote fails either way, so the request to meetups is on a rare path.
+    if domain.vote_needs_attendance(state):  # a closed poll: the request to meetups is on a rare path
         await meetup_access(ctx, state.meetup_id)
     facts = domain.vote(state, ctx.user_id or "", data.choice_index)
     await ctx.commit(doc.update(state), facts, Empty())

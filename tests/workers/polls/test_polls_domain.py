@@ -122,6 +122,16 @@ def test_last_vote_closes_in_the_same_command():
     assert all(s.event == "poll.closed" and s.data.poll.winner_index == 1 for s in closed.sends)
 
 
+def test_only_a_vote_on_a_closed_poll_needs_the_meetups_attendees():
+    """A closed poll keeps a participant who left since; an open one has already dropped them."""
+    state = new_poll()
+    assert not domain.vote_needs_attendance(state)
+    for voter in ("org", "ann", "bob"):
+        domain.vote(state, voter, 0)
+    assert domain.vote_needs_attendance(state)
+    assert domain.remove_participant(state, "bob") == [] and "bob" in state.participant_ids
+
+
 def test_ties_go_to_the_lowest_index_and_no_votes_no_winner():
     """Winner: most votes, ties to the lowest index, None when nobody voted."""
     state = new_poll()
