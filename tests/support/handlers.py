@@ -149,7 +149,7 @@ def event(
 
 
 READS = ("find", "find_one", "aggregate", "count_documents")
-WRITES = ("insert_one", "replace_one", "update_one", "update_many", "delete_one")
+WRITES = ("insert_one", "insert_many", "replace_one", "update_one", "update_many", "delete_one")
 
 
 def database_calls(monkeypatch: pytest.MonkeyPatch, methods: tuple[str, ...]) -> list[str]:

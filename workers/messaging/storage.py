@@ -10,7 +10,7 @@ from typing import Any
 
 from beanie import Document
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contracts.shapes import ItemKind, RoomItem
 from workers.messaging.domain import Page, ReadMark, RoomCopy
@@ -56,6 +56,9 @@ class Item(Document):
 
 
 ReadMarkDoc = state_document(ReadMark, "marks", [IndexModel([("user_id", ASCENDING), ("room_id", ASCENDING)])])
+
+
+DUPLICATE_KEY = 11000  # MongoDB's error code for a unique index's violation
 
 
 def mark_id(room_id: str, user_id: str) -> str:
@@ -111,10 +114,22 @@ async def refuse(command_key: str, reply: dict[str, Any]) -> None:
         pass  # a copy of it got there first
 
 
-async def insert_item(item: RoomItem, entry: dict[str, Any]) -> None:
-    """Store ``item`` with its event. ``DuplicateKeyError``: its id or its ``seq`` is taken."""
-    document = Item(**item.model_dump(), event=entry).model_dump(by_alias=True, exclude={"revision_id"})
-    await Item.get_pymongo_collection().insert_one(document)  # the driver's insert: a send's only write
+async def insert_items(stored: list[tuple[RoomItem, dict[str, Any]]]) -> int:
+    """Store items with their events, in order, in one write (the driver's ordered insert); how many
+    of them, from the first, were stored. Fewer than all: the next one's id or ``seq`` is taken, and
+    nothing after it was tried."""
+    documents = [
+        Item(**item.model_dump(), event=entry).model_dump(by_alias=True, exclude={"revision_id"})
+        for item, entry in stored
+    ]
+    try:
+        await Item.get_pymongo_collection().insert_many(documents, ordered=True)
+    except BulkWriteError as error:
+        first = error.details["writeErrors"][0]
+        if first["code"] != DUPLICATE_KEY:
+            raise
+        return int(first["index"])
+    return len(documents)
 
 
 async def item(item_id: str) -> Item | None:

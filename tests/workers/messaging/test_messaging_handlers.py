@@ -92,9 +92,48 @@ async def test_a_send_to_a_known_room_is_one_insert_and_nothing_else(messaging, 
         WORKER, messaging.runtime, Command(type="send_message", id="s1", user_id=bob.id, data=data)
     )
     assert reply.error is None
-    assert calls == ["items.insert_one"]
+    assert calls == ["items.insert_many"]
     await messaging.outbox.drain()
-    assert calls == ["items.insert_one", "items.update_many"]
+    assert calls == ["items.insert_many", "items.update_many"]
+
+
+async def test_sends_to_a_busy_room_share_its_writes(messaging, monkeypatch):
+    """Sends that come while the room's write is on its way are stored together by the next one
+    (group commit): every send is answered with its own seq, and published in seq order."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "warm"})
+    calls = database_calls(monkeypatch, WRITES)
+    replies = await asyncio.gather(
+        *(messaging.ok("send_message", alice, {"room_id": "r1", "content": f"m{n}"}) for n in range(10))
+    )
+    assert sorted(r["item"]["seq"] for r in replies) == list(range(3, 13))
+    inserts = [call for call in calls if call.startswith("items.insert")]
+    assert set(inserts) == {"items.insert_many"} and len(inserts) < 10, inserts
+    published = [e["payload"]["item"] for e in messaging.events("room.item_added")]
+    assert [i["seq"] for i in published] == list(range(1, 13))
+    assert {r["item"]["id"] for r in replies} == {i["id"] for i in published[2:]}
+
+
+async def test_sends_queued_behind_a_seq_another_replica_took_are_numbered_again(messaging):
+    """Another replica stores the next item while this one has sends queued for that seq and after:
+    the write fails at the taken seq, and every queued send is numbered again after it, none lost,
+    none twice, in order."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "warm"})
+    other = replica(messaging)
+    taken = (await other.ok("send_message", bob, {"room_id": "r1", "content": "other replica"}))["item"]
+    assert taken["seq"] == 3
+    replies = await asyncio.gather(
+        *(messaging.ok("send_message", alice, {"room_id": "r1", "content": f"m{n}"}) for n in range(5))
+    )
+    assert sorted(r["item"]["seq"] for r in replies) == list(range(4, 9))
+    page = await messaging.ok("get_room_items", bob, {"room_id": "r1", "after_seq": 0})
+    assert [i["seq"] for i in page["items"]] == list(range(1, 9))
+    assert sorted(i["content"] for i in page["items"][3:]) == [f"m{n}" for n in range(5)]
+    seqs = [e["payload"]["item"]["seq"] for e in messaging.events("room.item_added")]
+    assert seqs == sorted(seqs) and set(seqs) == set(range(1, 9))
 
 
 async def test_a_send_reply_rides_on_its_room_delivery_when_the_caller_offers_a_key(messaging):
