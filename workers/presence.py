@@ -5,19 +5,21 @@ keeps this replica adds ``PROJECTIONS`` and ``MIRRORS`` to its tables and ``Pres
 documents, and then holds it twice. The projection ``track_presence`` keeps it in the worker's own
 MongoDB database: the durable replica, which replay rebuilds. The mirror ``presence`` keeps it in
 each process's memory (``Runtime.memory[PRESENCE]``: every replica gets every change), loaded from
-that collection at start and again every ``BOOCHAT_MIRROR_RELOAD_SECONDS``. The newest version wins
-(``move_presence``, ``merge_presence``), so events applied late, twice or out of order change nothing
-they should not.
+that collection at start, then what changed in it every ``BOOCHAT_MIRROR_RELOAD_SECONDS``. The
+newest version wins (``move_presence``, ``merge_presence``), so events applied late, twice or out of
+order change nothing they should not.
 
 Notifications decides from it whom to push; messaging whether a new item may need a push at all.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from beanie import Document
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from contracts import events
@@ -61,14 +63,17 @@ def offline(candidates: Iterable[str], known: Mapping[str, Presence]) -> set[str
 
 
 class PresenceDoc(Document):
-    """One per user, written whole (insert, or replace at the version read)."""
+    """One per user, written whole (insert, or replace at the version read); ``stored_at``: when
+    (epoch seconds), so a mirror's reload reads only what changed since its last one."""
 
     id: str  # type: ignore[assignment]  # the user id
     online: bool
     version: int
+    stored_at: float = 0.0
 
     class Settings:
         name = "presence"
+        indexes = [IndexModel([("stored_at", ASCENDING)])]
 
     def state(self) -> Presence:
         return Presence(user_id=self.id, online=self.online, version=self.version)
@@ -79,14 +84,15 @@ async def presence(user_id: str) -> Presence | None:
     return doc.state() if doc else None
 
 
-async def all_presence() -> dict[str, Presence]:
-    """Every user's presence, by user id: one read of the whole collection (one document per user)."""
-    return {doc.id: doc.state() for doc in await PresenceDoc.find_all().to_list()}
+async def stored_presence(since: float | None) -> dict[str, Presence]:
+    """The presence stored at or after ``since`` (epoch seconds; None: everyone's), by user id."""
+    query = {} if since is None else {"stored_at": {"$gte": since}}
+    return {doc.id: doc.state() for doc in await PresenceDoc.find(query).to_list()}
 
 
 async def save_presence(new: Presence, read: Presence | None) -> None:
     """Write ``new`` if the stored presence is still ``read``; else ``ConcurrencyError`` (decide again)."""
-    body = {"_id": new.user_id, "online": new.online, "version": new.version}
+    body = {"_id": new.user_id, "online": new.online, "version": new.version, "stored_at": time.time()}
     collection = PresenceDoc.get_pymongo_collection()
     try:
         if read is None:
@@ -120,4 +126,4 @@ PRESENCE_CHANGED = typed(events.PresenceChanged, "user.presence_changed")
 
 PROJECTIONS = {"track_presence": Projection(track_presence, PRESENCE_CHANGED, (PresenceDoc,))}
 
-MIRRORS = {PRESENCE: Mirror(mirror_presence, PRESENCE_CHANGED, all_presence, merge_loaded_presence)}
+MIRRORS = {PRESENCE: Mirror(mirror_presence, PRESENCE_CHANGED, stored_presence, merge_loaded_presence)}

@@ -5,6 +5,7 @@ another worker)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from workers.runtime.tables import Mirror, Projection
 log = structlog.get_logger()
 
 ATTEMPTS = 20  # optimistic-concurrency retries before giving up
+# Seconds a mirror's reload reads back before its previous load began: more than the clocks of the
+# processes that write a mirror's documents differ by, and than a write takes to land.
+RELOAD_OVERLAP = 60.0
 
 
 class Runtime:
@@ -50,6 +54,7 @@ class Runtime:
         # Caches a worker keeps in this process (never the truth: a conditional write checks each),
         # and the state of its mirrors, by mirror name (see ``reload``).
         self.memory: dict[str, Any] = {}
+        self.loaded_at: dict[str, float] = {}  # when each mirror's last successful load began (epoch s)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def project(self, events: list[AnyEvent]) -> None:
@@ -101,9 +106,16 @@ async def project(projection: Projection, event: AnyEvent) -> None:
 
 async def reload(runtime: Runtime, name: str, mirror: Mirror) -> None:
     """Merge what mirror ``name`` loads into its state in this process, ``runtime.memory[name]``
-    (empty before the first load). The state is updated in place: handlers holding it see the merge."""
-    loaded = await mirror.load()
+    (empty before the first load). The state is updated in place: handlers holding it see the merge.
+
+    The first load reads the whole state; each later one what was stored since ``RELOAD_OVERLAP``
+    before the previous successful one began, so a write that lands late, or by a process whose
+    clock is behind, is still read (reading something twice changes nothing)."""
+    started = time.time()
+    since = runtime.loaded_at.get(name)
+    loaded = await mirror.load(None if since is None else since - RELOAD_OVERLAP)
     mirror.merge(runtime.memory.setdefault(name, {}), loaded)
+    runtime.loaded_at[name] = started
 
 
 def reflect(runtime: Runtime, name: str, mirror: Mirror, event: AnyEvent) -> None:

@@ -71,21 +71,24 @@ class Mirror:
     """A read model every replica of a worker keeps in its memory, so a hot path reads no database.
 
     Its state is a dict (by aggregate or user id) in ``Runtime.memory[<its name>]``.
-    ``apply(payload, event, state)`` merges one event into it; ``load()`` reads the whole state
-    from the worker's own durable documents (those a projection keeps, so replay rebuilds them too);
+    ``apply(payload, event, state)`` merges one event into it; ``load(since)`` reads from the
+    worker's own durable documents (those a projection keeps, so replay rebuilds them too) the state
+    stored at or after ``since`` (epoch seconds), or all of it when ``since`` is None;
     ``merge(state, loaded)`` merges a loaded state into the current one. Both must merge by version
     and never go back, so an event applied twice, late, or while a load was under way changes nothing
     it should not; both are synchronous, so nothing runs in the middle of one.
 
-    Each process loads it before its subscribers start, then takes its event types from a queue of
-    its own on the events exchange (``Names.mirror_queue``: every replica gets every event), and
-    loads and merges again every ``BOOCHAT_MIRROR_RELOAD_SECONDS`` (10 s by default): that covers
-    what it missed while disconnected from the broker, or between its first load and its queue.
+    Each process loads it whole before its subscribers start, then takes its event types from a
+    queue of its own on the events exchange (``Names.mirror_queue``: every replica gets every event),
+    and every ``BOOCHAT_MIRROR_RELOAD_SECONDS`` (10 s by default) loads and merges what was stored
+    since shortly before its previous load (``context.reload``): that covers what it missed while
+    disconnected from the broker, or between its first load and its queue, and costs what changed,
+    not every user.
     """
 
     apply: Callable[[Any, AnyEvent, dict[str, Any]], None]
     payloads: Mapping[str, type[Shape]]
-    load: Callable[[], Awaitable[dict[str, Any]]]
+    load: Callable[[float | None], Awaitable[dict[str, Any]]]
     merge: Callable[[dict[str, Any], dict[str, Any]], None]
 
     @property

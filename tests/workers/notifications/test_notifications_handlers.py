@@ -3,6 +3,7 @@ worker process), with an in-memory push port and the Mongo stand-in."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -15,9 +16,9 @@ from workers.notifications import app
 from workers.notifications import storage as store
 from workers.notifications.domain import Outcome, Push, Target
 from workers.notifications.sender import LogSender, Retrying, create_sender
-from workers.presence import PRESENCE, Presence
+from workers.presence import PRESENCE, Presence, PresenceDoc
 from workers.presence import presence as stored_presence
-from workers.runtime.context import Runtime
+from workers.runtime.context import RELOAD_OVERLAP, Runtime
 from workers.runtime.dispatch import run_command
 from workers.runtime.tables import Worker
 
@@ -194,6 +195,24 @@ async def test_a_new_process_loads_the_stored_presence(notifications):
     later = replica(notifications)
     await later.reload()  # what a process does before its subscribers start
     assert later.runtime.memory[PRESENCE] == {bob: Presence(bob, True, 2), cid: Presence(cid, False, 3)}
+
+
+async def test_a_reload_reads_only_what_changed_since_shortly_before_the_previous_one(notifications):
+    """After the first load (everyone), a reload reads the presence stored since RELOAD_OVERLAP before
+    the previous load began, as a missed event's, not every user's: a process restarted reads all."""
+    old, bob = user(), user()
+    await notifications.react("track_presence", presence(old, True, 2))
+    await notifications.reload()
+    stored_long_ago = {"stored_at": time.time() - RELOAD_OVERLAP - 3600, "online": False, "version": 3}
+    await PresenceDoc.get_pymongo_collection().update_one({"_id": old}, {"$set": stored_long_ago})
+    await notifications.react("track_presence", presence(bob, True, 4))  # missed by this process
+    await notifications.reload()
+    known = notifications.runtime.memory[PRESENCE]
+    assert known[bob] == Presence(bob, True, 4)
+    assert known[old] == Presence(old, True, 2), "stored before the previous load: not read again"
+    later = replica(notifications)
+    await later.reload()
+    assert later.runtime.memory[PRESENCE][old] == Presence(old, False, 3)
 
 
 async def test_no_database_call_when_everyone_is_online(worker, runtime, notifications, sender, monkeypatch):
