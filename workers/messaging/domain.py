@@ -207,6 +207,13 @@ def in_effect(mark: int, own_latest: int) -> int:
     return max(mark, own_latest)
 
 
+def unread(last_seq: int, read: int, announcements: int) -> int:
+    """Messages from others after the mark in effect ``read``, from the room's numbers alone: ``seq``
+    has no gaps, and none of the user's own messages comes after ``read`` (``in_effect``), so they
+    are the items after it less its ``announcements`` (which never count)."""
+    return max(last_seq - read, 0) - announcements
+
+
 def mark_read(mark: ReadMark, own_latest: int, seq: int | None, last_seq: int) -> list[Fact]:
     """Move the mark to ``seq`` (or the latest item); it never moves backwards."""
     target = last_seq if seq is None else min(seq, last_seq)

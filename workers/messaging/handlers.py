@@ -96,19 +96,25 @@ async def mark_room_read(data: requests.MarkRoomRead, ctx: Context) -> ReadMark:
 async def list_rooms(data: Empty, ctx: Context) -> RoomList:
     user_id = ctx.user_id or ""
     marks = await storage.marks_of(user_id)
-    summaries = []
-    for copy in await storage.copies_of(user_id):
-        last = await storage.last_item(copy.id)
-        mark = domain.in_effect(marks.get(copy.id, 0), await storage.own_latest(copy.id, user_id))
-        summaries.append(
-            RoomSummary(
-                room=copy.view(last.seq if last else 0),
-                last_item=last,
-                last_read_seq=mark,
-                unread_count=await storage.unread(copy.id, user_id, mark),
-            )
-        )
+    copies = await storage.copies_of(user_id)
+    summaries = await asyncio.gather(*(summary(copy, user_id, marks.get(copy.id, 0)) for copy in copies))
     return RoomList(rooms=domain.latest_activity_first(summaries))
+
+
+async def summary(copy: RoomCopy, user_id: str, mark: int) -> RoomSummary:
+    """One room of ``list_rooms``: its last item, then, only where needed, the user's latest message
+    (unless it is the last item) and the announcements after their mark (unless they read it all)."""
+    last = await storage.last_item(copy.id)
+    last_seq = last.seq if last else 0
+    own = last_seq if last and last.sender_id == user_id else await storage.own_latest(copy.id, user_id)
+    read = domain.in_effect(mark, own)
+    announcements = await storage.announcements_after(copy.id, read) if read < last_seq else 0
+    return RoomSummary(
+        room=copy.view(last_seq),
+        last_item=last,
+        last_read_seq=read,
+        unread_count=domain.unread(last_seq, read, announcements),
+    )
 
 
 # The timeline ---------------------------------------------------------------------------------

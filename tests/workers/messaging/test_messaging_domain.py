@@ -120,3 +120,9 @@ def test_reschedule_choices_are_announced_as_times_people_read():
     assert created == "Alice started a poll: When? (Mon 07 Dec 2026, 19:00 UTC, Tue 08 Dec 2026, 19:00 UTC)"
     closed = domain.poll_closed(PollClosed(poll=poll, room_id="r", winner="2026-12-08T19:00:00.000Z"))
     assert closed.endswith("Chosen: Tue 08 Dec 2026, 19:00 UTC")
+
+
+def test_unread_is_the_items_after_the_mark_less_announcements():
+    assert domain.unread(last_seq=10, read=4, announcements=2) == 4
+    assert domain.unread(last_seq=4, read=4, announcements=0) == 0
+    assert domain.unread(last_seq=4, read=6, announcements=0) == 0  # a mark beyond the end reads nothing

@@ -337,6 +337,36 @@ async def test_marks_unread_counts_and_list_rooms(messaging):
     assert len([e for e in messaging.events("room.read") if e["payload"]["user_id"] == bob.id]) == 1
 
 
+async def test_unread_counts_come_from_the_rooms_numbers(messaging, monkeypatch):
+    """Unread: the items after the mark in effect less the announcements among them. A room read to
+    its end, whose last item is the user's own, costs list_rooms one read of that item."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    carol = messaging.add_users("Carol")[0]
+    await room_with(messaging, alice, bob)
+    for text in ("two", "three"):
+        await messaging.ok("send_message", bob, {"room_id": "r1", "content": text})
+    await messaging.ok("mark_room_read", alice, {"room_id": "r1", "seq": 2})
+    joined = MemberJoined(
+        room=info(alice.id, bob.id, carol.id),
+        user_id=carol.id,
+        user_name="Carol",
+        invited_by=bob.id,
+        invited_by_name="Bob",
+    )
+    await hand_over(messaging, event("room.member_joined", joined, "r1", 2))  # announcement 4
+    await messaging.ok("send_message", bob, {"room_id": "r1", "content": "five"})
+    [summary] = (await messaging.ok("list_rooms", alice))["rooms"]
+    assert (summary["last_read_seq"], summary["unread_count"], summary["room"]["last_seq"]) == (2, 2, 5)
+    [carols] = (await messaging.ok("list_rooms", carol))["rooms"]
+    assert (carols["last_read_seq"], carols["unread_count"]) == (3, 1), "welcomed at 3: bob's five"
+
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "six"})
+    calls = database_calls(monkeypatch, READS)
+    [summary] = (await messaging.ok("list_rooms", alice))["rooms"]
+    assert (summary["last_read_seq"], summary["unread_count"]) == (6, 0)
+    assert sorted(calls) == ["items.find", "marks.find", "rooms.find"]
+
+
 async def test_meetup_and_poll_announcements_come_once(messaging):
     """An announcement of another worker's event is written once however often the event comes."""
     from contracts.events import PollCreated
