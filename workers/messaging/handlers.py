@@ -174,12 +174,12 @@ class Timeline:
                 batch, self.queued = self.queued[:WRITE_BATCH], self.queued[WRITE_BATCH:]
                 try:
                     count = await storage.insert_items([(q.item, q.entry) for q in batch])
-                except Exception as error:  # each of its sends fails as its own failed write would
+                    for q in batch[:count]:  # published in seq order, before their senders hear
+                        outbox.publish_later(q.published(), storage.mark_published)
+                        _settle(q.stored, None)
+                except Exception as error:  # each send not yet answered fails as its own write would
                     self._fail(batch, error)
                     continue
-                for q in batch[:count]:  # published in seq order, before their senders hear
-                    outbox.publish_later(q.published(), storage.mark_published)
-                    _settle(q.stored, None)
                 if count < len(batch):
                     self._fail(batch[count:], DuplicateKeyError(f"seq {batch[count].item.seq} or its item id is taken"))
         finally:

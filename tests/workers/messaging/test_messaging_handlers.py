@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pymongo.errors import AutoReconnect
 from support.fcm import presence
 from support.handlers import READS, WRITES, database_calls, event, harness, replica
 from support.shapes import a_poll
@@ -134,6 +135,31 @@ async def test_sends_queued_behind_a_seq_another_replica_took_are_numbered_again
     assert sorted(i["content"] for i in page["items"][3:]) == [f"m{n}" for n in range(5)]
     seqs = [e["payload"]["item"]["seq"] for e in messaging.events("room.item_added")]
     assert seqs == sorted(seqs) and set(seqs) == set(range(1, 9))
+
+
+async def test_a_failed_write_fails_its_sends_and_their_retries_are_stored(messaging, monkeypatch):
+    """The database fails a room's write: every send in it fails as its own write would (the worker
+    does not answer; the client retries), and the retries are numbered on from what is stored."""
+    from workers.messaging import storage
+
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "warm"})
+    stored = storage.insert_items
+
+    async def broken(items):
+        raise AutoReconnect("connection lost")
+
+    monkeypatch.setattr(storage, "insert_items", broken)
+    sends = [
+        Command(type="send_message", id=f"s{n}", user_id=alice.id, data={"room_id": "r1", "content": f"m{n}"})
+        for n in range(3)
+    ]
+    failed = await asyncio.gather(*(run_command(WORKER, messaging.runtime, s) for s in sends), return_exceptions=True)
+    assert all(isinstance(outcome, AutoReconnect) for outcome in failed), failed
+    monkeypatch.setattr(storage, "insert_items", stored)
+    retried = [await run_command(WORKER, messaging.runtime, s) for s in sends]
+    assert [r.ok["item"]["seq"] for r in retried] == [3, 4, 5]
 
 
 async def test_a_send_reply_rides_on_its_room_delivery_when_the_caller_offers_a_key(messaging):
