@@ -371,7 +371,7 @@ async def test_a_leaver_cannot_vote_or_see_the_meetup_while_event_queues_lag(sta
     connection = await aio_pika.connect(stack.settings.amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=False)
-        for number in range(1000):  # departures from rooms that are no meetup's: work that changes nothing
+        for number in range(3000):  # departures from rooms that are no meetup's: work that changes nothing
             ghost = {"id": f"ghost-{run}-{number}", "name": "G", "image_url": None, "participant_ids": []}
             event = {
                 "event_id": uuid.uuid4().hex,
