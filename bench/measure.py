@@ -9,12 +9,26 @@ its label: the time of both runs is counted.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
 
 SAMPLE_SECONDS = 0.25
+SPEED_ROUNDS = 200_000
+
+
+def speed_index() -> float:
+    """Seconds this process takes for a fixed piece of work (``SPEED_ROUNDS`` JSON encodes and
+    decodes of a small message, what the peers do most): a reading of the machine's speed, taken
+    before and after a run, so that runs on other days can be set side by side. Lower is faster."""
+    message = {"type": "send_message", "id": "0" * 32, "data": {"room_id": "1" * 32, "content": "x" * 40}}
+    started = time.process_time()
+    for _ in range(SPEED_ROUNDS):
+        json.loads(json.dumps(message))
+    return round(time.process_time() - started, 3)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from bench.load import CONNECT_TIMEOUT, MemberSpec, Profile, Shared, Tally, histogram, load_process
-from bench.measure import Usage, Watch, settle
+from bench.measure import Usage, Watch, settle, speed_index
 from bench.peers import Peer
 from bench.peers import boochat as boochat_peer
 from bench.peers import socketio as socketio_peer
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         f"\n{machine['cpus']} CPUs; load average (1, 5, 15 min) {machine['load_average_at_start']} at the start, "
         f"{machine['load_average_at_end']} at the end: above the CPU count, other work competed with the peers"
     )
+    start, end = machine["speed_index_seconds_at_start"], machine["speed_index_seconds_at_end"]
+    print(f"speed index {start} s at the start, {end} s at the end (lower is faster; see bench/README.md)")
     print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 
@@ -96,6 +98,8 @@ async def bench(peers: list[str], profiles: list[Profile], processes: int) -> di
             "python": platform.python_version(),
             # Anything else running on the machine competes with the peers: read the figures with it.
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            # Its speed drifts (by a factor of two between days here): read the figures with it.
+            "speed_index_seconds_at_start": speed_index(),
         },
         "commit": _commit(),
         "results": [],
@@ -118,6 +122,7 @@ async def bench(peers: list[str], profiles: list[Profile], processes: int) -> di
                 await peer.stop()
     report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine"]["speed_index_seconds_at_end"] = speed_index()
     return report
 
 
