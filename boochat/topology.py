@@ -136,7 +136,7 @@ def queue_names(names: Names, retry_delays: Iterable[float] = RETRY_DELAYS) -> Q
     Not here: gateways' queues and RPC reply queues. They are exclusive and auto-delete (RabbitMQ
     removes them with their connection, and refuses anyone else who tries). Nor workers' mirror
     queues (``Names.mirror_queue``, one per process): auto-delete, RabbitMQ removes each when its
-    process stops consuming it, and one left unused expires (``workers.runtime.service``).
+    process stops consuming it, and one left unused expires (``workers.runtime.subscribers``).
     """
     queues = [names.dead_letters, names.log, *(retry_queue(names, delay) for delay in retry_delays)]
     unread: dict[str, str] = {}
