@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.common import Input, Shape
-from contracts.events import RoomInfo
+from contracts.common import Input, Shape, Time
+from contracts.events import ItemAdded, RoomInfo
 from contracts.requests import Spec
 from contracts.shapes import User
 
@@ -76,6 +76,24 @@ class ApplyEvents(Input):
     events: list[dict[str, Any]]
 
 
+class MissedItems(Input):
+    """Notifications -> messaging, when ``Command.user_id`` went offline: the items that user may
+    have missed the push of, because messaging routed them before its replica of presence knew.
+    Those of the user's rooms stored at or after ``since`` that the user has not read and did not
+    send, newest first within each room (messaging bounds how many)."""
+
+    since: Time
+
+
+class MissedItem(Shape):
+    event_id: str  # of the item's ``room.item_added``: a push is claimed per event and target
+    added: ItemAdded
+
+
+class Missed(Shape):
+    items: list[MissedItem]
+
+
 INTERNAL: dict[str, Spec] = {
     "sign_in": Spec(SignIn, Shape, "users", command=False),
     "connection_opened": Spec(ConnectionOpened, Shape, "users", command=False),
@@ -85,6 +103,7 @@ INTERNAL: dict[str, Spec] = {
     "open_meetup_room": Spec(OpenMeetupRoom, OpenedRoom, "rooms", command=True),
     # Sent to each worker that follows rooms' events (ROOM_FOLLOWERS): messaging keeps a copy of rooms.
     "apply_events": Spec(ApplyEvents, Shape, "messaging", command=False),
+    "missed_items": Spec(MissedItems, Missed, "messaging", command=False),
 }
 
 

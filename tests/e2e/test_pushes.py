@@ -96,3 +96,37 @@ async def test_offline_users_get_one_push_per_message_connected_users_and_sender
     await ann.close()
     await cid.close()
     await replica.client.close()
+
+
+async def test_a_message_sent_as_its_recipient_goes_offline_is_pushed_to_them_once(start_stack, fcm, tmp_path):
+    """Bob closes his connection and Ann sends at once: messaging routes the message before its replica
+    of presence knows Bob went offline, so the item never goes to notifications. Bob's going offline
+    does: notifications asks messaging what he missed and pushes it. One push, whichever way it came."""
+    account = write_service_account(tmp_path, fcm.url + "/token")
+    stack = await start_stack(fcm_credentials=str(account), fcm_endpoint=fcm.endpoint)
+    replica = Replica(stack)
+    ann = await Client.connect(stack.ws_url, dev_user=dev_user("Ann"))
+    bob = await Client.connect(stack.ws_url, dev_user=dev_user("Bob"))
+    ann_id, bob_id = ann.user["id"], bob.user["id"]  # type: ignore[index]
+    token = f"fcm-{uuid.uuid4().hex}"
+    await bob.ok("register_device", {"token": token, "platform": "android"})
+    for user_id in (ann_id, bob_id):
+        await replica.presence(user_id, online=True)
+    room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob_id]}))["room"]
+
+    def pushed(seq: int) -> list[dict[str, Any]]:
+        return [p.message for p in fcm.sends_to(token) if p.message["data"] == {"room_id": room["id"], "seq": str(seq)}]
+
+    await bob.close()
+    missed = (await ann.ok("send_message", {"room_id": room["id"], "content": "still there?"}))["item"]
+    await fcm.wait_for(lambda _: bool(pushed(missed["seq"])))
+    assert pushed(missed["seq"])[0]["notification"] == {"title": "Den", "body": "Ann: still there?"}
+
+    # A later message takes the usual way. Once its push is in, notifications has taken every item
+    # routed to it before (its queue is in order), and the missed one was already pushed: no second push.
+    await replica.presence(bob_id, online=False)
+    later = (await ann.ok("send_message", {"room_id": room["id"], "content": "later"}))["item"]
+    await fcm.wait_for(lambda _: bool(pushed(later["seq"])))
+    assert (len(pushed(missed["seq"])), len(pushed(later["seq"]))) == (1, 1)
+    await ann.close()
+    await replica.client.close()

@@ -207,6 +207,13 @@ def in_effect(mark: int, own_latest: int) -> int:
     return max(mark, own_latest)
 
 
+def missed(items: list[RoomItem], user_id: str) -> list[RoomItem]:
+    """Of a room's items after the user's read mark, in ``seq`` order, those the user has not read:
+    after their own latest (sending moves the sender's mark) and not theirs."""
+    own = max((item.seq for item in items if item.sender_id == user_id), default=0)
+    return [item for item in items if item.seq > own and item.sender_id != user_id]
+
+
 def unread(last_seq: int, read: int, announcements: int) -> int:
     """Messages from others after the mark in effect ``read``, from the room's numbers alone: ``seq``
     has no gaps, and none of the user's own messages comes after ``read`` (``in_effect``), so they

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
-from contracts import events, requests
+from contracts import events, internal, requests
 from contracts.common import Shape
 from contracts.envelope import AnyEvent, Fact, Failure
 from contracts.events import ItemAdded, MemberJoined, MemberLeft, RoomCreated, RoomUpdated
@@ -114,6 +114,28 @@ async def summary(copy: RoomCopy, user_id: str, mark: int) -> RoomSummary:
         last_item=last,
         last_read_seq=read,
         unread_count=domain.unread(last_seq, read, announcements),
+    )
+
+
+MISSED_PER_ROOM = 20  # items of one room ``missed_items`` lists at most, the latest
+
+
+async def missed_items(data: internal.MissedItems, ctx: Context) -> internal.Missed:
+    """For notifications, once a user went offline: the items of their rooms since ``data.since``
+    they have not read (``domain.missed``), with their events. Items messaging routed before its
+    replica of presence knew the user was offline never reached notifications; it pushes them now."""
+    user_id = ctx.user_id or ""
+    marks = await storage.marks_of(user_id)
+    rooms = await storage.copies_of(user_id)
+    found = await asyncio.gather(
+        *(storage.stored_since(room.id, marks.get(room.id, 0), data.since, MISSED_PER_ROOM) for room in rooms)
+    )
+    missed: list[dict[str, Any]] = []
+    for stored in found:
+        events_of = {item.seq: item.event for item in stored}
+        missed += [events_of[item.seq] for item in domain.missed([item.view() for item in stored], user_id)]
+    return internal.Missed.model_validate(
+        {"items": [{"event_id": event["event_id"], "added": event["payload"]} for event in missed]}
     )
 
 
@@ -376,6 +398,7 @@ COMMANDS = {
     "get_room": get_room,
     "mark_room_read": mark_room_read,
     "list_rooms": list_rooms,
+    "missed_items": missed_items,
 }
 
 REACTIONS = {

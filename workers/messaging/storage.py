@@ -188,6 +188,18 @@ async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
     return [found_item.view() for found_item in chosen], has_more
 
 
+async def stored_since(room_id: str, seq: int, since: datetime, limit: int) -> list[Item]:
+    """The room's items after ``seq`` stored at or after ``since``: the latest ``limit`` of them, in
+    ``seq`` order."""
+    found = (
+        await Item.find({"room_id": room_id, "seq": {"$gt": seq}, "sent_at": {"$gte": since}})
+        .sort(("seq", DESCENDING))
+        .limit(limit)
+        .to_list()
+    )
+    return found[::-1]
+
+
 async def announcements_after(room_id: str, seq: int) -> int:
     """How many announcements the room has after ``seq``: few, so their ids are read and counted
     (a count over the room's items is many times slower on the Mongo stand-in)."""

@@ -6,7 +6,9 @@ The push port is passed in by ``app.py``: ``reactions(sender)`` builds the react
 Who is online comes from the worker's presence replica (``workers.presence``: a projection, and a
 mirror in each process's memory). ``push_to_offline_members`` takes the items messaging also routed under
 ``ITEMS_FOR_OFFLINE`` (a recipient was offline by messaging's own replica), and decides from the
-mirror whom to push. So a chat where everyone is online never reaches this worker at all.
+mirror whom to push. So a chat where everyone is online never reaches this worker at all. Messaging's
+replica lags a moment behind, so when a user goes offline ``push_missed_items`` asks it for what it
+routed meanwhile.
 
 Only room items are pushed. Invitations (``room.member_joined``), new meetups (``meetup.created``)
 and moved meetups (``meetup.moved``) are announced in their room by messaging, and an announcement
@@ -17,11 +19,12 @@ of their own would notify the same people twice about one thing.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from functools import partial
 
 import structlog
 
-from contracts import events, requests
+from contracts import events, internal, requests
 from contracts.requests import Empty
 from contracts.routing import ITEMS_FOR_OFFLINE
 from workers import presence
@@ -35,6 +38,11 @@ from workers.runtime.tables import Reaction, typed
 log = structlog.get_logger()
 
 TOKEN = "token"  # the kind of target register_device's ``token`` is: an FCM registration token
+# Items stored this long before the users worker said a user went offline count as sent after: the
+# gateway closed the connection (and stopped delivering to it) that much earlier at most, and the
+# clocks of the two hosts may differ. Only unread items are pushed, so a push too many is for a
+# message the user had not read anyway.
+MISSED_MARGIN = timedelta(seconds=2)
 
 
 async def register_device(data: requests.RegisterDevice, ctx: Context) -> Empty:
@@ -58,6 +66,29 @@ async def push_to_offline_members(added: events.ItemAdded, ctx: Context, sender:
     devices = await storage.devices_of([push.user_id for push in pushes])
     planned = domain.deliveries(pushes, devices, await storage.claimed(ctx.event.event_id))
     await asyncio.gather(*(deliver(sender, ctx.event.event_id, delivery) for delivery in planned))
+
+
+async def push_missed_items(moved: events.PresenceChanged, ctx: Context, sender: Sender) -> None:
+    """A user who went offline gets the pushes of what was sent to them since (``MISSED_MARGIN``
+    before the users worker said so), which messaging routed before its replica of presence knew
+    and so never sent here. Messaging lists them, unread ones only (a request on a rare path: once
+    per user going offline, and only for a user with a device). Each push goes once however the
+    two paths race: both claim it per event and target."""
+    assert ctx.event is not None
+    if moved.online:
+        return
+    known = ctx.runtime.memory[PRESENCE].get(moved.user_id)
+    if known is not None and known.online and known.version > ctx.event.version:
+        return  # back online since: they see it in the app
+    devices = await storage.devices_of([moved.user_id])
+    if not devices:
+        return
+    since = internal.MissedItems(since=ctx.event.occurred_at - MISSED_MARGIN)
+    missed = internal.Missed.model_validate(await ctx.ask("messaging", "missed_items", since, moved.user_id))
+    for item in missed.items:
+        pushes = domain.item_pushes(item.added, {moved.user_id})
+        planned = domain.deliveries(pushes, devices, await storage.claimed(item.event_id))
+        await asyncio.gather(*(deliver(sender, item.event_id, delivery) for delivery in planned))
 
 
 async def deliver(sender: Sender, event_id: str, delivery: Delivery) -> None:
@@ -84,6 +115,7 @@ def reactions(sender: Sender) -> dict[str, Reaction]:
             typed(events.ItemAdded, "room.item_added"),
             keys=(ITEMS_FOR_OFFLINE,),  # only items messaging saw a recipient of offline
         ),
+        "push_missed_items": Reaction(partial(push_missed_items, sender=sender), presence.PRESENCE_CHANGED),
     }
 
 

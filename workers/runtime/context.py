@@ -159,13 +159,14 @@ class Context:
         await self.runtime.hand_over(events, self.cause)
         return events
 
-    async def ask(self, worker: str, type: str, data: BaseModel) -> dict[str, Any]:
-        """A request to another worker, on behalf of this context's user; its refusal is re-raised."""
+    async def ask(self, worker: str, type: str, data: BaseModel, user_id: str | None = None) -> dict[str, Any]:
+        """A request to another worker, on behalf of ``user_id`` (default: this context's user); its
+        refusal is re-raised."""
         assert self.runtime.rpc is not None
         command = Command(
             type=type,
             id=self.cause.correlation_id or "-",
-            user_id=self.user_id or "-",
+            user_id=user_id or self.user_id or "-",
             data=data.model_dump(mode="json"),
         )
         reply = await self.runtime.rpc.call(worker, command)

@@ -7,6 +7,7 @@ from support.shapes import a_poll
 
 from contracts.events import MemberJoined, MemberLeft, PollClosed, PollCreated, RoomCreated, RoomInfo
 from contracts.routing import ITEMS_FOR_OFFLINE, room_key, user_key
+from contracts.shapes import RoomItem
 from workers.messaging import domain
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -126,3 +127,15 @@ def test_unread_is_the_items_after_the_mark_less_announcements():
     assert domain.unread(last_seq=10, read=4, announcements=2) == 4
     assert domain.unread(last_seq=4, read=4, announcements=0) == 0
     assert domain.unread(last_seq=4, read=6, announcements=0) == 0  # a mark beyond the end reads nothing
+
+
+def test_missed_items_are_those_after_the_users_own_latest_and_not_theirs():
+    def item(seq: int, sender_id: str | None) -> RoomItem:
+        kind = "message" if sender_id else "announcement"
+        return RoomItem(id=str(seq), room_id="r", seq=seq, kind=kind, sender_id=sender_id, content="x", sent_at=NOW)
+
+    items = [item(5, "ann"), item(6, "bob"), item(7, None), item(8, "ann")]
+    assert [i.seq for i in domain.missed(items, "bob")] == [7, 8]  # his message read what came before
+    assert [i.seq for i in domain.missed(items, "cid")] == [5, 6, 7, 8]
+    assert [i.seq for i in domain.missed(items, "ann")] == []
+    assert domain.missed([], "bob") == []

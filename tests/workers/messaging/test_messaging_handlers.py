@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo.errors import AutoReconnect
@@ -361,6 +361,36 @@ async def test_marks_unread_counts_and_list_rooms(messaging):
     assert [s["room"]["id"] for s in alices] == ["r1", "r2"] and alices[0]["unread_count"] == 1
     assert (await messaging.ok("mark_room_read", alice, {"room_id": "r1"}))["last_read_seq"] == 6
     assert len([e for e in messaging.events("room.read") if e["payload"]["user_id"] == bob.id]) == 1
+
+
+async def test_missed_items_are_the_unread_items_of_the_users_rooms_since_a_time(messaging):
+    """What notifications asks for once a user went offline: the items of their rooms stored since a
+    time, after their read mark and their own latest message, not their own; another room's never."""
+    alice, bob, cid = messaging.add_users("Alice", "Bob", "Cid")
+    await room_with(messaging, alice, bob)
+    await room_with(messaging, alice, cid, room_id="r2")
+
+    async def send(user, text, room_id="r1"):
+        return (await messaging.ok("send_message", user, {"room_id": room_id, "content": text}))["item"]
+
+    async def missed(since: datetime) -> list[tuple[int, str]]:
+        reply = await messaging.ok("missed_items", bob, {"since": since.isoformat()})
+        published = {e["event_id"]: e["payload"] for e in messaging.events("room.item_added")}
+        assert all(published[i["event_id"]] == i["added"] for i in reply["items"])  # each with its event
+        return [(i["added"]["item"]["seq"], i["added"]["item"]["content"]) for i in reply["items"]]
+
+    first = await send(alice, "one")
+    for text in ("two", "three"):
+        await send(alice, text)
+    await messaging.ok("mark_room_read", bob, {"room_id": "r1", "seq": 2})
+    await send(alice, "elsewhere", room_id="r2")
+    long_ago = datetime.fromisoformat(first["sent_at"]) - timedelta(minutes=1)
+    assert await missed(long_ago) == [(3, "two"), (4, "three")]
+    assert await missed(datetime.now(UTC) + timedelta(minutes=1)) == []  # nothing stored since
+    await send(bob, "me")  # sending moves Bob's mark: what came before is read
+    await send(alice, "four")
+    assert await missed(long_ago) == [(6, "four")]
+    assert await messaging.error("missed_items", bob, {"since": "yesterday"}) == "bad_request"
 
 
 async def test_unread_counts_come_from_the_rooms_numbers(messaging, monkeypatch):

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
 from support.fcm import FakeSender, item_added, presence
 from support.handlers import READS, WRITES, Harness, database_calls, harness, replica
 
-from contracts.envelope import Command
+from contracts.envelope import AnyEvent, Command, Failure
 from workers.notifications import app
 from workers.notifications import storage as store
 from workers.notifications.domain import Outcome, Push, Target
+from workers.notifications.handlers import MISSED_MARGIN
 from workers.notifications.sender import LogSender, Retrying, create_sender
 from workers.presence import PRESENCE, Presence, PresenceDoc
 from workers.presence import presence as stored_presence
-from workers.runtime.context import RELOAD_OVERLAP, Runtime
+from workers.runtime.context import RELOAD_OVERLAP, Forwarded, Runtime
 from workers.runtime.dispatch import run_command
 from workers.runtime.tables import Worker
 
@@ -30,7 +32,16 @@ def worker(sender: FakeSender) -> Worker:
 
 @pytest.fixture
 async def notifications(worker: Worker, mongo_url: str) -> Harness:
-    return await harness(worker, mongo_url)
+    """Messaging, scripted, has no missed items unless a test says so (``answer_missed``)."""
+    notifications = await harness(worker, mongo_url)
+    answer_missed(notifications)
+    return notifications
+
+
+def answer_missed(notifications: Harness, *items: AnyEvent) -> None:
+    """Messaging, scripted: ``missed_items`` lists these ``room.item_added`` events, whoever asks."""
+    listed = [{"event_id": item.event_id, "added": item.payload} for item in items]
+    notifications.rpc.answer("messaging", "missed_items", lambda command: {"items": listed})
 
 
 @pytest.fixture
@@ -64,6 +75,7 @@ async def react(notifications: Harness, event) -> None:
     if event.type == "user.presence_changed":
         await notifications.react("track_presence", event)
         await notifications.react(PRESENCE, event)
+        await notifications.react("push_missed_items", event)
     else:
         await notifications.react("push_to_offline_members", event)
 
@@ -229,6 +241,53 @@ async def test_no_database_call_when_everyone_is_online(worker, runtime, notific
     await react(notifications, item_added("r1", [ann, bob, cid], sender_id=ann, seq=2))
     assert sorted(set(calls)) == ["devices.find", "pushes.find", "pushes.insert_one"]
     assert len(sender.sent) == 1
+
+
+async def test_going_offline_pushes_what_messaging_routed_before_it_knew(worker, runtime, notifications, sender):
+    """Items messaging stored after Bob went offline but routed as if he were online never came
+    here: his going offline asks messaging for them (as of MISSED_MARGIN before), and each is pushed
+    once, however often the event comes and whether or not the item comes this way too."""
+    ann, bob, b1, b2 = user(), user(), token(), token()
+    for value in (b1, b2):
+        await register(worker, runtime, bob, value)
+    await react(notifications, presence(bob, True, 2))
+    hi = item_added("r1", [ann, bob], sender_id=ann, content="hi", seq=3)
+    yo = item_added("r1", [ann, bob], sender_id=ann, content="yo", seq=4)
+    answer_missed(notifications, hi, yo)
+    went = presence(bob, False, 3)
+    await react(notifications, went)
+    assert sorted((t.value, p.data["seq"]) for p, t in sender.sent) == sorted(
+        (value, seq) for value in (b1, b2) for seq in ("3", "4")
+    )
+    assert [p.body for p in sender.to(b1)] == ["Ann: hi", "Ann: yo"]
+    [(asked, command)] = notifications.rpc.calls
+    assert (asked, command.type, command.user_id) == ("messaging", "missed_items", bob)
+    since = datetime.fromisoformat(command.data["since"])  # to the millisecond, as Boochat sends times
+    assert abs(since - (went.occurred_at - MISSED_MARGIN)) < timedelta(milliseconds=1)
+    await react(notifications, went)  # the event again
+    await react(notifications, yo)  # the item the usual way too
+    assert len(sender.sent) == 4
+
+
+async def test_going_offline_asks_nothing_for_a_user_without_devices_or_back_online(
+    worker, runtime, notifications, sender
+):
+    ann, bob, cid = user(), user(), user()
+    answer_missed(notifications, item_added("r1", [ann, bob, cid], sender_id=ann))
+    await react(notifications, presence(bob, False, 3))  # no device
+    await register(worker, runtime, cid, token())
+    await notifications.react(PRESENCE, presence(cid, True, 5))  # back online before the reaction ran
+    await notifications.react("push_missed_items", presence(cid, False, 4))
+    await react(notifications, presence(cid, True, 6))  # coming online asks nothing
+    assert notifications.rpc.calls == [] and sender.sent == []
+
+
+async def test_going_offline_while_messaging_does_not_answer_fails_to_be_tried_again(worker, runtime, notifications):
+    bob = user()
+    await register(worker, runtime, bob, token())
+    notifications.rpc.answer("messaging", "missed_items", lambda command: Failure(code="timeout", message="late"))
+    with pytest.raises(Forwarded):
+        await react(notifications, presence(bob, False, 3))
 
 
 async def test_announcements_go_to_every_offline_participant(worker, runtime, notifications, sender):
