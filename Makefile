@@ -32,7 +32,8 @@ lock: venv
 
 # The whole stack in the foreground, with nothing needed beforehand: RabbitMQ made sure of as for
 # make test (unless BOOCHAT_AMQP_URL names another broker), then boochat up, which starts the Mongo
-# stand-in. ARGS passes options, e.g. make run ARGS=--scale=messaging=2
+# stand-in and keeps its data in ./data (BOOCHAT_DATA_DIR). Dev login only when asked for:
+# BOOCHAT_DEV_LOGIN=true make run. ARGS passes options, e.g. make run ARGS=--scale=messaging=2
 run: venv
 	$(if $(BOOCHAT_AMQP_URL),,deploy/ensure-rabbitmq.sh)
 	$(BIN)/boochat up $(ARGS)
@@ -43,9 +44,11 @@ test: venv
 	deploy/ensure-chromium.sh
 	$(BIN)/pytest $(ARGS)
 
+# ruff over everything; mypy --strict over the product code (its settings and files: pyproject.toml).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Every worker's AsyncAPI document, generated from its code into docs/asyncapi/ (a test fails when
 # a committed one is stale).

@@ -60,7 +60,7 @@ def parked(number: int, message: AbstractIncomingMessage) -> Parked:
         number,
         str(origin) if origin is not None else None,
         str(reason),
-        int(attempts) if attempts is not None else None,  # type: ignore[call-overload]
+        attempts if isinstance(attempts, int) else None,  # workers/runtime/retry.py writes an int
         message.message_id,
         headers,
         message.body,

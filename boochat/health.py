@@ -22,13 +22,14 @@ import http
 import platform
 from collections.abc import Awaitable, Callable, Iterable
 from importlib.metadata import version
-from typing import Any
 
 import aio_pika
 import structlog
+from aio_pika import IncomingMessage
 from aio_pika.exceptions import AMQPError
 from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
+from faststream.rabbit.response import RabbitPublishCommand
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, Info, generate_latest
 
 log = structlog.get_logger("health")
@@ -63,7 +64,7 @@ class HealthServer:
         """The bound port (useful with port 0 in tests), None when not listening."""
         if self._server is None or not self._server.sockets:
             return None
-        return self._server.sockets[0].getsockname()[1]
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
         """Listen. A port that cannot be bound is logged, not raised: chat keeps working without
@@ -184,8 +185,11 @@ class QueueMetrics:
                     except aio_pika.exceptions.ChannelNotFoundEntity:
                         continue
                     result = declared.declaration_result
-                    self._messages.labels(queue).set(result.message_count)
-                    self._consumers.labels(queue).set(result.consumer_count)
+                    # pamqp types both counts optional; a broker's DeclareOk always carries them.
+                    if result.message_count is not None:
+                        self._messages.labels(queue).set(result.message_count)
+                    if result.consumer_count is not None:
+                        self._consumers.labels(queue).set(result.consumer_count)
             finally:
                 if not channel.is_closed:
                     await channel.close()
@@ -207,14 +211,18 @@ class _BoundedDestinations(RabbitMetricsSettingsProvider):
         super().__init__()
         self._deliveries = deliveries_exchange
 
-    def get_publish_destination_name_from_cmd(self, cmd: Any) -> str:
+    def get_publish_destination_name_from_cmd(self, cmd: RabbitPublishCommand) -> str:
         if cmd.exchange.name == self._deliveries:
             return f"{self._deliveries}.{cmd.destination.partition('.')[0]}"
         return super().get_publish_destination_name_from_cmd(cmd)
 
 
-def rabbit_metrics(registry: CollectorRegistry, app_name: str, deliveries_exchange: str) -> PrometheusMiddleware:
+def rabbit_metrics(
+    registry: CollectorRegistry, app_name: str, deliveries_exchange: str
+) -> PrometheusMiddleware[IncomingMessage, RabbitPublishCommand]:
     """FastStream's Prometheus middleware for RabbitMQ (``RabbitPrometheusMiddleware``), with the
     deliveries exchange's per-room and per-user keys folded into one label value each."""
     provider = _BoundedDestinations(deliveries_exchange)
-    return PrometheusMiddleware(settings_provider_factory=lambda _: provider, registry=registry, app_name=app_name)
+    return PrometheusMiddleware[IncomingMessage, RabbitPublishCommand](
+        settings_provider_factory=lambda _: provider, registry=registry, app_name=app_name
+    )

@@ -113,12 +113,10 @@ def route_uncaught() -> None:
 
     def in_thread(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is not SystemExit:
-            info = (args.exc_type, args.exc_value, args.exc_traceback)
-            log.error("uncaught_exception_in_thread %s", getattr(args.thread, "name", "?"), exc_info=info)  # type: ignore[arg-type]
+            log.error("uncaught_exception_in_thread %s", getattr(args.thread, "name", "?"), exc_info=args.exc_value)
 
-    def unraisable(raised: Any) -> None:
-        info = (raised.exc_type, raised.exc_value, raised.exc_traceback) if raised.exc_value else None
-        log.error("exception_ignored %s: %r", raised.err_msg or "in", raised.object, exc_info=info)
+    def unraisable(raised: sys.UnraisableHookArgs) -> None:
+        log.error("exception_ignored %s: %r", raised.err_msg or "in", raised.object, exc_info=raised.exc_value)
 
     sys.excepthook = uncaught
     threading.excepthook = in_thread

@@ -10,10 +10,11 @@ import asyncio
 import uuid
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, HeadersType
 from aio_pika.exceptions import DeliveryError
 
 from contracts.envelope import CarriedReply, Command, Failure, Reply
+from contracts.errors import ErrorCode
 from contracts.routing import REPLY_KEY, Names
 
 
@@ -42,7 +43,7 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._queue = queue
         self._shared = queue is not None
-        self._headers = {REPLY_KEY: reply_key} if reply_key is not None else None
+        self._headers: HeadersType | None = {REPLY_KEY: reply_key} if reply_key is not None else None
         self._commands: aio_pika.abc.AbstractExchange | None = None  # the channel's, found on first use
 
     async def start(self) -> None:
@@ -99,5 +100,5 @@ class RpcClient:
         self.resolve(message)
 
 
-def failure(code: str, message: str, details: dict[str, str] | None = None) -> Reply:
-    return Reply(error=Failure(code=code, message=message, details=details))  # type: ignore[arg-type]
+def failure(code: ErrorCode, message: str, details: dict[str, str] | None = None) -> Reply:
+    return Reply(error=Failure(code=code, message=message, details=details))

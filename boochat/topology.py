@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 import aio_pika.exceptions
@@ -190,7 +191,7 @@ async def drop_namespace(settings: Settings) -> Dropped:
                 exchanges.append(exchange)
     databases: list[str] = []
     if settings.mongo_url:
-        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=10_000)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=10_000)
         try:
             present = set(await client.list_database_names())
             for database in (names.database(worker) for worker in WORKERS):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from contracts.frames import EVENTS, Error, EventFrame, Ok, Request
 from contracts.requests import REQUESTS
@@ -20,7 +20,7 @@ PATH = Path(__file__).with_name("protocol.schema.json")
 
 
 def generate() -> dict[str, Any]:
-    models: list[tuple[type[BaseModel], str]] = [
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (Request, "validation"),
         (Ok, "serialization"),
         (Error, "serialization"),

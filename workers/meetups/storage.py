@@ -19,7 +19,7 @@ MeetupDoc = state_document(MeetupState, "meetups", [IndexModel([("room_id", ASCE
 class MeetupView(Document):
     """A meetup as queries read it: a projection of meetups' own events, each carrying the whole meetup."""
 
-    id: str  # type: ignore[assignment]
+    id: str  # type: ignore[assignment]  # a string key; Beanie declares id as PydanticObjectId | None
     meetup: Meetup
     attendee_ids: list[str]
     takes_place_on: datetime
@@ -58,7 +58,7 @@ async def view(meetup_id: str) -> Meetup | None:
 
 async def views_of(user_id: str) -> list[Meetup]:
     """The meetups ``user_id`` attends, by time, ties oldest meetup first."""
-    found = await MeetupView.find(MeetupView.attendee_ids == user_id).to_list()
+    found = await MeetupView.find({"attendee_ids": user_id}).to_list()  # an array field matches any element
     return [v.meetup for v in sorted(found, key=lambda v: (v.takes_place_on, v.created_at, v.id))]
 
 

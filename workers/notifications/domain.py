@@ -124,4 +124,4 @@ def forget_target(outcome: Outcome) -> bool:
 
 def retry_delay(attempt: int, base: float, cap: float = 30.0) -> float:
     """Exponential backoff before attempt ``attempt + 1`` (attempts count from 1)."""
-    return min(cap, base * 2 ** (attempt - 1))
+    return min(cap, base * 2.0 ** (attempt - 1))

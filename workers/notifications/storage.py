@@ -21,7 +21,7 @@ CLAIMS_KEPT = timedelta(days=7)  # longer than any redelivery of an event
 
 
 class DeviceDoc(Document):
-    id: str  # type: ignore[assignment]  # Target.id
+    id: str  # type: ignore[assignment]  # Target.id, a string; Beanie declares id as PydanticObjectId | None
     kind: str
     value: str
     user_id: str
@@ -42,7 +42,7 @@ class PushClaim(Document):
     Inserted before sending: the unique id makes one replica, once, the sender of each push.
     """
 
-    id: str  # type: ignore[assignment]
+    id: str  # type: ignore[assignment]  # a string key; Beanie declares id as PydanticObjectId | None
     event_id: str
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

@@ -19,7 +19,7 @@ class Profile(Document):
     Profile and presence come from different events, each applied only when newer than what is there.
     """
 
-    id: str  # type: ignore[assignment]
+    id: str  # type: ignore[assignment]  # a string key; Beanie declares id as PydanticObjectId | None
     name: str = ""
     image_url: str | None = None
     profile_version: int = 0
