@@ -1,10 +1,12 @@
 """A RabbitMQ node of the tests' own, on its own ports, for faults the shared broker must never see.
 
-The recipe of ../shared/PITFALLS.md ("Fault testing on one machine"): Debian's ``rabbitmq-server``
-with every ``RABBITMQ_*`` location in a temporary folder owned by the ``rabbitmq`` user (the wrapper
-drops to it), a ``rabbitmq.conf`` listening on a free loopback port, no plugins; ready once
-``rabbitmqctl await_startup`` answers; ``stop`` at the end, and the folder removed. The node name
-carries a random suffix, so two test sessions on one machine never share a node.
+Restarting or killing the broker every other test uses would break them, so faults get a node of
+their own: Debian's ``rabbitmq-server`` with its own node name and ports, and every ``RABBITMQ_*``
+path (data, logs, pid file, config, enabled plugins) in a temporary folder owned by the ``rabbitmq``
+user (Debian's wrapper drops to it); a ``rabbitmq.conf`` listening on a free loopback port, no
+plugins; ready once ``rabbitmqctl await_startup`` answers; ``stop`` at the end, and the folder
+removed. The node name carries a random suffix, so two test sessions on one machine never
+share a node.
 """
 
 from __future__ import annotations
