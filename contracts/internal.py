@@ -6,11 +6,10 @@ queue, ``Reply`` back); ``Command.user_id`` is the user on whose behalf the requ
 
 from __future__ import annotations
 
-from typing import Any
-
 from contracts.common import Input, Shape, Time
+from contracts.envelope import AnyEvent
 from contracts.events import ItemAdded, RoomInfo
-from contracts.requests import Spec
+from contracts.requests import Empty, Spec
 from contracts.shapes import User
 
 
@@ -65,15 +64,14 @@ class OpenedRoom(Shape):
     room: RoomInfo
 
 
-ROOM_FOLLOWERS = ("messaging",)
+class HandOver(Input):
+    """A worker -> a worker that keeps a copy of its data (its follower), before it answers a rare
+    command (a change of a room's members): apply these events now, so that what the answer promises
+    holds at once in every copy. Each follower takes it as a command of its own, named for what it
+    does with them. The same events reach the copy through its queues too, earlier or later:
+    applying them again changes nothing."""
 
-
-class ApplyEvents(Input):
-    """A worker -> the workers that keep a copy of its data, before it replies to a rare command
-    (a membership change): apply these events now, so that what the reply promises holds at once.
-    The same events reach the copy through its queues too; applying them is idempotent."""
-
-    events: list[dict[str, Any]]
+    events: list[AnyEvent]
 
 
 class MissedItems(Input):
@@ -101,8 +99,11 @@ INTERNAL: dict[str, Spec] = {
     "resolve_users": Spec(ResolveUsers, Users, "users", command=False),
     "user_rooms": Spec(UserRooms, RoomIds, "rooms", command=False),
     "open_meetup_room": Spec(OpenMeetupRoom, OpenedRoom, "rooms", command=True),
-    # Sent to each worker that follows rooms' events (ROOM_FOLLOWERS): messaging keeps a copy of rooms.
-    "apply_events": Spec(ApplyEvents, Shape, "messaging", command=False),
+    # Rooms hands a change of a room to each worker that keeps a copy of it, before it answers
+    # (``workers/rooms/handlers.py``: FOLLOWERS). Not claimed by id: applying one twice changes nothing.
+    "copy_room_changes": Spec(HandOver, Empty, "messaging", command=False),
+    "follow_membership": Spec(HandOver, Empty, "meetups", command=False),
+    "remove_leavers": Spec(HandOver, Empty, "polls", command=False),
     "missed_items": Spec(MissedItems, Missed, "messaging", command=False),
 }
 

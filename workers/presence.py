@@ -4,7 +4,7 @@ The users worker owns presence and says every change with ``user.presence_change
 keeps this replica adds ``PROJECTIONS`` and ``MIRRORS`` to its tables and ``PresenceDoc`` to its
 documents, and then holds it twice. The projection ``track_presence`` keeps it in the worker's own
 MongoDB database: the durable replica, which replay rebuilds. The mirror ``presence`` keeps it in
-each process's memory (``Runtime.memory[PRESENCE]``: every replica gets every change), loaded from
+each process's memory (``PRESENCE.state(runtime)``: every replica gets every change), loaded from
 that collection at start, then what changed in it every ``BOOCHAT_MIRROR_RELOAD_SECONDS``. The
 newest version wins (``move_presence``, ``merge_presence``), so events applied late, twice or out of
 order change nothing they should not.
@@ -24,10 +24,9 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import events
 from contracts.envelope import AnyEvent
+from workers.runtime.context import Kept
 from workers.runtime.store import ConcurrencyError
-from workers.runtime.tables import Mirror, Projection, typed
-
-PRESENCE = "presence"  # the mirror's name, and its state's key in ``Runtime.memory``
+from workers.runtime.tables import Mirror, Projection, Replica, typed
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class PresenceDoc(Document):
     """One per user, written whole (insert, or replace at the version read); ``stored_at``: when
     (epoch seconds), so a mirror's reload reads only what changed since its last one."""
 
-    id: str  # type: ignore[assignment]  # the user id
+    id: str  # type: ignore[assignment]  # the user id (Beanie declares an ObjectId)
     online: bool
     version: int
     stored_at: float = 0.0
@@ -126,4 +125,14 @@ PRESENCE_CHANGED = typed(events.PresenceChanged, "user.presence_changed")
 
 PROJECTIONS = {"track_presence": Projection(track_presence, PRESENCE_CHANGED, (PresenceDoc,))}
 
-MIRRORS = {PRESENCE: Mirror(mirror_presence, PRESENCE_CHANGED, stored_presence, merge_loaded_presence)}
+Known = dict[str, Presence]  # by user id
+
+PRESENCE: Mirror[Known] = Mirror(
+    mirror_presence,
+    PRESENCE_CHANGED,
+    stored_presence,
+    merge_loaded_presence,
+    Kept("presence", lambda: Replica[Known]({})),
+)
+
+MIRRORS = {"presence": PRESENCE}

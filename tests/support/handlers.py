@@ -5,6 +5,7 @@ anything runs, as a worker process does; ``reload()`` loads them again, as its p
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,9 +21,10 @@ from contracts.envelope import AnyEvent, Command, Failure, Reply
 from contracts.internal import Users
 from contracts.routing import Names
 from contracts.shapes import User
-from workers.runtime.context import Runtime, project, reflect, reload
+from workers.runtime.context import Runtime
 from workers.runtime.dispatch import run_command, run_reaction
-from workers.runtime.outbox import Outbox, envelope
+from workers.runtime.entries import Message
+from workers.runtime.outbox import Outbox
 from workers.runtime.store import RUNTIME_DOCUMENTS, Aggregate
 from workers.runtime.tables import Worker
 
@@ -49,7 +51,8 @@ class FakeRpc:
 
 
 class RecordingOutbox(Outbox):
-    """The real outbox (event store, outbox clearing), publishing into a list."""
+    """The real outbox (its queue, the event store, outbox clearing), publishing into lists: the
+    messages as encoded for the broker, decoded again."""
 
     def __init__(self, aggregates: list[type[Aggregate]]) -> None:
         super().__init__(None, Names("test"), aggregates)  # type: ignore[arg-type]
@@ -57,17 +60,16 @@ class RecordingOutbox(Outbox):
         self.deliveries: list[dict[str, Any]] = []
         self.also: dict[str, list[str]] = {}  # by event id: the routing keys besides its type
 
-    async def publish(self, entry: dict[str, Any]) -> None:
-        self.events.append(envelope(entry))
-        self.also[entry["event_id"]] = entry.get("also", [])
-        for delivery in entry["deliveries"]:
-            await self._deliver(delivery)
-
-    async def _deliver(self, delivery: dict[str, Any]) -> None:
-        riders = delivery["body"].get("riders", [])
-        cc = {"cc": delivery["also"]} if delivery.get("also") else {}  # more keys it is routed under
-        self.deliveries.append({"key": delivery["key"], **delivery["body"], **cc})
-        self.deliveries.extend(riders)  # each with its own key, as the gateways deliver it
+    async def _transmit(self, messages: list[Message]) -> None:
+        for message in messages:
+            body = json.loads(message.body)
+            if message.exchange == "events":
+                self.events.append(body)
+                self.also[body["event_id"]] = list(message.also)
+                continue
+            cc = {"cc": list(message.also)} if message.also else {}  # more keys it is routed under
+            self.deliveries.append({"key": message.routing_key, **body, **cc})
+            self.deliveries.extend(body.get("riders", []))  # each with its own key, as the gateways deliver it
 
 
 class Harness:
@@ -96,9 +98,16 @@ class Harness:
     ) -> Reply:
         user_id = user if isinstance(user, str) else user.id
         command = Command(type=type, id=id or uuid.uuid4().hex, user_id=user_id, data=data or {})
-        reply = await run_command(self.worker, self.runtime, command)
-        await self.outbox.drain()  # what the command queued for publishing is published
+        reply = (await run_command(self.worker, self.runtime, command)).reply
+        await self.drain()
         return reply
+
+    async def drain(self) -> None:
+        """What was queued for publishing is published, and the chores that run last (marking it) ran."""
+        await self.outbox.drain()
+        for chore in self.worker.chores.values():
+            if chore.last:
+                await chore.run(self.runtime)
 
     async def ok(self, type: str, user: User | str, data: dict[str, Any] | None = None, id: str | None = None) -> dict:
         reply = await self.command(type, user, data, id)
@@ -112,16 +121,16 @@ class Harness:
 
     async def react(self, name: str, event: AnyEvent) -> None:
         if name in self.worker.mirrors:
-            reflect(self.runtime, name, self.worker.mirrors[name], event)
+            self.worker.mirrors[name].reflect(self.runtime, event)
         elif name in self.worker.projections:
-            await project(self.worker.projections[name], event)
+            await self.worker.projections[name].run(event)
         else:
             await run_reaction(self.worker.reactions[name], self.runtime, event)
-        await self.outbox.drain()
+        await self.drain()
 
     async def reload(self) -> None:
-        for name, mirror in self.worker.mirrors.items():
-            await reload(self.runtime, name, mirror)
+        for mirror in self.worker.mirrors.values():
+            await mirror.reload(self.runtime)
 
     def events(self, type: str) -> list[dict[str, Any]]:
         return [event for event in self.outbox.events if event["type"] == type]

@@ -1,4 +1,4 @@
-"""Everything the meetups worker consumes and answers: read these two tables to know its interface."""
+"""Everything the meetups worker consumes and answers: read these tables to know its interface."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from contracts.requests import Empty, MeetupList, MeetupReply
 from workers.meetups import domain, storage
 from workers.meetups.storage import MeetupDoc
 from workers.runtime.context import Context
+from workers.runtime.dispatch import apply_now
 from workers.runtime.store import StateDocument
-from workers.runtime.tables import Projection, Reaction
+from workers.runtime.tables import CommandHandler, Projection, Reaction
 
 
 async def attendee(ctx: Context, meetup_id: str) -> tuple[StateDocument[domain.MeetupState], domain.MeetupState]:
@@ -58,14 +59,14 @@ async def create_meetup(data: requests.CreateMeetup, ctx: Context) -> MeetupRepl
 async def change_rsvp(data: requests.ChangeRsvp, ctx: Context) -> Empty:
     doc, state = await attendee(ctx, data.meetup_id)
     if facts := domain.change_rsvp(state, ctx.user_id or "", data.rsvp):
-        await ctx.commit(doc.update(state), facts, Empty())
+        await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 
 
 async def change_meetup_image(data: requests.ChangeMeetupImage, ctx: Context) -> Empty:
     doc, state = await attendee(ctx, data.meetup_id)
     if facts := domain.change_image(state, ctx.user_id or "", data.image_url):
-        await ctx.commit(doc.update(state), facts, Empty())
+        await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 
 
@@ -94,7 +95,7 @@ async def follow_room(payload: MemberJoined | MemberLeft, ctx: Context) -> None:
         return
     state = doc.state()
     if (facts := domain.follow_room(state, payload.room, ctx.event.version)) is not None:
-        await ctx.commit(doc.update(state), facts)
+        await ctx.commit(doc.with_state(state), facts)
 
 
 async def track_poll(payload: PollCreated | VoteCast | ParticipantRemoved | PollClosed, ctx: Context) -> None:
@@ -103,7 +104,7 @@ async def track_poll(payload: PollCreated | VoteCast | ParticipantRemoved | Poll
         return
     state = doc.state()
     if (facts := domain.apply_poll(state, ctx.event.type, payload.poll, ctx.event.version)) is not None:
-        await ctx.commit(doc.update(state), facts)
+        await ctx.commit(doc.with_state(state), facts)
 
 
 async def index_meetup(payload: MeetupCreated | MeetupUpdated | MeetupMoved, event: AnyEvent) -> None:
@@ -111,13 +112,21 @@ async def index_meetup(payload: MeetupCreated | MeetupUpdated | MeetupMoved, eve
     await storage.put_view(payload.meetup, payload.created_at, event.version)
 
 
-COMMANDS = {
+async def follow_membership(data: internal.HandOver, ctx: Context) -> Empty:
+    """Rooms hands a membership change over before it answers (its ``FOLLOWERS``): attendees follow
+    it now, as ``follow_room`` does from its queue."""
+    await apply_now(ctx.runtime, data.events, REACTIONS["follow_room"])
+    return Empty()
+
+
+COMMANDS: dict[str, CommandHandler] = {
     "create_meetup": create_meetup,
     "change_rsvp": change_rsvp,
     "change_meetup_image": change_meetup_image,
     "get_meetup": get_meetup,
     "list_meetups": list_meetups,
     "meetup_access": meetup_access,
+    "follow_membership": follow_membership,
 }
 
 REACTIONS = {

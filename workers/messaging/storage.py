@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from beanie import Document
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from beanie import Document, SortDirection
+from pydantic import field_validator
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contracts.shapes import ItemKind, RoomItem
 from workers.messaging.domain import Page, ReadMark, RoomCopy
 from workers.presence import PresenceDoc
+from workers.runtime.entries import OutboxEntry
 from workers.runtime.store import StateDocument, state_document, write
 
 # Compound, not single-field: the stand-in's single-field index on an array breaks find().
@@ -28,18 +31,19 @@ class Item(Document):
     entry, published from here; ``published_at`` None until a publish was confirmed).
 
     The id of a message derives from its ``send_message``'s idempotency key, so storing it claims
-    the key. A send that was refused claims its key here too: a document in no room, holding the
-    ``refusal`` that every later copy of that send gets (PROTOCOL.md: refusals are remembered).
+    the key. A send that was refused claims its key here too: a document in no room and with no
+    event, holding the ``refusal`` that every later copy of that send gets (PROTOCOL.md: refusals
+    are remembered).
     """
 
-    id: str  # type: ignore[assignment]
+    id: str  # type: ignore[assignment]  # string ids (Beanie declares an ObjectId)
     room_id: str
     seq: int
     kind: ItemKind
     sender_id: str | None
     content: str
     sent_at: datetime
-    event: dict[str, Any]
+    event: OutboxEntry | None
     published_at: float | None = None
     refusal: dict[str, Any] | None = None
 
@@ -51,13 +55,32 @@ class Item(Document):
             IndexModel([("published_at", ASCENDING), ("sent_at", ASCENDING)]),
         ]
 
+    @field_validator("event", mode="before")
+    @classmethod
+    def _no_event(cls, value: object) -> object:
+        return value or None  # refusals stored before events were typed have ``{}``
+
     def view(self) -> RoomItem:
         return RoomItem.model_validate(self.model_dump(include=set(RoomItem.model_fields)))
+
+
+@dataclass(frozen=True)
+class Published:
+    """A stored item's event, to publish, and the item to mark published once it was."""
+
+    item_id: str
+    event: OutboxEntry
+
+
+def _published(found: list[Item]) -> list[Published]:
+    return [Published(item.id, item.event) for item in found if item.event is not None]
 
 
 ReadMarkDoc = state_document(ReadMark, "marks", [IndexModel([("user_id", ASCENDING), ("room_id", ASCENDING)])])
 
 
+IN_ORDER = ("seq", SortDirection.ASCENDING)
+LATEST_FIRST = ("seq", SortDirection.DESCENDING)
 DUPLICATE_KEY = 11000  # MongoDB's error code for a unique index's violation
 
 
@@ -83,7 +106,7 @@ async def copy_docs_of(user_id: str) -> list[StateDocument[RoomCopy]]:
 
 async def save_copy(doc: StateDocument[RoomCopy] | None, copy: RoomCopy) -> None:
     """Write the copy where ``doc`` was read (None: new); ``ConcurrencyError`` if it changed meanwhile."""
-    await write(doc.update(copy) if doc is not None else RoomCopyDoc.new(copy), [])
+    await write(doc.with_state(copy) if doc is not None else RoomCopyDoc.new(copy), [])
 
 
 # Items ----------------------------------------------------------------------------------------
@@ -104,7 +127,7 @@ async def refuse(command_key: str, reply: dict[str, Any]) -> None:
         sender_id=None,
         content="",
         sent_at=datetime.now(UTC),
-        event={},
+        event=None,
         published_at=time.time(),
         refusal=reply["error"],
     )
@@ -114,7 +137,7 @@ async def refuse(command_key: str, reply: dict[str, Any]) -> None:
         pass  # a copy of it got there first
 
 
-async def insert_items(stored: list[tuple[RoomItem, dict[str, Any]]]) -> int:
+async def insert_items(stored: list[tuple[RoomItem, OutboxEntry]]) -> int:
     """Store items with their events, in order, in one write (the driver's ordered insert); how many
     of them, from the first, were stored. Fewer than all: the next one's id or ``seq`` is taken, and
     nothing after it was tried."""
@@ -137,37 +160,30 @@ async def item(item_id: str) -> Item | None:
 
 
 async def last_seq(room_id: str) -> int:
-    found = await Item.find(Item.room_id == room_id).sort(("seq", DESCENDING)).limit(1).to_list()
+    found = await Item.find(Item.room_id == room_id).sort(LATEST_FIRST).limit(1).to_list()
     return found[0].seq if found else 0
 
 
 async def last_item(room_id: str) -> RoomItem | None:
-    found = await Item.find(Item.room_id == room_id).sort(("seq", DESCENDING)).limit(1).to_list()
+    found = await Item.find(Item.room_id == room_id).sort(LATEST_FIRST).limit(1).to_list()
     return found[0].view() if found else None
 
 
 async def own_latest(room_id: str, user_id: str) -> int:
     """The ``seq`` of the user's latest message in the room, 0 if none."""
-    found = (
-        await Item.find(Item.room_id == room_id, Item.sender_id == user_id).sort(("seq", DESCENDING)).limit(1).to_list()
-    )
+    found = await Item.find(Item.room_id == room_id, Item.sender_id == user_id).sort(LATEST_FIRST).limit(1).to_list()
     return found[0].seq if found else 0
 
 
-async def entries_after(room_id: str, seq: int) -> list[dict[str, Any]]:
-    """The stored events of the room's items after ``seq``, in order."""
-    found = await Item.find(Item.room_id == room_id, Item.seq > seq).sort(("seq", ASCENDING)).to_list()
-    return [found_item.event for found_item in found]
+async def stored_after(room_id: str, seq: int) -> list[Published]:
+    """The room's items after ``seq`` with their events, in order."""
+    return _published(await Item.find(Item.room_id == room_id, Item.seq > seq).sort(IN_ORDER).to_list())
 
 
-async def unpublished_in(room_id: str, seq: int) -> list[dict[str, Any]]:
+async def unpublished_in(room_id: str, seq: int) -> list[Published]:
     """The stored events of the room's items up to ``seq`` not yet marked published, in order."""
-    found = (
-        await Item.find({"room_id": room_id, "seq": {"$lte": seq}, "published_at": None})
-        .sort(("seq", ASCENDING))
-        .to_list()
-    )
-    return [found_item.event for found_item in found]
+    found = await Item.find({"room_id": room_id, "seq": {"$lte": seq}, "published_at": None}).sort(IN_ORDER).to_list()
+    return _published(found)
 
 
 async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
@@ -177,7 +193,7 @@ async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
         seq["$lt"] = page.before
     found = (
         await Item.find({"room_id": room_id, "seq": seq})
-        .sort(("seq", 1 if page.ascending else -1))
+        .sort(IN_ORDER if page.ascending else LATEST_FIRST)
         .limit(page.limit + 1)
         .to_list()
     )
@@ -193,7 +209,7 @@ async def stored_since(room_id: str, seq: int, since: datetime, limit: int) -> l
     ``seq`` order."""
     found = (
         await Item.find({"room_id": room_id, "seq": {"$gt": seq}, "sent_at": {"$gte": since}})
-        .sort(("seq", DESCENDING))
+        .sort(LATEST_FIRST)
         .limit(limit)
         .to_list()
     )
@@ -209,16 +225,19 @@ async def announcements_after(room_id: str, seq: int) -> int:
     return len(await found.to_list())
 
 
-async def mark_published(entries: list[dict[str, Any]]) -> None:
-    """One write for a batch of published items (their ids: ``payload.item.id``)."""
-    ids = [entry["payload"]["item"]["id"] for entry in entries]
+async def mark_published(ids: list[str]) -> None:
+    """One write for a batch of published items."""
     await Item.get_pymongo_collection().update_many({"_id": {"$in": ids}}, {"$set": {"published_at": time.time()}})
 
 
-async def unpublished(before: datetime) -> list[dict[str, Any]]:
-    """Events of items stored before ``before`` whose publish was never confirmed (a crash)."""
-    found = await Item.find({"published_at": None, "sent_at": {"$lt": before}}).sort(("sent_at", ASCENDING)).to_list()
-    return [found_item.event for found_item in sorted(found, key=lambda i: (i.room_id, i.seq))]
+async def unpublished(before: datetime) -> list[Published]:
+    """Items stored before ``before`` whose publish was never confirmed (a crash), with their events."""
+    found = (
+        await Item.find({"published_at": None, "sent_at": {"$lt": before}})
+        .sort(("sent_at", SortDirection.ASCENDING))
+        .to_list()
+    )
+    return _published(sorted(found, key=lambda i: (i.room_id, i.seq)))
 
 
 # Read marks -----------------------------------------------------------------------------------

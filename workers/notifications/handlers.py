@@ -33,7 +33,7 @@ from workers.notifications.domain import Delivery, Target
 from workers.notifications.sender import Sender
 from workers.presence import PRESENCE
 from workers.runtime.context import Context
-from workers.runtime.tables import Reaction, typed
+from workers.runtime.tables import CommandHandler, Reaction, typed
 
 log = structlog.get_logger()
 
@@ -59,7 +59,7 @@ async def unregister_device(data: requests.UnregisterDevice, ctx: Context) -> Em
 
 async def push_to_offline_members(added: events.ItemAdded, ctx: Context, sender: Sender) -> None:
     assert ctx.event is not None
-    known = ctx.runtime.memory[PRESENCE]
+    known = PRESENCE.state(ctx.runtime)
     pushes = domain.item_pushes(added, presence.offline(added.recipients, known))
     if not pushes:  # the common case: everyone else is online (no database call at all)
         return
@@ -77,7 +77,7 @@ async def push_missed_items(moved: events.PresenceChanged, ctx: Context, sender:
     assert ctx.event is not None
     if moved.online:
         return
-    known = ctx.runtime.memory[PRESENCE].get(moved.user_id)
+    known = PRESENCE.state(ctx.runtime).get(moved.user_id)
     if known is not None and known.online and known.version > ctx.event.version:
         return  # back online since: they see it in the app
     devices = await storage.devices_of([moved.user_id])
@@ -102,7 +102,7 @@ async def deliver(sender: Sender, event_id: str, delivery: Delivery) -> None:
         log.info("device forgotten", user_id=delivery.push.user_id, target=delivery.target.short())
 
 
-COMMANDS = {
+COMMANDS: dict[str, CommandHandler] = {
     "register_device": register_device,
     "unregister_device": unregister_device,
 }

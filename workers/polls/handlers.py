@@ -11,8 +11,9 @@ from contracts.requests import Empty, PollReply
 from workers.polls import domain, storage
 from workers.polls.storage import PollDoc
 from workers.runtime.context import Context
+from workers.runtime.dispatch import apply_now
 from workers.runtime.store import StateDocument
-from workers.runtime.tables import Reaction, typed
+from workers.runtime.tables import CommandHandler, Reaction, typed
 
 
 async def meetup_access(ctx: Context, meetup_id: str) -> MeetupAccessReply:
@@ -47,7 +48,7 @@ async def vote_poll(data: requests.VotePoll, ctx: Context) -> Empty:
     if domain.vote_needs_attendance(state):  # a closed poll: the request to meetups is on a rare path
         await meetup_access(ctx, state.meetup_id)
     facts = domain.vote(state, ctx.user_id or "", data.choice_index)
-    await ctx.commit(doc.update(state), facts, Empty())
+    await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 
 
@@ -55,7 +56,7 @@ async def close_poll(data: requests.ClosePoll, ctx: Context) -> Empty:
     doc, state = await poll(data.poll_id)
     meetup = await meetup_access(ctx, state.meetup_id)
     facts = domain.close(state, ctx.user_id or "", meetup)
-    await ctx.commit(doc.update(state), facts, Empty())
+    await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 
 
@@ -63,13 +64,21 @@ async def remove_leaver(payload: MemberLeft, ctx: Context) -> None:
     for doc in await storage.open_in_room(payload.room.id):
         state = doc.state()
         if facts := domain.remove_participant(state, payload.user_id):
-            await ctx.commit(doc.update(state), facts)
+            await ctx.commit(doc.with_state(state), facts)
 
 
-COMMANDS = {
+async def remove_leavers(data: internal.HandOver, ctx: Context) -> Empty:
+    """Rooms hands a leave over before it answers (its ``FOLLOWERS``): the leaver leaves open polls
+    now, as ``remove_leaver`` does from its queue."""
+    await apply_now(ctx.runtime, data.events, REACTIONS["remove_leaver"])
+    return Empty()
+
+
+COMMANDS: dict[str, CommandHandler] = {
     "create_poll": create_poll,
     "vote_poll": vote_poll,
     "close_poll": close_poll,
+    "remove_leavers": remove_leavers,
 }
 
 REACTIONS = {

@@ -1,10 +1,11 @@
 """Everything the rooms worker consumes and answers: read this table to know its interface.
 
 Rooms owns who is in a room and what it is called. Its events reach messaging, which keeps a copy
-of every room; a command that changes a room hands its events to messaging (and membership changes
-to meetups and polls) before it replies (``Worker.followers``), so a member who has left cannot
-read, post, vote or see the meetup after the reply, and a new one can at once. What members see of
-a change (client events, announcements) is messaging's.
+of every room; a command that changes a room hands its events over to messaging (and membership
+changes to meetups and polls), each by a command of theirs, and replies ok only once all have
+applied them (``FOLLOWERS``), so a member who has left cannot read, post, vote or see the meetup
+after the reply, and a new one can at once. What members see of a change (client events,
+announcements) is messaging's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from workers.rooms.domain import RoomState
 from workers.rooms.storage import RoomDoc
 from workers.runtime.context import Context
 from workers.runtime.store import StateDocument
+from workers.runtime.tables import CommandHandler
 
 ROOM_EVENTS = ("room.created", "room.member_joined", "room.member_left", "room.updated")
 
@@ -73,7 +75,7 @@ async def invite_to_room(data: requests.InviteToRoom, ctx: Context) -> Empty:
     doc, state = await participant(ctx, data.room_id)
     known = await ctx.users([ctx.user_id or "", data.user_id])
     facts = domain.invite(state, known[ctx.user_id or ""], data.user_id, known.get(data.user_id))
-    await ctx.commit(doc.update(state), facts, Empty())
+    await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 
 
@@ -81,21 +83,21 @@ async def leave_room(data: requests.LeaveRoom, ctx: Context) -> Empty:
     doc, state = await participant(ctx, data.room_id)
     known = await ctx.users([ctx.user_id or ""])
     facts = domain.leave(state, known[ctx.user_id or ""])
-    await ctx.commit(doc.update(state), facts, Empty())
+    await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 
 
 async def rename_room(data: requests.RenameRoom, ctx: Context) -> Empty:
     doc, state = await participant(ctx, data.room_id)
     if facts := domain.rename(state, ctx.user_id or "", data.name):
-        await ctx.commit(doc.update(state), facts, Empty())
+        await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 
 
 async def change_room_image(data: requests.ChangeRoomImage, ctx: Context) -> Empty:
     doc, state = await participant(ctx, data.room_id)
     if facts := domain.change_image(state, ctx.user_id or "", data.image_url):
-        await ctx.commit(doc.update(state), facts, Empty())
+        await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 
 
@@ -103,7 +105,7 @@ async def user_rooms(data: internal.UserRooms, ctx: Context) -> RoomIds:
     return RoomIds(room_ids=await storage.room_ids_of(ctx.user_id or ""))
 
 
-COMMANDS = {
+COMMANDS: dict[str, CommandHandler] = {
     "create_room": create_room,
     "invite_to_room": invite_to_room,
     "leave_room": leave_room,
@@ -113,8 +115,14 @@ COMMANDS = {
     "open_meetup_room": open_meetup_room,
 }
 
-# Who must have applied a membership change before its reply leaves: messaging (reading, posting),
-# meetups (attendees: get_meetup, create_poll) and polls (a leaver is no participant: vote_poll).
-# Otherwise a leaver could still vote or read the meetup while those workers' queues lag behind.
+# The hand-over: who must have applied a change of a room before its reply leaves, by the command
+# that hands it to them (each follower's own), with the events it takes. ``Context.commit`` sends
+# them all at once and the reply is ``unavailable`` until every one has applied the change (a retry
+# with the same id hands it over again). Otherwise a leaver could still post, vote or read the
+# meetup while those workers' queues lag behind.
 MEMBERSHIP = ("room.member_joined", "room.member_left")
-FOLLOWERS = {"messaging": ROOM_EVENTS, "meetups": MEMBERSHIP, "polls": ("room.member_left",)}
+FOLLOWERS = {
+    "copy_room_changes": ROOM_EVENTS,  # messaging: who may read and post, the room's name and image
+    "follow_membership": MEMBERSHIP,  # meetups: a meetup's attendees (get_meetup, create_poll)
+    "remove_leavers": ("room.member_left",),  # polls: a leaver is no participant (vote_poll)
+}

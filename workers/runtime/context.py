@@ -1,16 +1,14 @@
-"""The ports a handler may use: the process's ``Runtime`` (with its mirrors' state in ``memory``:
-``reload``, ``reflect``) and the ``Context`` of one command or reaction (who caused it, commit, ask
-another worker)."""
+"""The ports a handler may use: the process's ``Runtime`` (what it keeps in memory: ``kept``) and the
+``Context`` of one command or reaction (who caused it, commit, ask another worker)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import aio_pika
 import structlog
@@ -18,20 +16,40 @@ from pydantic import BaseModel
 
 from boochat.rpc import RpcClient
 from boochat.settings import Settings
+from contracts.common import Shape
 from contracts.envelope import AnyEvent, Command, Fact, Failure
 from contracts.errors import Rejected
-from contracts.internal import ApplyEvents, ResolveUsers, Users
+from contracts.internal import INTERNAL, HandOver, ResolveUsers, Users
 from contracts.shapes import User
-from workers.runtime.outbox import Caller, Cause, Outbox, envelope, stamp
-from workers.runtime.store import Aggregate, ConcurrencyError, write
-from workers.runtime.tables import Mirror, Projection
+from workers.runtime.outbox import Caller, Cause, Outbox, stamp
+from workers.runtime.store import Aggregate, write
 
 log = structlog.get_logger()
 
 ATTEMPTS = 20  # optimistic-concurrency retries before giving up
-# Seconds a mirror's reload reads back before its previous load began: more than the clocks of the
-# processes that write a mirror's documents differ by, and than a write takes to land.
-RELOAD_OVERLAP = 60.0
+HAND_OVER_SHARE = 0.5  # of the request timeout: how long a hand-over waits for the followers
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, eq=False)
+class Kept(Generic[T]):
+    """Something each worker process keeps in memory (a cache, a mirror's replica): declared once
+    at module level, so a reader can jump to it; ``Runtime.kept(KEY)`` is this process's, made by
+    ``new()`` on first use. Never the truth: what it says is checked by a conditional write, or it is
+    a replica kept by events."""
+
+    name: str
+    new: Callable[[], T] = field(repr=False)
+
+
+class Projects(Protocol):
+    """What ``Context.commit`` applies the worker's own new events to (``tables.Projection``)."""
+
+    @property
+    def payloads(self) -> Mapping[str, type[Shape]]: ...
+
+    def run(self, event: AnyEvent) -> Awaitable[None]: ...
 
 
 class Runtime:
@@ -42,7 +60,7 @@ class Runtime:
         settings: Settings,
         outbox: Outbox,
         rpc: RpcClient | None,
-        projections: Iterable[Projection] = (),
+        projections: Iterable[Projects] = (),
         followers: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.settings = settings
@@ -51,34 +69,41 @@ class Runtime:
         self.projections = tuple(projections)
         self.followers = followers or {}
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
-        # Caches a worker keeps in this process (never the truth: a conditional write checks each),
-        # and the state of its mirrors, by mirror name (see ``reload``).
-        self.memory: dict[str, Any] = {}
-        self.loaded_at: dict[str, float] = {}  # when each mirror's last successful load began (epoch s)
+        self._kept: dict[Kept[Any], Any] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def kept(self, key: Kept[T]) -> T:
+        """What this process keeps under ``key``."""
+        if key not in self._kept:
+            self._kept[key] = key.new()
+        return cast(T, self._kept[key])
 
     async def project(self, events: list[AnyEvent]) -> None:
         """Apply the worker's projections to events it just committed (read-your-writes)."""
         for event in events:
             for projection in self.projections:
                 if event.type in projection.payloads:
-                    await project(projection, event)
+                    await projection.run(event)
 
     async def hand_over(self, events: list[AnyEvent], cause: Cause) -> None:
-        """Give the followers the events they copy, and wait until they have applied them. A follower
-        that does not answer gets them from its queue a little later; the command still succeeds."""
-        for worker, types in self.followers.items():
-            if mine := [e.model_dump(mode="json") for e in events if e.type in types]:
-                command = Command(
-                    type="apply_events",
-                    id=cause.correlation_id or "-",
-                    user_id=cause.actor_id or "-",
-                    data=ApplyEvents(events=mine).model_dump(mode="json"),
-                )
-                assert self.rpc is not None
-                reply = await self.rpc.call(worker, command)
-                if reply.error is not None:
-                    log.warning("follower did not apply events", follower=worker, code=reply.error.code)
+        """Hand ``events`` to the followers that copy them, each by its own command (``followers``:
+        the command's type, the event types it takes), all at once, and wait until every one has
+        applied them: only then may the command answer ok. Raises ``HandOverFailed`` when one did not
+        (the events are stored: a retry of the command hands them over again, see ``dispatch``)."""
+        calls = {
+            type: mine for type, types in self.followers.items() if (mine := [e for e in events if e.type in types])
+        }
+        if not calls:
+            return
+        assert self.rpc is not None
+        # Less than the caller's own wait, so its answer is ``unavailable`` rather than its timeout.
+        timeout = self.settings.request_timeout_seconds * HAND_OVER_SHARE
+        replies = await asyncio.gather(
+            *(self.rpc.call(INTERNAL[type].owner, _handing(type, mine, cause), timeout) for type, mine in calls.items())
+        )
+        if failed := {type: reply.error.code for type, reply in zip(calls, replies, strict=True) if reply.error}:
+            log.warning("followers did not apply the change", failed=failed)
+            raise HandOverFailed(failed)
 
     def lock(self, key: str) -> asyncio.Lock:
         """One lock per aggregate in this process: concurrent commands on a hot aggregate (a busy
@@ -91,36 +116,6 @@ class Runtime:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-async def project(projection: Projection, event: AnyEvent) -> None:
-    """Apply ``event``; a projection may raise ``ConcurrencyError`` to be applied again."""
-    payload = projection.payloads[event.type].model_validate(event.payload)
-    for _ in range(ATTEMPTS):
-        try:
-            return await projection.apply(payload, event)
-        except ConcurrencyError:
-            continue
-    raise ConcurrencyError(event.event_id)
-
-
-async def reload(runtime: Runtime, name: str, mirror: Mirror) -> None:
-    """Merge what mirror ``name`` loads into its state in this process, ``runtime.memory[name]``
-    (empty before the first load). The state is updated in place: handlers holding it see the merge.
-
-    The first load reads the whole state; each later one what was stored since ``RELOAD_OVERLAP``
-    before the previous successful one began, so a write that lands late, or by a process whose
-    clock is behind, is still read (reading something twice changes nothing)."""
-    started = time.time()
-    since = runtime.loaded_at.get(name)
-    loaded = await mirror.load(None if since is None else since - RELOAD_OVERLAP)
-    mirror.merge(runtime.memory.setdefault(name, {}), loaded)
-    runtime.loaded_at[name] = started
-
-
-def reflect(runtime: Runtime, name: str, mirror: Mirror, event: AnyEvent) -> None:
-    """Apply ``event`` to mirror ``name``'s state in this process (loaded first by ``reload``)."""
-    mirror.apply(mirror.payloads[event.type].model_validate(event.payload), event, runtime.memory[name])
 
 
 @dataclass
@@ -151,10 +146,10 @@ class Context:
         # Everything still in the outbox, in version order: an earlier writer (another replica) may
         # not have published its events yet, and publishing after it would swap the room's order.
         try:
-            await self.runtime.outbox.flush(doc, sorted(doc.outbox, key=lambda e: e["version"]))
+            await self.runtime.outbox.flush(doc, sorted(doc.outbox, key=lambda e: e.version))
         except Exception as error:  # written is done: the relay publishes what is left in the outbox
             log.warning("publish failed; the relay will publish", error=repr(error), aggregate_id=doc.id)
-        events = [AnyEvent.model_validate(envelope(entry)) for entry in entries]
+        events = [AnyEvent.model_validate(entry.envelope()) for entry in entries]
         await self.runtime.project(events)
         await self.runtime.hand_over(events, self.cause)
         return events
@@ -187,3 +182,20 @@ class Forwarded(Rejected):  # noqa: N818
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.message, failure.details)
         self.code = failure.code
+
+
+class HandOverFailed(Rejected):  # noqa: N818
+    """A follower did not apply what the command changed (it failed, or did not answer in time): the
+    change is stored, but the command may not answer ok yet. Not remembered: a retry hands it over."""
+
+    code = "unavailable"
+
+    def __init__(self, failed: Mapping[str, str]) -> None:
+        super().__init__("not every worker that copies this change has applied it; retry with the same id")
+        self.failed = failed  # follower command -> its error code
+
+
+def _handing(type: str, events: list[AnyEvent], cause: Cause) -> Command:
+    """The hand-over command ``type`` of ``events``, on behalf of the command that caused them."""
+    data = HandOver(events=events).model_dump(mode="json")
+    return Command(type=type, id=cause.correlation_id or "-", user_id=cause.actor_id or "-", data=data)

@@ -1,89 +1,113 @@
-"""Running a worker's tables: a command with its idempotency key, a reaction to an event, and
-``apply_events`` (events a worker hands over before replying to a rare command)."""
+"""Running a worker's tables: a command once per idempotency key (with its hand-over to the
+followers), a reaction to an event, and events another worker hands over (``apply_now``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from pydantic import ValidationError
 
 from contracts.envelope import AnyEvent, Command, Failure, Reply
-from contracts.errors import Rejected, details
-from contracts.internal import INTERNAL, ApplyEvents
+from contracts.errors import ErrorCode, Rejected, details
+from contracts.internal import INTERNAL
 from contracts.requests import REQUESTS, Spec
-from workers.runtime.context import ATTEMPTS, Context, Runtime, project
-from workers.runtime.outbox import Caller, Cause
+from workers.runtime.context import ATTEMPTS, Context, Runtime
+from workers.runtime.outbox import Caller, Carried, Cause
 from workers.runtime.store import ConcurrencyError, StoredEvent, claim, settle
-from workers.runtime.tables import CommandHandler, Reaction, Worker, remembers_itself
+from workers.runtime.tables import CommandHandler, Projection, Reaction, Worker, remembers_itself
 
 
 def spec_of(type: str) -> Spec | None:
     return REQUESTS.get(type) or INTERNAL.get(type)
 
 
-def failure(code: str, message: str, details: dict[str, str] | None = None) -> Reply:
-    return Reply(error=Failure(code=code, message=message, details=details))  # type: ignore[arg-type]
+def failure(code: ErrorCode, message: str, details: dict[str, str] | None = None) -> Reply:
+    return Reply(error=Failure(code=code, message=message, details=details))
 
 
-async def run_command(worker: Worker, runtime: Runtime, command: Command, caller: Caller | None = None) -> Reply:
+@dataclass(frozen=True)
+class Answer:
+    """A command's outcome: its reply, and whether that reply already rides on a delivery the command
+    caused (the handler returned ``Carried``), so the caller must not be sent it again."""
+
+    reply: Reply
+    carried: bool = False
+
+
+async def run_command(worker: Worker, runtime: Runtime, command: Command, caller: Caller | None = None) -> Answer:
     """Decide ``command``; a command (not a query) acts once per key, every copy gets its outcome.
-    A handler may send the reply to ``caller`` itself, riding on a delivery (``caller.carried``)."""
-    if command.type == "apply_events" and worker.reactions | worker.projections:
-        return await _apply_events(worker, runtime, command)
+    A handler may send the reply to ``caller`` itself, riding on a delivery (``Carried``)."""
     spec = spec_of(command.type)
     handler = worker.commands.get(command.type)
     if spec is None or handler is None:
-        return failure("bad_request", f"{worker.name} does not handle {command.type}")
+        return Answer(failure("bad_request", f"{worker.name} does not handle {command.type}"))
     if not spec.command:
         return await _decide(handler, spec, runtime, command, caller)
     if (remember := remembers_itself(handler)) is not None:  # its own write claims the key
-        reply = await _decide(handler, spec, runtime, command, caller)
-        if reply.error is not None and reply.remembered:
-            await remember(command.key, reply.model_dump(mode="json"))
-        return reply
+        answer = await _decide(handler, spec, runtime, command, caller)
+        if answer.reply.error is not None and answer.reply.remembered:
+            await remember(command.key, answer.reply.model_dump(mode="json"))
+        return answer
     claimed = await claim(command.key, stale_after=runtime.settings.request_timeout_seconds)
     if not claimed.ours:
-        return Reply.model_validate(claimed.reply)
-    stored = await _committed_before(runtime, command) if claimed.taken_over else None
-    if stored is not None:
-        reply = Reply(ok=stored)
-    else:
-        try:
-            reply = await _decide(handler, spec, runtime, command, caller)
-        except BaseException:
-            await settle(command.key, None)
-            raise
-    await settle(command.key, reply.model_dump(mode="json") if reply.remembered else None)
-    return reply
+        return Answer(Reply.model_validate(claimed.reply))
+    try:
+        # An earlier copy may have committed without remembering its reply: it crashed (its claim
+        # was taken over), or a follower did not apply what it committed (it released the claim).
+        earlier = None
+        if claimed.taken_over or runtime.followers:
+            earlier = await _finish(runtime, command, relay=claimed.taken_over)
+        answer = Answer(earlier) if earlier else await _decide(handler, spec, runtime, command, caller)
+    except BaseException:
+        await settle(command.key, None)
+        raise
+    await settle(command.key, answer.reply.model_dump(mode="json") if answer.reply.remembered else None)
+    return answer
 
 
-async def _committed_before(runtime: Runtime, command: Command) -> dict[str, Any] | None:
-    """The reply a crashed copy of ``command`` committed before it could remember it, if it did:
-    its events are in the event store, or still in an aggregate's outbox (the relay stores them)."""
-    await runtime.outbox.relay_once(older_than=timedelta(0))
-    stored = await StoredEvent.find_one(StoredEvent.command_key == command.key)
-    return stored.reply if stored is not None else None
+async def _finish(runtime: Runtime, command: Command, relay: bool) -> Reply | None:
+    """The reply of an earlier copy of ``command`` that committed, once what it committed is handed
+    over to the followers (that copy may not have done it): ``unavailable`` while a follower cannot
+    apply it; None when no copy committed, or it left no reply (the handler decides again).
+
+    With ``relay``, the earlier copy crashed: its events may still be in an aggregate's outbox, so
+    the relay stores them first. A copy that released its claim stored them before its hand-over."""
+    if relay:
+        await runtime.outbox.relay_once(older_than=timedelta(0))
+    committed = await StoredEvent.find(StoredEvent.command_key == command.key).to_list()
+    if not committed:
+        return None
+    committed.sort(key=lambda stored: (stored.occurred_at, stored.aggregate_id, stored.version))
+    try:
+        events = [AnyEvent.model_validate(stored.entry().envelope()) for stored in committed]
+        await runtime.hand_over(events, Cause(command.user_id, command.id, command.id))
+    except Rejected as error:
+        return failure(error.code, error.message, error.details)
+    reply = next((e.reply for e in committed if e.reply is not None), None)  # a commit's first event has it
+    return Reply(ok=reply) if reply is not None else None
 
 
 async def _decide(
     handler: CommandHandler, spec: Spec, runtime: Runtime, command: Command, caller: Caller | None
-) -> Reply:
+) -> Answer:
     try:
         data = spec.data.model_validate(command.data)
     except ValidationError as error:
-        return failure("bad_request", "invalid data", details(error))
+        return Answer(failure("bad_request", "invalid data", details(error)))
     cause = Cause(command.user_id, command.id, command.id, command.key if spec.command else None)
     context = Context(runtime, cause, command.user_id, caller=caller)
     for _ in range(ATTEMPTS):
         try:
             result = await handler(data, context)
-            return Reply.of(result)
         except ConcurrencyError:
             continue
         except Rejected as error:
-            return failure(error.code, error.message, error.details)
-    return failure("unavailable", "too much contention; retry with the same id")
+            return Answer(failure(error.code, error.message, error.details))
+        if isinstance(result, Carried):
+            return Answer(Reply.of(result.result), carried=True)
+        return Answer(Reply.of(result))
+    return Answer(failure("unavailable", "too much contention; retry with the same id"))
 
 
 async def run_reaction(reaction: Reaction, runtime: Runtime, event: AnyEvent) -> None:
@@ -98,18 +122,16 @@ async def run_reaction(reaction: Reaction, runtime: Runtime, event: AnyEvent) ->
     raise ConcurrencyError(event.event_id)  # nacked: redelivered later, then dead-lettered
 
 
-async def _apply_events(worker: Worker, runtime: Runtime, command: Command) -> Reply:
-    """Apply handed-over events as their queues would, projections first: when the reply leaves,
-    this worker's copy already says what the sender's reply promises."""
-    try:
-        events = [AnyEvent.model_validate(e) for e in ApplyEvents.model_validate(command.data).events]
-    except ValidationError as error:
-        return failure("bad_request", "invalid events", details(error))
+async def apply_now(runtime: Runtime, events: list[AnyEvent], *readers: Projection | Reaction) -> None:
+    """Apply events another worker hands over (``Runtime.hand_over``) with this worker's projections
+    and reactions ``readers``, in this order, as their queues do: when the hand-over's reply leaves,
+    this worker's copy says what the sender's reply promises. Their queues bring the same events
+    too, earlier or later: applying one twice changes nothing."""
     for event in events:
-        for projection in worker.projections.values():
-            if event.type in projection.payloads:
-                await project(projection, event)
-        for reaction in worker.reactions.values():
-            if event.type in reaction.payloads:
-                await run_reaction(reaction, runtime, event)
-    return Reply(ok={})
+        for reader in readers:
+            if event.type not in reader.payloads:
+                continue
+            if isinstance(reader, Projection):
+                await reader.run(event)
+            else:
+                await run_reaction(reader, runtime, event)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import aio_pika
@@ -22,7 +21,7 @@ from pymongo import AsyncMongoClient
 
 from boochat import topology
 from boochat.rpc import RpcClient
-from workers.runtime.context import Runtime, reload
+from workers.runtime.context import Runtime
 from workers.runtime.store import RUNTIME_DOCUMENTS
 from workers.runtime.tables import Chore, Worker
 
@@ -91,8 +90,8 @@ class Lifecycle:
         await runtime.outbox.attach(await connection.channel(publisher_confirms=True))
         runtime.rpc = RpcClient(channel, names, settings.request_timeout_seconds)
         await runtime.rpc.start()
-        for name, mirror in worker.mirrors.items():  # before any subscriber starts: none sees it empty
-            await reload(runtime, name, mirror)
+        for mirror in worker.mirrors.values():  # before any subscriber starts: none sees it empty
+            await mirror.reload(runtime)
 
     async def start_background(self) -> None:
         runtime = self._runtime
@@ -101,7 +100,7 @@ class Lifecycle:
         for name, chore in self._worker.chores.items():
             self._background.append(asyncio.create_task(_repeat(name, chore, runtime)))
         for name, mirror in self._worker.mirrors.items():
-            catch_up = Chore(lambda s: s.mirror_reload_seconds, partial(reload, name=name, mirror=mirror))
+            catch_up = Chore(lambda s: s.mirror_reload_seconds, mirror.reload)
             self._background.append(asyncio.create_task(_repeat(f"reload_{name}", catch_up, runtime)))
         log.info("worker ready", worker=self._worker.name)
 
@@ -110,10 +109,17 @@ class Lifecycle:
             task.cancel()
 
     async def publish_queued(self) -> None:
+        """What handlers queued goes out, then each ``Chore.last`` runs once more (e.g. marking it)."""
         try:
             await asyncio.wait_for(self._runtime.outbox.drain(), self._graceful_timeout)
         except TimeoutError:
             log.warning("queued events left to the relay")
+        for name, chore in self._worker.chores.items():
+            if chore.last:
+                try:
+                    await chore.run(self._runtime)
+                except Exception:  # what it would have written, a restart does again
+                    log.exception("chore failed", chore=name)
 
     async def disconnect(self) -> None:
         if self._connection is not None:

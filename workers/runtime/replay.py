@@ -48,7 +48,6 @@ from boochat.progress import Console
 from boochat.settings import Settings
 from contracts.common import format_time
 from contracts.envelope import AnyEvent
-from workers.runtime.context import project
 from workers.runtime.store import RUNTIME_DOCUMENTS
 from workers.runtime.tables import Worker
 
@@ -153,6 +152,7 @@ async def _rebuild(
             await database.drop_collection(name)
     await init_beanie(database=database, document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
     since = await _mark(connection, settings, worker.name)
+    assert plan.marker is not None  # the rebuild read the log up to its marker, at this offset
     await _apply(connection, settings, worker, plan.marker, since, plan, console, "catching up")
 
 
@@ -265,7 +265,7 @@ async def _project(worker: Worker, message: AbstractIncomingMessage) -> int:
         return 0
     event = AnyEvent.model_validate_json(message.body)
     for projection in wanted:
-        await project(projection, event)
+        await projection.run(event)
     return 1
 
 
@@ -281,7 +281,9 @@ async def _read(
         async with log.iterator(arguments={"x-stream-offset": start}, timeout=IDLE_TIMEOUT) as messages:
             async for message in messages:
                 await message.ack()
-                yield message, int(message.headers["x-stream-offset"])  # type: ignore[call-overload]
+                offset = message.headers["x-stream-offset"]  # set by RabbitMQ on every stream delivery
+                assert isinstance(offset, int)
+                yield message, offset
                 if message.message_id == marker:
                     return
     finally:

@@ -23,7 +23,6 @@ from faststream import BaseMiddleware
 from faststream._internal.context.repository import ContextRepo
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
-from faststream.rabbit.subscriber import RabbitSubscriber
 
 from boochat.dead import ATTEMPTS, ERROR, FAILED_AT, QUEUE, copy_of
 from boochat.settings import Settings
@@ -37,16 +36,13 @@ ERROR_CHARS = 1000  # of the error's repr kept in a header
 Handler = Callable[..., Any]
 
 
-def subscriber(broker: RabbitBroker, settings: Settings, queue: str) -> Callable[[Handler], RabbitSubscriber]:
+def subscriber(broker: RabbitBroker, settings: Settings, queue: str) -> Callable[[Handler], None]:
     """``broker.subscriber`` for the queue of a reaction or projection, its failures retried, then parked."""
     router = RabbitRouter(middlewares=(Retry(broker, settings, queue),))
 
-    def register(handler: Handler) -> RabbitSubscriber:
-        subscribed = router.subscriber(
-            RabbitQueue(queue, declare=False), ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True
-        )(handler)
+    def register(handler: Handler) -> None:
+        router.subscriber(RabbitQueue(queue, declare=False), ack_policy=AckPolicy.NACK_ON_ERROR, no_reply=True)(handler)
         broker.include_router(router)
-        return subscribed
 
     return register
 
@@ -65,8 +61,12 @@ class Retry:
     async def failed(self, message: AbstractIncomingMessage, error: Exception) -> None:
         """Copy ``message`` to its next retry queue, or to the dead letters after the last one."""
         headers = {k: v for k, v in (message.headers or {}).items() if k != "x-delivery-count"}
-        attempts = int(headers.get(ATTEMPTS, 0)) + 1  # type: ignore[arg-type]
-        failed_at = [*headers.get(FAILED_AT, ()), datetime.now(UTC).isoformat(timespec="milliseconds")]  # type: ignore[misc]
+        before, stamps = headers.get(ATTEMPTS, 0), headers.get(FAILED_AT, [])
+        attempts = (before if isinstance(before, int) else 0) + 1
+        failed_at = [
+            *(stamps if isinstance(stamps, list) else []),
+            datetime.now(UTC).isoformat(timespec="milliseconds"),
+        ]
         reason = f"{type(error).__name__}: {error}"[:ERROR_CHARS]
         headers |= {QUEUE: self.queue, ATTEMPTS: attempts, ERROR: reason, FAILED_AT: failed_at}
         delays = self.settings.retry_delays
@@ -96,5 +96,6 @@ class _Delivery(BaseMiddleware):
     ) -> bool:
         if not isinstance(exc_val, Exception):  # success, or a cancellation (shutdown): not a failure
             return False
+        assert isinstance(self.msg, AbstractIncomingMessage)  # what a RabbitMQ subscriber receives
         await self.retry.failed(self.msg, exc_val)
         return True  # handled: the original is acknowledged, its copy waits for its next attempt

@@ -6,12 +6,14 @@ import asyncio
 import time
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Generic, Self, TypeVar, get_type_hints
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast, get_type_hints
 
 from beanie import Document
 from pydantic import Field, create_model
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
+
+from workers.runtime.entries import OutboxEntry, Routed
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 CLAIM_POLL_SECONDS = 0.02  # first wait of a copy of a command for the first one's outcome
@@ -24,17 +26,19 @@ class ConcurrencyError(Exception):
 class Aggregate(Document):
     """Base of every aggregate document: its state fields, plus these."""
 
-    id: str  # type: ignore[assignment]
+    id: str  # type: ignore[assignment]  # string ids (Beanie declares an ObjectId)
     revision: int = 0  # bumped by every write: the optimistic-concurrency check
     version: int = 0  # number of events the aggregate has produced
-    outbox: list[dict[str, Any]] = Field(default_factory=list)
+    outbox: list[OutboxEntry] = Field(default_factory=list)
     # When the oldest outbox entry was written (Unix seconds; a number, so the relay's query and
     # updates behave the same everywhere), or None when the outbox is empty.
     outbox_since: float | None = None
 
 
 class StoredEvent(Document):
-    id: str  # type: ignore[assignment]  # the event_id
+    """An aggregate's event once published from its outbox: an ``OutboxEntry``, kept."""
+
+    id: str  # type: ignore[assignment]  # the event_id (Beanie declares an ObjectId)
     type: str
     aggregate_id: str
     version: int
@@ -45,8 +49,11 @@ class StoredEvent(Document):
     payload: dict[str, Any]
     command_key: str | None = None
     reply: dict[str, Any] | None = None
-    deliveries: list[dict[str, Any]] = Field(default_factory=list)
+    deliveries: list[Routed] = Field(default_factory=list)
     also: list[str] = Field(default_factory=list)  # more routing keys (``Fact.also``)
+
+    def entry(self) -> OutboxEntry:
+        return OutboxEntry.model_validate({**self.model_dump(exclude={"id", "revision_id"}), "event_id": self.id})
 
     class Settings:
         name = "events"
@@ -60,7 +67,7 @@ class ProcessedCommand(Document):
     """A command's idempotency key, claimed before it acts; ``reply`` is its remembered outcome, None
     while the first copy is still acting. Kept for 24 hours."""
 
-    id: str  # type: ignore[assignment]
+    id: str  # type: ignore[assignment]  # string ids (Beanie declares an ObjectId)
     reply: dict[str, Any] | None = None
     claimed_at: float = 0.0  # Unix seconds: a claim left pending this long was cut off by a crash
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -124,7 +131,7 @@ async def settle(key: str, reply: dict[str, Any] | None) -> None:
         await collection.update_one({"_id": key}, {"$set": {"reply": reply}})
 
 
-async def write(doc: Aggregate, new_events: list[dict[str, Any]]) -> None:
+async def write(doc: Aggregate, new_events: list[OutboxEntry]) -> None:
     """Write ``doc`` (read at ``doc.revision``) with ``new_events`` appended to its outbox, atomically.
 
     A whole-document replace conditioned on the revision: one atomic single-document write that
@@ -137,7 +144,7 @@ async def write(doc: Aggregate, new_events: list[dict[str, Any]]) -> None:
     doc.version += len(new_events)
     doc.outbox = doc.outbox + new_events
     if doc.outbox and doc.outbox_since is None:
-        doc.outbox_since = min(e["occurred_at"] for e in doc.outbox).timestamp()
+        doc.outbox_since = min(e.occurred_utc for e in doc.outbox).timestamp()
     body = doc.model_dump(by_alias=True, exclude={"revision_id"})
     try:
         if expected == 0:
@@ -153,11 +160,11 @@ async def write(doc: Aggregate, new_events: list[dict[str, Any]]) -> None:
 async def clear_outbox(doc: Aggregate, event_ids: list[str]) -> None:
     """Drop published events from ``doc``'s outbox; the revision moves so no stale copy writes them back."""
     collection = type(doc).get_pymongo_collection()
-    remaining = [e for e in doc.outbox if e["event_id"] not in event_ids]
-    since = min(e["occurred_at"] for e in remaining).timestamp() if remaining else None
+    remaining = [e for e in doc.outbox if e.event_id not in event_ids]
+    since = min(e.occurred_utc for e in remaining).timestamp() if remaining else None
     result = await collection.update_one(
         {"_id": doc.id, "revision": doc.revision},
-        {"$set": {"outbox": remaining, "outbox_since": since}, "$inc": {"revision": 1}},
+        {"$set": {"outbox": [e.model_dump() for e in remaining], "outbox_since": since}, "$inc": {"revision": 1}},
     )
     if result.matched_count == 0:  # written meanwhile: take out just ours; the relay tidies the rest
         await collection.update_one(
@@ -177,9 +184,10 @@ class StateDocument(Aggregate, Generic[S]):
     state_type: ClassVar[type[Any]]
 
     def state(self) -> S:
-        return self.state_type(**{f.name: getattr(self, f.name) for f in fields(self.state_type)})
+        return cast(S, self.state_type(**{f.name: getattr(self, f.name) for f in fields(self.state_type)}))
 
-    def update(self, state: S) -> Self:
+    def with_state(self, state: S) -> Self:
+        """This document holding ``state`` (to write with ``write`` or ``Context.commit``)."""
         for f in fields(self.state_type):
             setattr(self, f.name, getattr(state, f.name))
         return self
@@ -196,7 +204,7 @@ def state_document(
     its fields plus ``Aggregate``'s; one generic class instead of a hand-copied twin per worker."""
     hints = get_type_hints(state_type)
     columns: dict[str, Any] = {}
-    for f in fields(state_type):  # type: ignore[arg-type]
+    for f in fields(state_type):  # type: ignore[arg-type]  # S is a dataclass; a TypeVar cannot say so
         if f.name == "id":
             continue
         if f.default_factory is not MISSING:
@@ -205,7 +213,10 @@ def state_document(
             columns[f.name] = (hints[f.name], f.default)
         else:
             columns[f.name] = (hints[f.name], ...)
-    document = create_model(f"{state_type.__name__}Doc", __base__=StateDocument[state_type], **columns)  # type: ignore[valid-type]
+    # ``state_type`` is a value here, which mypy cannot take as a type argument (hence the ignore).
+    base = StateDocument[state_type]  # type: ignore[valid-type]
+    document = cast(type[StateDocument[S]], create_model(f"{state_type.__name__}Doc", __base__=base, **columns))
     document.state_type = state_type
-    document.Settings = type("Settings", (), {"name": collection, "indexes": indexes or []})  # type: ignore[attr-defined]
+    # Beanie reads a document's collection and indexes from its inner class ``Settings``, made here.
+    document.Settings = type("Settings", (), {"name": collection, "indexes": indexes or []})
     return document

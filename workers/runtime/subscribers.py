@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue, RabbitRouter
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.schemas import Channel
+from faststream.rabbit.schemas.queue import ClassicQueueArgs
 
 from contracts.envelope import AnyEvent, Command
 from contracts.routing import REPLY_KEY
 from workers.runtime import retry
-from workers.runtime.context import Runtime, project, reflect
-from workers.runtime.dispatch import failure, run_command, run_reaction
+from workers.runtime.context import Runtime
+from workers.runtime.dispatch import Answer, failure, run_command, run_reaction
 from workers.runtime.outbox import Caller
 from workers.runtime.tables import Mirror, Projection, Reaction, Worker
 
@@ -58,7 +60,7 @@ def subscribe(broker: RabbitBroker, worker: Worker, runtime: Runtime) -> None:
 
 def _commands(broker: RabbitBroker, worker: Worker, runtime: Runtime) -> RabbitRouter:
     """The command queue's subscriber. The reply goes out here, not by FastStream: on its own, unless
-    the handler sent it riding on a delivery the command caused (``outbox.carry``), which saves a
+    the handler sent it riding on a delivery the command caused (``Answer.carried``), which saves a
     broker message per send."""
     router = RabbitRouter()
     outbox = runtime.outbox
@@ -76,17 +78,17 @@ def _commands(broker: RabbitBroker, worker: Worker, runtime: Runtime) -> RabbitR
         message: RabbitMessage = broker.context.get_local("message")
         caller = Caller(message.reply_to, message.correlation_id, message.headers.get(REPLY_KEY))
         try:
-            reply = await run_command(worker, runtime, command, caller)
+            answer = await run_command(worker, runtime, command, caller)
         except Exception:
             log.exception("command failed")
-            reply = failure("internal", "internal error")
+            answer = Answer(failure("internal", "internal error"))
         # Each one at info would be a line per message: FastStream's metrics count them instead.
-        if reply.error is None:
+        if answer.reply.error is None:
             log.debug("command handled", outcome="ok")
         else:
-            log.info("command handled", outcome=reply.error.code)
-        if caller.reply_to and not caller.carried:
-            await outbox.reply(caller, reply)
+            log.info("command handled", outcome=answer.reply.error.code)
+        if caller.reply_to and not answer.carried:
+            await outbox.reply(caller, answer.reply)
 
     return router
 
@@ -103,15 +105,15 @@ def _reactor(name: str, reaction: Reaction, runtime: Runtime) -> Callable[[AnyEv
 def _projector(name: str, projection: Projection) -> Callable[[AnyEvent], Awaitable[None]]:
     async def apply(event: AnyEvent) -> None:
         structlog.contextvars.bind_contextvars(request_id=event.correlation_id, event=event.type)
-        await project(projection, event)
+        await projection.run(event)
 
     apply.__name__ = name
     return apply
 
 
-def _reflector(name: str, mirror: Mirror, runtime: Runtime) -> Callable[[AnyEvent], Awaitable[None]]:
+def _reflector(name: str, mirror: Mirror[Any], runtime: Runtime) -> Callable[[AnyEvent], Awaitable[None]]:
     async def apply(event: AnyEvent) -> None:
-        reflect(runtime, name, mirror, event)
+        mirror.reflect(runtime, event)
 
     apply.__name__ = f"mirror_{name}"
     return apply
@@ -127,7 +129,7 @@ def _subscribe_mirror(
     """This process's queue of a mirror's events. A FastStream queue binds one routing key, so each
     event type gets a subscriber of its own on the one queue (declared alike, so declared once)."""
     events = RabbitExchange(exchange, type=ExchangeType.TOPIC, declare=False)  # topology declares it
-    arguments = {"x-expires": MIRROR_QUEUE_EXPIRES_MS}
+    arguments: ClassicQueueArgs = {"x-expires": MIRROR_QUEUE_EXPIRES_MS}
     for event_type in types:
         broker.subscriber(
             RabbitQueue(queue, durable=True, auto_delete=True, arguments=arguments, routing_key=event_type),

@@ -16,7 +16,7 @@ from contracts.requests import Empty, OnlineUsers, UserList, UserReply
 from workers.runtime.context import ATTEMPTS, Context, Runtime
 from workers.runtime.outbox import Cause
 from workers.runtime.store import ConcurrencyError
-from workers.runtime.tables import Chore, Projection, Reaction, typed
+from workers.runtime.tables import Chore, CommandHandler, Projection, Reaction, typed
 from workers.users import domain, storage
 from workers.users.storage import UserDoc
 
@@ -31,7 +31,7 @@ async def sign_in(data: internal.SignIn, ctx: Context) -> Done:
     doc = await storage.load(data.user.id)
     state, facts = domain.sign_in(doc.state() if doc else None, data.user, data.email)
     if facts:
-        await ctx.commit(doc.update(state) if doc else UserDoc.new(state), facts)
+        await ctx.commit(doc.with_state(state) if doc else UserDoc.new(state), facts)
     return Done()
 
 
@@ -48,7 +48,7 @@ async def _count(ctx: Context, change: Callable[[domain.UserState], list[Fact]])
     doc = await storage.load(ctx.user_id or "")
     state = domain.existing(doc.state() if doc else None)
     if doc is not None and (facts := change(state)):
-        await ctx.commit(doc.update(state), facts)
+        await ctx.commit(doc.with_state(state), facts)
     return Done()
 
 
@@ -82,6 +82,7 @@ async def index_presence(payload: PresenceChanged, event: AnyEvent) -> None:
 async def close_dead_gateways(runtime: Runtime) -> None:
     """Connections of a gateway that died never get connection_closed: a gateway's exclusive queue
     lives exactly as long as its broker connection, so a missing queue means the gateway is gone."""
+    assert runtime.connection is not None, "chores start once the worker is connected"
     docs = await storage.connected()
     for gateway_id in domain.gateways([doc.state() for doc in docs]):
         if await topology.queue_exists(runtime.connection, runtime.settings.names.gateway_queue(gateway_id)):
@@ -101,7 +102,7 @@ async def _close_gateway(runtime: Runtime, user_id: str, gateway_id: str) -> Non
             continue
 
 
-COMMANDS = {
+COMMANDS: dict[str, CommandHandler] = {
     "sign_in": sign_in,
     "connection_opened": connection_opened,
     "connection_closed": connection_closed,

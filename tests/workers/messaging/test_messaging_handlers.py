@@ -1,7 +1,7 @@
 """The messaging worker's commands and reactions, through the real pipeline on the Mongo stand-in.
 
 Messaging decides from its own copy of each room: the tests feed it rooms' events the way rooms
-hands them over (``apply_events``) and asks nothing of any other worker (the fake answers nothing).
+hands them over (``copy_room_changes``) and asks nothing of any other worker (the fake answers nothing).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo
 from contracts.routing import ITEMS_FOR_OFFLINE, reply_key, user_key
 from workers.messaging.app import WORKER
 from workers.messaging.storage import Item
-from workers.presence import PRESENCE
-from workers.runtime.dispatch import run_command
+from workers.runtime.dispatch import Answer, run_command
 from workers.runtime.outbox import Caller
 
 
@@ -51,7 +50,7 @@ def bob_joins(alice, bob) -> MemberJoined:
 async def hand_over(messaging, *events) -> None:
     """Rooms' events, as rooms hands them over before replying."""
     data = {"events": [e.model_dump(mode="json") for e in events]}
-    await messaging.ok("apply_events", "rooms", data)
+    await messaging.ok("copy_room_changes", "rooms", data)
 
 
 async def room_with(messaging, *users, room_id: str = "r1"):
@@ -81,20 +80,19 @@ async def test_send_message_numbers_and_publishes(messaging):
 async def test_a_send_to_a_known_room_is_one_insert_and_nothing_else(messaging, monkeypatch):
     """Before the reply, a send stores its item and does nothing else with the database: this
     process keeps the room's last seq and copy, and publish marks come later, many in one write."""
-    from workers.runtime import outbox
 
     alice, bob = messaging.add_users("Alice", "Bob")
     await room_with(messaging, alice, bob)
     await messaging.ok("send_message", alice, {"room_id": "r1", "content": "warm"})
-    monkeypatch.setattr(outbox, "MARK_EVERY", 60.0)  # the mark waits for drain(), after the reply
+    # the mark waits for drain() (the chores' last run), after the reply
     calls = database_calls(monkeypatch, READS + WRITES)
     data = {"room_id": "r1", "content": "hi"}
-    reply = await run_command(
+    answer = await run_command(
         WORKER, messaging.runtime, Command(type="send_message", id="s1", user_id=bob.id, data=data)
     )
-    assert reply.error is None
+    assert answer.reply.error is None
     assert calls == ["items.insert_many"]
-    await messaging.outbox.drain()
+    await messaging.drain()
     assert calls == ["items.insert_many", "items.update_many"]
 
 
@@ -159,7 +157,7 @@ async def test_a_failed_write_fails_its_sends_and_their_retries_are_stored(messa
     assert all(isinstance(outcome, AutoReconnect) for outcome in failed), failed
     monkeypatch.setattr(storage, "insert_items", stored)
     retried = [await run_command(WORKER, messaging.runtime, s) for s in sends]
-    assert [r.ok["item"]["seq"] for r in retried] == [3, 4, 5]
+    assert [r.reply.ok["item"]["seq"] for r in retried] == [3, 4, 5]
 
 
 async def test_a_send_reply_rides_on_its_room_delivery_when_the_caller_offers_a_key(messaging):
@@ -171,39 +169,42 @@ async def test_a_send_reply_rides_on_its_room_delivery_when_the_caller_offers_a_
     data = {"room_id": "r1", "content": "hi"}
     send = Command(type="send_message", id="s1", user_id=alice.id, data=data)
     caller = Caller("gateway-queue", "c1", reply_key("g1"))
-    reply = await run_command(WORKER, messaging.runtime, send, caller)
-    await messaging.outbox.drain()
-    assert reply.error is None and caller.carried
+    answer = await run_command(WORKER, messaging.runtime, send, caller)
+    await messaging.drain()
+    reply = answer.reply
+    assert reply.error is None and answer.carried
     [delivery] = [d for d in messaging.sent("room.item_added", "room.r1") if d["data"]["item"]["seq"] == 2]
     assert delivery["cc"] == [reply_key("g1")]
     assert delivery["reply"] == {"correlation_id": "c1", "reply": reply.model_dump(mode="json", exclude_none=True)}
     stored = await Item.get(reply.ok["item"]["id"])
-    assert stored is not None and all("reply" not in d["body"] for d in stored.event["deliveries"])
+    assert stored is not None and stored.event is not None
+    assert all("reply" not in d.body for d in stored.event.deliveries)
 
     again = Caller("gateway-queue", "c2", reply_key("g1"))
-    assert await run_command(WORKER, messaging.runtime, send, again) == reply and not again.carried
+    assert await run_command(WORKER, messaging.runtime, send, again) == Answer(reply, carried=False)
     plain = Caller("worker-queue", "c3")
     other = Command(type="send_message", id="s2", user_id=bob.id, data=data)
-    assert (await run_command(WORKER, messaging.runtime, other, plain)).error is None and not plain.carried
-    await messaging.outbox.drain()
+    sent = await run_command(WORKER, messaging.runtime, other, plain)
+    assert sent.reply.error is None and not sent.carried
+    await messaging.drain()
     assert [d.get("reply") for d in messaging.sent("room.item_added", "room.r1")] == [None, delivery["reply"], None]
 
 
 async def test_a_process_keeps_the_timelines_of_the_rooms_written_latest(messaging, monkeypatch):
     """Beyond TIMELINES_KEPT rooms, the one written least recently is forgotten; its next send reads
     its last seq again and numbers on from it."""
-    from workers.messaging import handlers
+    from workers.messaging import timeline
 
-    monkeypatch.setattr(handlers, "TIMELINES_KEPT", 2)
+    monkeypatch.setattr(timeline, "TIMELINES_KEPT", 2)
     alice, bob = messaging.add_users("Alice", "Bob")
     for room_id in ("r1", "r2", "r3"):
         await room_with(messaging, alice, bob, room_id=room_id)
     for room_id in ("r1", "r2", "r1", "r3"):  # r2 is then the least recent
         await messaging.ok("send_message", alice, {"room_id": room_id, "content": "hi"})
-    assert list(messaging.runtime.memory["timelines"]) == ["r1", "r3"]
+    assert list(messaging.runtime.kept(timeline.TIMELINES).rooms) == ["r1", "r3"]
     item = (await messaging.ok("send_message", bob, {"room_id": "r2", "content": "back"}))["item"]
     assert item["seq"] == 3  # the announcement, alice's message, this one
-    assert list(messaging.runtime.memory["timelines"]) == ["r3", "r2"]
+    assert list(messaging.runtime.kept(timeline.TIMELINES).rooms) == ["r3", "r2"]
 
 
 async def test_an_item_is_routed_to_notifications_only_while_a_recipient_is_offline(messaging):
@@ -217,12 +218,12 @@ async def test_an_item_is_routed_to_notifications_only_while_a_recipient_is_offl
         return messaging.outbox.also[messaging.events("room.item_added")[-1]["event_id"]]
 
     assert await routed("bob was never seen online") == [ITEMS_FOR_OFFLINE]
-    for name in ("track_presence", PRESENCE):  # the durable replica and this process's mirror
+    for name in ("track_presence", "presence"):  # the durable replica and this process's mirror
         await messaging.react(name, presence(bob.id, True, 2))
     assert await routed("bob is online, alice sends: nobody to push") == []
-    await messaging.react(PRESENCE, presence(bob.id, False, 3))
+    await messaging.react("presence", presence(bob.id, False, 3))
     assert await routed("bob went offline") == [ITEMS_FOR_OFFLINE]
-    await messaging.react(PRESENCE, presence(bob.id, True, 1))  # an older event changes nothing
+    await messaging.react("presence", presence(bob.id, True, 1))  # an older event changes nothing
     assert await routed("still offline") == [ITEMS_FOR_OFFLINE]
 
 
@@ -440,32 +441,30 @@ async def test_meetup_and_poll_announcements_come_once(messaging):
 async def test_items_published_meanwhile_are_marked_by_one_write(messaging, monkeypatch):
     """The publish marks are no second write per send: one write marks what was confirmed meanwhile."""
     from workers.messaging import storage
-    from workers.runtime import outbox
 
     alice, bob = messaging.add_users("Alice", "Bob")
     await room_with(messaging, alice, bob)
-    monkeypatch.setattr(outbox, "MARK_EVERY", 60.0)  # nothing marks by time in this test: drain() does
-    marked: list[list[str]] = []
+    marked: list[list[str]] = []  # nothing marks by time in this test (chores do not run): drain() does
     original = storage.mark_published
 
-    async def spy(entries):
-        marked.append([entry["payload"]["item"]["content"] for entry in entries])
-        await original(entries)
+    async def spy(ids):
+        marked.append([(await Item.get(i)).content for i in ids])
+        await original(ids)
 
     monkeypatch.setattr(storage, "mark_published", spy)
     for text in ("one", "two", "three"):
         data = {"room_id": "r1", "content": text}
         command = Command(type="send_message", id=uuid.uuid4().hex, user_id=alice.id, data=data)
-        assert (await run_command(WORKER, messaging.runtime, command)).error is None
+        assert (await run_command(WORKER, messaging.runtime, command)).reply.error is None
     assert marked == []
-    await messaging.outbox.drain()
+    await messaging.drain()
     assert marked == [["one", "two", "three"]]
     assert all(i.published_at is not None for i in await Item.find(Item.room_id == "r1").to_list())
 
 
 async def test_a_published_item_is_marked_and_the_relay_leaves_it(messaging):
     """Publishing marks items (in batches); the relay republishes only what a crash left unmarked."""
-    from workers.messaging.handlers import relay_items
+    from workers.messaging.timeline import relay_items
 
     alice, bob = messaging.add_users("Alice", "Bob")
     await room_with(messaging, alice, bob)
@@ -475,7 +474,7 @@ async def test_a_published_item_is_marked_and_the_relay_leaves_it(messaging):
     before = len(messaging.events("room.item_added"))
     messaging.runtime.now = lambda: datetime(2100, 1, 1, tzinfo=UTC)  # everything is old enough to relay
     await relay_items(messaging.runtime)
-    await messaging.outbox.drain()
+    await messaging.drain()
     assert [e["payload"]["item"]["id"] for e in messaging.events("room.item_added")[before:]] == [item["id"]]
     assert (await Item.get(item["id"])).published_at is not None
 

@@ -20,9 +20,9 @@ from workers.notifications.handlers import MISSED_MARGIN
 from workers.notifications.sender import LogSender, Retrying, create_sender
 from workers.presence import PRESENCE, Presence, PresenceDoc
 from workers.presence import presence as stored_presence
-from workers.runtime.context import RELOAD_OVERLAP, Forwarded, Runtime
+from workers.runtime.context import Forwarded, Runtime
 from workers.runtime.dispatch import run_command
-from workers.runtime.tables import Worker
+from workers.runtime.tables import RELOAD_OVERLAP, Worker
 
 
 @pytest.fixture
@@ -58,9 +58,10 @@ def token() -> str:
 
 
 async def command(worker, runtime, user_id, type, data, id=None):
-    reply = await run_command(
+    answer = await run_command(
         worker, runtime, Command(type=type, id=id or uuid.uuid4().hex, user_id=user_id, data=data)
     )
+    reply = answer.reply
     assert reply.error is None, reply.error
     return reply.ok
 
@@ -74,7 +75,7 @@ async def react(notifications: Harness, event) -> None:
     (each process has its own), an item from the reaction's."""
     if event.type == "user.presence_changed":
         await notifications.react("track_presence", event)
-        await notifications.react(PRESENCE, event)
+        await notifications.react("presence", event)
         await notifications.react("push_missed_items", event)
     else:
         await notifications.react("push_to_offline_members", event)
@@ -123,11 +124,8 @@ async def test_a_repeated_command_acts_once(worker, runtime):
 
 
 async def test_bad_data_is_refused(worker, runtime):
-    reply = await run_command(
-        worker,
-        runtime,
-        Command(type="register_device", id="x", user_id=user(), data={"token": "", "platform": "nokia"}),
-    )
+    command = Command(type="register_device", id="x", user_id=user(), data={"token": "", "platform": "nokia"})
+    reply = (await run_command(worker, runtime, command)).reply
     assert reply.error is not None and reply.error.code == "bad_request"
     assert set(reply.error.details or {}) == {"data.token", "data.platform"}
 
@@ -173,10 +171,10 @@ async def test_the_push_decision_follows_the_mirror_not_the_database(worker, run
     process has not received yet): a push."""
     ann, bob, value = user(), user(), token()
     await register(worker, runtime, bob, value)
-    await notifications.react(PRESENCE, presence(bob, True, 2))
+    await notifications.react("presence", presence(bob, True, 2))
     await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=1))
     assert sender.sent == []
-    await notifications.react(PRESENCE, presence(bob, False, 3))
+    await notifications.react("presence", presence(bob, False, 3))
     await notifications.react("track_presence", presence(bob, True, 4))
     await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=2))
     assert [p.data["seq"] for p in sender.to(value)] == ["2"]
@@ -187,11 +185,11 @@ async def test_the_mirror_merges_by_version_and_a_reload_never_goes_back(worker,
     reload; a newer stored one (an event this process missed) does."""
     ann, bob, value = user(), user(), token()
     await register(worker, runtime, bob, value)
-    await notifications.react(PRESENCE, presence(bob, False, 5))
-    await notifications.react(PRESENCE, presence(bob, True, 4))  # older: bob stays offline
+    await notifications.react("presence", presence(bob, False, 5))
+    await notifications.react("presence", presence(bob, True, 4))  # older: bob stays offline
     await notifications.react("track_presence", presence(bob, True, 3))  # stored, older still
     await notifications.reload()
-    assert runtime.memory[PRESENCE][bob] == Presence(bob, False, 5)
+    assert PRESENCE.state(runtime)[bob] == Presence(bob, False, 5)
     await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=1))
     await notifications.react("track_presence", presence(bob, True, 6))  # missed by this process
     await notifications.reload()
@@ -206,7 +204,7 @@ async def test_a_new_process_loads_the_stored_presence(notifications):
     await notifications.react("track_presence", presence(cid, False, 3))
     later = replica(notifications)
     await later.reload()  # what a process does before its subscribers start
-    assert later.runtime.memory[PRESENCE] == {bob: Presence(bob, True, 2), cid: Presence(cid, False, 3)}
+    assert PRESENCE.state(later.runtime) == {bob: Presence(bob, True, 2), cid: Presence(cid, False, 3)}
 
 
 async def test_a_reload_reads_only_what_changed_since_shortly_before_the_previous_one(notifications):
@@ -219,12 +217,12 @@ async def test_a_reload_reads_only_what_changed_since_shortly_before_the_previou
     await PresenceDoc.get_pymongo_collection().update_one({"_id": old}, {"$set": stored_long_ago})
     await notifications.react("track_presence", presence(bob, True, 4))  # missed by this process
     await notifications.reload()
-    known = notifications.runtime.memory[PRESENCE]
+    known = PRESENCE.state(notifications.runtime)
     assert known[bob] == Presence(bob, True, 4)
     assert known[old] == Presence(old, True, 2), "stored before the previous load: not read again"
     later = replica(notifications)
     await later.reload()
-    assert later.runtime.memory[PRESENCE][old] == Presence(old, False, 3)
+    assert PRESENCE.state(later.runtime)[old] == Presence(old, False, 3)
 
 
 async def test_no_database_call_when_everyone_is_online(worker, runtime, notifications, sender, monkeypatch):
@@ -237,7 +235,7 @@ async def test_no_database_call_when_everyone_is_online(worker, runtime, notific
     calls = database_calls(monkeypatch, READS + WRITES)
     await react(notifications, item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
     assert calls == []
-    await notifications.react(PRESENCE, presence(cid, False, 3))
+    await notifications.react("presence", presence(cid, False, 3))
     await react(notifications, item_added("r1", [ann, bob, cid], sender_id=ann, seq=2))
     assert sorted(set(calls)) == ["devices.find", "pushes.find", "pushes.insert_one"]
     assert len(sender.sent) == 1
@@ -276,7 +274,7 @@ async def test_going_offline_asks_nothing_for_a_user_without_devices_or_back_onl
     answer_missed(notifications, item_added("r1", [ann, bob, cid], sender_id=ann))
     await react(notifications, presence(bob, False, 3))  # no device
     await register(worker, runtime, cid, token())
-    await notifications.react(PRESENCE, presence(cid, True, 5))  # back online before the reaction ran
+    await notifications.react("presence", presence(cid, True, 5))  # back online before the reaction ran
     await notifications.react("push_missed_items", presence(cid, False, 4))
     await react(notifications, presence(cid, True, 6))  # coming online asks nothing
     assert notifications.rpc.calls == [] and sender.sent == []

@@ -138,7 +138,7 @@ async def test_presence_events_reach_the_running_workers_mirror(settings):
     he gets none, while cid, offline, gets every item. The queue goes with the process."""
     sender = FakeSender()
     ann, bob, cid = user(), user(), user()
-    prefix = settings.names.mirror_queue("notifications", PRESENCE, "")
+    prefix = settings.names.mirror_queue("notifications", "presence", "")
     async with running(without_reload(settings), sender) as bus:
         for who in (bob, cid):
             await bus.command(who, "register_device", {"token": f"tok-{who}", "platform": "android"})
@@ -164,11 +164,11 @@ async def test_a_worker_started_later_loads_the_stored_presence(settings):
         await bus.publish(presence(bob, True, 2))
         await eventually(lambda: PresenceDoc.find_one({"_id": bob, "online": True}).exists())
     async with running(without_reload(settings), sender) as bus:
-        assert bus.runtime.memory[PRESENCE][bob] == Presence(bob, True, 2)
+        assert PRESENCE.state(bus.runtime)[bob] == Presence(bob, True, 2)
         await bus.publish_item(item_added("r1", [ann, bob, cid], sender_id=ann, seq=1))
         await sender.wait_for(lambda: len(sender.to(f"tok-{cid}")) == 1)
     assert sender.to(f"tok-{bob}") == []
 
 
 async def _holds(runtime: Runtime, presence: Presence) -> bool:
-    return runtime.memory[PRESENCE].get(presence.user_id) == presence
+    return PRESENCE.state(runtime).get(presence.user_id) == presence

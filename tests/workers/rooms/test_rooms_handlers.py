@@ -7,20 +7,28 @@ import asyncio
 import pytest
 from support.handlers import harness
 
+from contracts.envelope import Command, Failure
+from contracts.internal import INTERNAL
 from workers.rooms.app import WORKER
+from workers.rooms.handlers import FOLLOWERS
+from workers.runtime.store import ProcessedCommand
 
 
 @pytest.fixture
 async def rooms(mongo_url):
-    return await harness(WORKER, mongo_url)
+    """Rooms, with followers that apply every hand-over."""
+    loaded = await harness(WORKER, mongo_url)
+    for type in FOLLOWERS:
+        loaded.rpc.answer(INTERNAL[type].owner, type, lambda command: {})
+    return loaded
 
 
-def handed_over(rooms) -> list[str]:
-    """The types of the events rooms handed to messaging before replying, in order."""
+def handed_over(rooms, type: str = "copy_room_changes") -> list[str]:
+    """The types of the events rooms handed over by the follower's command ``type``, in order."""
     return [
         event["type"]
         for worker, command in rooms.rpc.calls
-        if worker == "messaging" and command.type == "apply_events"
+        if (worker, command.type) == (INTERNAL[type].owner, type)
         for event in command.data["events"]
     ]
 
@@ -57,25 +65,97 @@ async def test_retry_after_a_crash_before_the_reply_was_remembered(rooms):
     assert len(rooms.events("room.created")) == 1
 
 
-async def test_invite_and_leave_are_handed_to_messaging_before_the_reply(rooms):
-    """A membership change waits for messaging's copy (the rare path pays): handed over, then replied."""
+async def test_invite_and_leave_are_handed_to_every_follower_before_the_reply(rooms):
+    """A membership change waits for the copies (the rare path pays): handed over, then replied;
+    each follower by its own command, with the events it copies."""
     alice, bob = rooms.add_users("Alice", "Bob")
-    rooms.rpc.answer("messaging", "apply_events", lambda command: {})
     room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": []}))["room"]["id"]
     await rooms.ok("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id})
     await rooms.ok("leave_room", bob, {"room_id": room_id})
     assert handed_over(rooms) == ["room.created", "room.member_joined", "room.member_left"]
+    assert handed_over(rooms, "follow_membership") == ["room.member_joined", "room.member_left"]
+    assert handed_over(rooms, "remove_leavers") == ["room.member_left"]
     [left] = rooms.events("room.member_left")
     assert left["payload"]["user_name"] == "Bob" and bob.id not in left["payload"]["room"]["participant_ids"]
     assert await rooms.error("rename_room", bob, {"room_id": room_id, "name": "Mine"}) == "forbidden"
 
 
-async def test_a_follower_that_does_not_answer_does_not_fail_the_command(rooms):
-    """Messaging down: the change is stored and published, the reply is ok; the copy follows from its queue."""
+async def test_the_followers_are_asked_at_once(rooms):
+    """A leave is handed to messaging, meetups and polls concurrently: each answers only once all
+    three have been asked."""
+    alice, bob = rooms.add_users("Alice", "Bob")
+    room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": [bob.id]}))["room"]["id"]
+    asked, everyone = set(), asyncio.Event()
+    call = rooms.rpc.call
+
+    async def waiting_for_the_others(worker, command, timeout=None):
+        if command.type in FOLLOWERS:
+            asked.add(command.type)
+            if asked == set(FOLLOWERS):
+                everyone.set()
+            await asyncio.wait_for(everyone.wait(), 5)
+        return await call(worker, command, timeout)
+
+    rooms.rpc.call = waiting_for_the_others
+    await rooms.ok("leave_room", bob, {"room_id": room_id})
+    assert asked == set(FOLLOWERS)
+
+
+@pytest.mark.parametrize("follower", sorted(FOLLOWERS))
+@pytest.mark.parametrize("code", ["timeout", "unavailable", "internal"])
+async def test_a_leave_a_follower_cannot_apply_is_unavailable_until_a_retry_hands_it_over(rooms, follower, code):
+    """A follower that fails or does not answer in time: the leave is stored once but not ok (nor
+    remembered); the retry with the same id hands the stored change over again, then answers ok."""
+    alice, bob = rooms.add_users("Alice", "Bob")
+    room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": [bob.id]}))["room"]["id"]
+    owner = INTERNAL[follower].owner
+    rooms.rpc.answer(owner, follower, lambda command: Failure(code=code, message="down"))
+    reply = await rooms.command("leave_room", bob, {"room_id": room_id}, id="leave")
+    assert reply.error is not None and reply.error.code == "unavailable", reply
+    key = Command(type="leave_room", id="leave", user_id=bob.id).key
+    assert await ProcessedCommand.get(key) is None, "nothing remembered: a retry acts"
+    [left] = rooms.events("room.member_left")
+    assert (await rooms.command("leave_room", bob, {"room_id": room_id}, id="leave")).error.code == "unavailable"
+
+    rooms.rpc.answer(owner, follower, lambda command: {})
+    rooms.rpc.calls.clear()
+    assert await rooms.ok("leave_room", bob, {"room_id": room_id}, id="leave") == {}
+    assert rooms.events("room.member_left") == [left], "stored once"
+    assert {type: handed_over(rooms, type) for type in FOLLOWERS} == {
+        type: ["room.member_left"] for type in FOLLOWERS
+    }, "the stored change, handed to every follower again"
+    rooms.rpc.calls.clear()
+    assert await rooms.ok("leave_room", bob, {"room_id": room_id}, id="leave") == {}
+    assert rooms.rpc.calls == [], "remembered once handed over"
+
+
+async def test_a_retry_that_takes_over_from_a_copy_cut_off_before_its_hand_over_hands_it_over(rooms, monkeypatch):
+    """The first copy of an invite committed, then stopped before handing over (its process died):
+    the retry, taking over its stale claim, hands the committed change over before answering ok."""
+    from workers.runtime import dispatch
+
+    class Crash(BaseException):
+        pass
+
     alice, bob = rooms.add_users("Alice", "Bob")
     room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": []}))["room"]["id"]
-    await rooms.ok("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id})
-    assert [e["type"] for e in rooms.events("room.member_joined")] == ["room.member_joined"]
+
+    async def die(*args, **kwargs):
+        raise Crash
+
+    async def never(*args, **kwargs):  # a dead process releases nothing
+        return None
+
+    monkeypatch.setattr(rooms.runtime, "hand_over", die)
+    monkeypatch.setattr(dispatch, "settle", never)
+    with pytest.raises(Crash):
+        await rooms.command("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id}, id="cut")
+    monkeypatch.undo()
+    assert handed_over(rooms, "follow_membership") == []
+    await ProcessedCommand.get_pymongo_collection().update_many({}, {"$set": {"claimed_at": 0.0}})  # long ago
+    assert await rooms.ok("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id}, id="cut") == {}
+    assert handed_over(rooms, "follow_membership") == ["room.member_joined"]
+    assert len(rooms.events("room.member_joined")) == 1
 
 
 async def test_overlapping_copies_of_a_command_act_once(rooms):
