@@ -2,18 +2,19 @@
 
 One robust connection; a confirming channel for requests (``RpcClient``), another for the
 deliveries queue: exclusive and auto-delete, named after this gateway process, bound to
-``everyone`` and to the user and room keys its connections need. Replies arrive on that queue too,
-in order with the deliveries: on their own, or riding on a delivery (the queue is bound to the
-gateway's ``reply_key`` for that). Binding changes go through one lock and always move towards what
-``wanted`` says at that moment, so racing joins and leaves settle on the right bindings whatever
-order they ran in.
+``everyone``, ``gateways`` and the user and room keys its owner asks for (``bind``). Replies arrive
+on that queue too, in order with the deliveries: on their own, or riding on a delivery (the queue
+is bound to the gateway's ``reply_key`` for that); they are settled here. Everything else that
+arrives, ``arrivals`` yields to the owner (``gateway.hub``), which calls down and is never called
+back: deliveries with the key they came by, and the other gateways' rate reports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 
 import aio_pika
 import structlog
@@ -44,29 +45,28 @@ class RateReport(BaseModel):
     requests: dict[str, int]
 
 
+@dataclass(slots=True)  # not frozen: one is made per delivery, and freezing would triple its cost
+class Routed:
+    """A delivery and the routing key it came by: a room's, a user's or ``everyone``."""
+
+    key: str
+    delivery: Delivery
+
+
+Arrival = Routed | RateReport
+
+
 class Broker:
-    def __init__(
-        self,
-        settings: Settings,
-        gateway_id: str,
-        wanted: Callable[[str], bool],
-        on_delivery: Callable[[str, Delivery], Awaitable[None]],
-        on_report: Callable[[dict[str, int]], None],
-    ) -> None:
+    def __init__(self, settings: Settings, gateway_id: str) -> None:
         self._settings = settings
         self._names = settings.names
         self._gateway_id = gateway_id
-        self._wanted = wanted
-        self._on_delivery = on_delivery
-        self._on_report = on_report
         self._exchange: AbstractExchange | None = None
         self._connection: AbstractRobustConnection | None = None
         self._rpc: RpcClient | None = None
         self._queue: AbstractQueue | None = None
         self._bound: set[str] = set()
-        self._binding = asyncio.Lock()
-        self._consumer: asyncio.Task[None] | None = None
-        self._handled: AbstractIncomingMessage | None = None  # the last message handled, not acked yet
+        self._last: AbstractIncomingMessage | None = None  # the last message handled, not acked yet
         self._acking: asyncio.Task[None] | None = None
         self._unacked = 0
         self._ack_now = asyncio.Event()  # ack without waiting for ACK_LINGER
@@ -112,15 +112,12 @@ class Broker:
         rpc = RpcClient(requests, self._names, self._settings.request_timeout_seconds, queue=self._queue, reply_key=own)
         await rpc.start()
         self._exchange = await requests.get_exchange(self._names.deliveries)
-        await self.sync([EVERYONE, GATEWAYS])
-        self._consumer = asyncio.create_task(self._consume(self._queue, rpc))
+        await self.bind({EVERYONE: True, GATEWAYS: True})
         self._rpc = rpc
         log.info("broker_connected")
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.cancel()
-            await asyncio.gather(self._consumer, return_exceptions=True)
+        """Acknowledge what was handled, then disconnect (the owner has stopped ``arrivals`` first)."""
         if self._acking is not None:
             self._ack_now.set()
             await asyncio.gather(self._acking, return_exceptions=True)
@@ -148,39 +145,75 @@ class Broker:
         except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             log.warning("report_failed", error=repr(exc))
 
-    async def sync(self, keys: Iterable[str]) -> None:
-        """Bind or unbind each key so that it matches ``wanted`` now."""
+    async def bind(self, wanted: Mapping[str, bool]) -> None:
+        """Bind each key mapped to True and unbind each mapped to False, where not so already.
+
+        Calls must not overlap: two that race on one key could leave it bound the wrong way round.
+        The owner runs them one at a time, each with what it wants once its turn has come.
+        """
         if self._queue is None:
             return
-        async with self._binding:
-            for key in dict.fromkeys(keys):
-                want = self._wanted(key)
-                try:
-                    if want and key not in self._bound:
-                        await self._queue.bind(self._names.deliveries, routing_key=key)
-                        self._bound.add(key)
-                    elif not want and key in self._bound:
-                        await self._queue.unbind(self._names.deliveries, routing_key=key)
-                        self._bound.discard(key)
-                except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-                    log.warning("binding_failed", key=key, bind=want, error=repr(exc))
+        for key, want in wanted.items():
+            try:
+                if want and key not in self._bound:
+                    await self._queue.bind(self._names.deliveries, routing_key=key)
+                    self._bound.add(key)
+                elif not want and key in self._bound:
+                    await self._queue.unbind(self._names.deliveries, routing_key=key)
+                    self._bound.discard(key)
+            except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                log.warning("binding_failed", key=key, bind=want, error=repr(exc))
 
-    async def _consume(self, queue: AbstractQueue, rpc: RpcClient) -> None:
-        # One iterator, one message at a time: events of a room reach connections in order. Every
-        # message is acknowledged, a failed one too (it is logged: sending it again would not help),
-        # in bulk: one ack covers every message handled before it (``_ack_handled``).
+    async def arrivals(self) -> AsyncGenerator[Arrival, None]:
+        """What arrives on the deliveries queue besides replies, after ``connect``, until the caller stops.
+
+        One message at a time: the next one is taken only once the caller is done with this one and
+        asks again, so the events of a room reach connections in order, and a reply after the
+        deliveries its command caused finds them handled. Each message is acknowledged once the
+        caller asks for the next, a failed one too (logged here or by the caller, which goes on:
+        sending it again would not help), in bulk (``_ack_handled``).
+        """
+        queue, rpc = self._queue, self._rpc
+        if queue is None or rpc is None:
+            raise RuntimeError("connect() first")
         async with queue.iterator() as messages:
             async for message in messages:
                 try:
-                    await self._handle(message, rpc)
+                    arrival = self._read(message, rpc)
                 except Exception:
                     log.exception("delivery_failed", routing_key=message.routing_key)
-                self._handled = message
-                self._unacked += 1
-                if self._unacked >= ACK_EVERY:
-                    self._ack_now.set()
-                if self._acking is None or self._acking.done():
-                    self._acking = asyncio.create_task(self._ack_handled())
+                    arrival = None
+                if arrival is not None:
+                    yield arrival
+                self._handled(message)
+
+    def _read(self, message: AbstractIncomingMessage, rpc: RpcClient) -> Arrival | None:
+        """What ``message`` brings the owner; None for a reply (settled here) or a message to drop."""
+        if message.correlation_id and rpc.resolve(message):
+            return None
+        if message.routing_key == GATEWAYS:
+            report = RateReport.model_validate_json(message.body)
+            return report if report.gateway_id != self._gateway_id else None
+        try:
+            delivery = Delivery.model_validate_json(message.body)
+        except ValidationError:
+            if message.correlation_id:  # a reply that came after its caller gave up
+                log.info("late_reply", correlation_id=message.correlation_id)
+            else:
+                log.error("bad_delivery", routing_key=message.routing_key)
+            return None
+        if delivery.reply is not None:
+            rpc.settle(delivery.reply)
+        return Routed(message.routing_key or "", delivery)
+
+    def _handled(self, message: AbstractIncomingMessage) -> None:
+        """Count ``message`` as handled: one ack covers it and every message before it."""
+        self._last = message
+        self._unacked += 1
+        if self._unacked >= ACK_EVERY:
+            self._ack_now.set()
+        if self._acking is None or self._acking.done():
+            self._acking = asyncio.create_task(self._ack_handled())
 
     async def _ack_handled(self) -> None:
         """Acknowledge the last handled message and all before it (``multiple``) ``ACK_LINGER``
@@ -190,34 +223,16 @@ class Broker:
 
         An ack the broker can no longer take (its channel closed meanwhile) is only logged: the
         queue went with that channel, and the consumer goes on once reconnected. Ending the consumer
-        instead would leave the restored one feeding a buffer nobody reads (PITFALLS).
+        instead would leave the consumer that aio-pika restores on reconnection feeding a buffer
+        nobody reads.
         """
-        while (message := self._handled) is not None:
+        while self._last is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ack_now.wait(), ACK_LINGER)
             self._ack_now.clear()
-            message, self._handled, self._unacked = self._handled, None, 0  # the latest by now
+            message, self._unacked = self._last, 0  # the latest by now
+            self._last = None
             try:
                 await message.ack(multiple=True)
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 log.warning("ack_failed", routing_key=message.routing_key, error=repr(exc))
-
-    async def _handle(self, message: AbstractIncomingMessage, rpc: RpcClient) -> None:
-        if message.correlation_id and rpc.resolve(message):
-            return
-        if message.routing_key == GATEWAYS:
-            report = RateReport.model_validate_json(message.body)
-            if report.gateway_id != self._gateway_id:
-                self._on_report(report.requests)
-            return
-        try:
-            delivery = Delivery.model_validate_json(message.body)
-        except ValidationError:
-            if message.correlation_id:  # a reply that came after its caller gave up
-                log.info("late_reply", correlation_id=message.correlation_id)
-            else:
-                log.error("bad_delivery", routing_key=message.routing_key)
-            return
-        if delivery.reply is not None:
-            rpc.settle(delivery.reply)
-        await self._on_delivery(message.routing_key or "", delivery)

@@ -145,7 +145,7 @@ class CachedCerts(transport.Request):
         **kwargs: Any,
     ) -> transport.Response:
         if method != "GET" or body is not None:
-            raise exceptions.TransportError("CachedCerts only fetches certificates (GET)")
+            raise _transport_error("CachedCerts only fetches certificates (GET)")
         with self._lock:
             kept = self._kept.get(url)
             if kept is not None and self._clock() < kept[0]:
@@ -161,13 +161,18 @@ class CachedCerts(transport.Request):
     def _fetch(self, url: str, headers: Any) -> _Response:
         response = self._inner(url, method="GET", headers=headers, timeout=FETCH_TIMEOUT_SECONDS)
         if response.status != HTTPStatus.OK:
-            raise exceptions.TransportError(f"certificates at {url}: HTTP {response.status}")
+            raise _transport_error(f"certificates at {url}: HTTP {response.status}")
         try:
             if not isinstance(json.loads(response.data), dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
-            raise exceptions.TransportError(f"certificates at {url}: {exc}") from None
+            raise _transport_error(f"certificates at {url}: {exc}") from None
         return _Response(response.status, dict(response.headers), bytes(response.data))
+
+
+def _transport_error(message: str) -> exceptions.TransportError:
+    """The error google-auth expects of a transport (and passes on as it is), made in one place."""
+    return exceptions.TransportError(message)  # type: ignore[no-untyped-call]  # google-auth has no annotations
 
 
 def max_age(headers: Mapping[str, str]) -> int:

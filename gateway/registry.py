@@ -8,15 +8,24 @@ whose binding may have to change; the caller brings the queue's bindings in line
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
+
+from pydantic import ValidationError
 
 from contracts.envelope import Delivery, Rider
+from contracts.frames import MemberJoinedFrame, MemberLeftFrame, RoomCreatedFrame
 from contracts.routing import EVERYONE, GATEWAYS, room_key, user_key
 
 S = TypeVar("S", bound=Hashable)
 
-JOINS = frozenset({"room.created", "room.member_joined"})
-LEAVE = "room.member_left"
+Membership = RoomCreatedFrame | MemberJoinedFrame | MemberLeftFrame
+# The client events that change who is in a room, and the contract of each one's data: only these
+# deliveries are parsed here, every other one is relayed as it came.
+MEMBERSHIP: dict[str, type[Membership]] = {
+    "room.created": RoomCreatedFrame,
+    "room.member_joined": MemberJoinedFrame,
+    "room.member_left": MemberLeftFrame,
+}
 
 
 class Registry(Generic[S]):
@@ -99,34 +108,34 @@ class Registry(Generic[S]):
         else:
             users = set()
         changed: list[str] = []
-        if delivery.event in JOINS and key != EVERYONE:
-            room_id, named = _joining(delivery.data)
-            if room_id is not None:
-                newcomers = [uid for uid in named if self.connected(uid)]
-                if not key.startswith("room."):
-                    newcomers = [uid for uid in newcomers if uid in users]
-                for uid in newcomers:
-                    changed += self.join(uid, [room_id])
-                users.update(newcomers)
+        change = None  # only joins and leaves are parsed: this runs for every delivery
+        if key != EVERYONE and (contract := MEMBERSHIP.get(delivery.event)) is not None:
+            change = _parsed(contract, delivery)
+        if change is not None and not isinstance(change, MemberLeftFrame):
+            room_id, named = _joining(change)
+            newcomers = [uid for uid in named if self.connected(uid)]
+            if not key.startswith("room."):
+                newcomers = [uid for uid in newcomers if uid in users]
+            for uid in newcomers:
+                changed += self.join(uid, [room_id])
+            users.update(newcomers)
         recipients = [session for uid in users for session in self.sessions(uid)]
-        if delivery.event == LEAVE and key != EVERYONE:
-            room_id, leaver = delivery.data.get("room_id"), delivery.data.get("user_id")
-            if isinstance(room_id, str) and isinstance(leaver, str) and self.connected(leaver):
-                changed += self._leave(leaver, room_id)
+        if isinstance(change, MemberLeftFrame) and self.connected(change.user_id):
+            changed += self._leave(change.user_id, change.room_id)
         return recipients, changed
 
 
-def _joining(data: dict[str, Any]) -> tuple[str | None, list[str]]:
+def _parsed(contract: type[Membership], delivery: Delivery | Rider) -> Membership | None:
+    """What a join or leave says; None when it breaks its contract (nobody's membership changes
+    then, and the delivery is relayed all the same)."""
+    try:
+        return contract.model_validate(delivery.data)
+    except ValidationError:
+        return None
+
+
+def _joining(change: RoomCreatedFrame | MemberJoinedFrame) -> tuple[str, list[str]]:
     """The room and the users a ``room.created`` / ``room.member_joined`` names as its members."""
-    if "user_id" in data:  # room.member_joined
-        room_id, user_id = data.get("room_id"), data.get("user_id")
-        if isinstance(room_id, str) and isinstance(user_id, str):
-            return room_id, [user_id]
-        return None, []
-    room = data.get("room")
-    if not isinstance(room, dict):
-        return None, []
-    room_id, participants = room.get("id"), room.get("participant_ids")
-    if not isinstance(room_id, str) or not isinstance(participants, list):
-        return None, []
-    return room_id, [uid for uid in participants if isinstance(uid, str)]
+    if isinstance(change, MemberJoinedFrame):
+        return change.room_id, [change.user_id]
+    return change.room.id, change.room.participant_ids

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+
+from contracts.shapes import Room
 
 WAIT = 5.0
 
@@ -54,3 +57,18 @@ async def sign_in(url: str, user_id: str, name: str = "", **kwargs: Any) -> Clie
     answer = await request(ws, "authenticate", {"dev_user": {"id": user_id, "name": name or user_id}})
     assert answer["type"] == "ok", answer
     return ws
+
+
+def room(room_id: str, *participants: str) -> dict[str, Any]:
+    """A room as ``room.created`` and ``room.member_joined`` carry it to clients (``contracts.shapes.Room``)."""
+    created_by = participants[0] if participants else "ann"
+    made = Room(
+        id=room_id,
+        name=f"Room {room_id}",
+        image_url=None,
+        participant_ids=list(participants),
+        created_by=created_by,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        last_seq=0,
+    )
+    return made.model_dump(mode="json")

@@ -11,7 +11,7 @@ import uuid
 
 import aio_pika
 import pytest
-from gwclient import event, receive, request, sign_in
+from gwclient import event, receive, request, room, sign_in
 
 from contracts.envelope import CarriedReply, Delivery, Reply, Rider
 from contracts.routing import EVERYONE, REPLY_KEY, room_key, user_key
@@ -21,10 +21,6 @@ pytestmark = pytest.mark.integration
 
 def delivery(name: str, **data) -> Delivery:
     return Delivery(id=uuid.uuid4().hex, event=name, data=data)
-
-
-def room(room_id: str, *participants: str) -> dict:
-    return {"id": room_id, "participant_ids": list(participants)}
 
 
 async def marker(publish, ws, user_id: str) -> list[dict]:

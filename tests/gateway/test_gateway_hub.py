@@ -1,26 +1,174 @@
-"""gateway.hub against the real RabbitMQ: limits that hold over several gateways."""
+"""gateway.hub: routing what the broker yields and keeping the bindings in line with the registry
+(with a fake broker), and limits that hold over several gateways (against the real RabbitMQ)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 
 import aio_pika
 import pytest
-from gwclient import WAIT, closed, request, sign_in
+from gwclient import WAIT, closed, request, room, sign_in
 from support.stack import free_ports
 from websockets.asyncio.client import connect
 
 from boochat.rpc import failure
 from boochat.settings import Settings
-from contracts.envelope import Reply
-from contracts.routing import GATEWAYS
+from contracts.envelope import Command, Delivery, Reply
+from contracts.routing import GATEWAYS, room_key, user_key
 from gateway.app import Gateway
-from gateway.broker import RateReport
-
-pytestmark = pytest.mark.integration
+from gateway.broker import Arrival, RateReport, Routed
+from gateway.hub import Hub
 
 LIMIT = 10
+
+
+class FakeBroker:
+    """The broker as the hub sees it, without RabbitMQ: arrivals come from ``send``, each binding
+    change lets other tasks run a few times first (so changes race), and the users and rooms workers
+    answer at once."""
+
+    ready = True
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, list[str]] = {}
+        self.bound: set[str] = set()
+        self.resumed: list[frozenset[str]] = []  # what was bound each time the hub asked for more
+        self.idle = asyncio.Event()  # the hub has asked for more after the last arrival sent
+        self._incoming: asyncio.Queue[Arrival] = asyncio.Queue()
+        self._sent = 0
+        self._delays = random.Random(5)
+
+    def send(self, arrival: Arrival) -> None:
+        self._sent += 1
+        self.idle.clear()
+        self._incoming.put_nowait(arrival)
+
+    async def connect(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def call(self, worker: str, command: Command) -> Reply:
+        await asyncio.sleep(0)
+        if command.type == "user_rooms":
+            return Reply(ok={"room_ids": self.rooms.get(command.user_id, [])})
+        return Reply(ok={})
+
+    async def bind(self, wanted: Mapping[str, bool]) -> None:
+        for key, want in wanted.items():
+            for _ in range(self._delays.randrange(1, 6)):
+                await asyncio.sleep(0)
+            if want:
+                self.bound.add(key)
+            else:
+                self.bound.discard(key)
+
+    async def arrivals(self) -> AsyncGenerator[Arrival, None]:
+        while True:
+            yield await self._incoming.get()
+            self.resumed.append(frozenset(self.bound))
+            if len(self.resumed) == self._sent:
+                self.idle.set()
+
+
+class FakeConnection:
+    def __init__(self, name: str, fails_on: str = "") -> None:
+        self.id = name
+        self.got: list[str] = []
+        self._fails_on = fails_on
+
+    def deliver(self, delivery_id: str, text: str) -> None:
+        if delivery_id == self._fails_on:
+            raise RuntimeError("a bug in delivering")
+        self.got.append(delivery_id)
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    hub = Hub(Settings(jwt_secret="x" * 32, rate_limit_per_minute=LIMIT))
+    hub.broker = FakeBroker()  # type: ignore[assignment]
+    await hub.connect()
+    yield hub
+    await hub.close()
+
+
+def broker_of(hub: Hub) -> FakeBroker:
+    assert isinstance(hub.broker, FakeBroker)
+    return hub.broker
+
+
+def joined(room_id: str, user_id: str) -> Delivery:
+    data = {"room_id": room_id, "user_id": user_id, "invited_by": "zed", "room": room(room_id, "zed", user_id)}
+    return Delivery(id=f"join-{room_id}-{user_id}", event="room.member_joined", data=data)
+
+
+def left(room_id: str, user_id: str) -> Delivery:
+    return Delivery(
+        id=f"leave-{room_id}-{user_id}", event="room.member_left", data={"room_id": room_id, "user_id": user_id}
+    )
+
+
+async def test_the_next_arrival_is_taken_once_the_last_is_routed_and_bound(hub: Hub) -> None:
+    """A delivery reaches the connections the registry names, and the room it joined is bound
+    before the broker is asked for the next message (a reply after it finds the room bound)."""
+    broker, ann = broker_of(hub), FakeConnection("ann-1")
+    assert await hub.register(ann, "ann") is None
+    broker.send(Routed(user_key("ann"), joined("r1", "ann")))
+    broker.send(Routed(room_key("r1"), Delivery(id="item-1", event="room.item_added", data={"item": {}})))
+    async with asyncio.timeout(WAIT):
+        await broker.idle.wait()
+    assert ann.got == ["join-r1-ann", "item-1"]
+    assert room_key("r1") in broker.resumed[0]
+
+
+async def test_a_failed_delivery_is_logged_and_the_next_one_routed(hub: Hub) -> None:
+    broker, ann = broker_of(hub), FakeConnection("ann-1", fails_on="bad")
+    assert await hub.register(ann, "ann") is None
+    broker.send(Routed(user_key("ann"), Delivery(id="bad", event="room.read", data={})))
+    broker.send(Routed(user_key("ann"), Delivery(id="good", event="room.read", data={})))
+    async with asyncio.timeout(WAIT):
+        await broker.idle.wait()
+    assert ann.got == ["good"]
+
+
+async def test_another_gateways_report_counts_against_the_limit(hub: Hub) -> None:
+    broker = broker_of(hub)
+    broker.send(RateReport(gateway_id="other", requests={"ann": LIMIT}))
+    async with asyncio.timeout(WAIT):
+        await broker.idle.wait()
+    assert not hub.limiter.allow("ann", time.monotonic())
+    assert hub.limiter.allow("bo", time.monotonic())
+
+
+async def test_racing_joins_and_leaves_settle_on_the_bindings_the_registry_wants(hub: Hub) -> None:
+    """Connections opening and closing while joins and leaves arrive, in shuffled bursts: once a
+    burst is over, exactly the keys the registry wants are bound."""
+    broker, rng = broker_of(hub), random.Random(20)
+    users, rooms = ["ann", "bo", "cy"], ["r1", "r2", "r3"]
+    keys = [user_key(user) for user in users] + [room_key(room_id) for room_id in rooms]
+    connections = {user: FakeConnection(f"{user}-1") for user in users}
+    for _ in range(100):
+        broker.rooms = {user: rng.sample(rooms, 2) for user in users}
+        changes: list[asyncio.Task[object]] = []
+        for _ in range(8):
+            user, room_id, dice = rng.choice(users), rng.choice(rooms), rng.random()
+            key = rng.choice([user_key(user), room_key(room_id)])
+            if dice < 0.25:
+                changes.append(asyncio.create_task(hub.register(connections[user], user)))
+            elif dice < 0.5:
+                changes.append(asyncio.create_task(hub.unregister(connections[user], user)))
+            else:
+                broker.send(Routed(key, joined(room_id, user) if dice < 0.75 else left(room_id, user)))
+            for _ in range(rng.randrange(4)):
+                await asyncio.sleep(0)
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*changes)
+            await broker.idle.wait()
+        assert broker.bound == {key for key in keys if hub.registry.wanted(key)}
 
 
 @pytest.fixture
@@ -57,6 +205,7 @@ async def reports(amqp, settings: Settings) -> Callable[[str, str, int], Awaitab
     return wait
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("overrides", [{"rate_limit_per_minute": LIMIT}])
 async def test_the_rate_limit_holds_across_gateways(url: str, second: str, gateway: Gateway, workers, reports) -> None:
     """A user's requests on one gateway count on the other once reported (about a second later)."""
@@ -74,6 +223,7 @@ async def test_the_rate_limit_holds_across_gateways(url: str, second: str, gatew
         await ws.close()
 
 
+@pytest.mark.integration
 async def test_a_connection_past_the_users_cap_is_refused_with_4429(url: str, workers, gateway: Gateway) -> None:
     """The users worker counts connections over every gateway; the one it refuses is never served."""
     workers["users"].handler = lambda command: (

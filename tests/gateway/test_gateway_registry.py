@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.envelope import Delivery
+from gwclient import room
+
+from contracts.envelope import Delivery, Rider
 from contracts.routing import EVERYONE, room_key, user_key
 from gateway.registry import Registry
 
 
 def delivery(event: str, **data: Any) -> Delivery:
     return Delivery(id=f"{event}-{sorted(data.items())}", event=event, data=data)
-
-
-def room(room_id: str, *participants: str) -> dict[str, Any]:
-    return {"id": room_id, "participant_ids": list(participants)}
 
 
 def test_user_and_everyone_routing() -> None:
@@ -93,3 +91,34 @@ def test_the_last_connection_gone_releases_user_and_rooms() -> None:
     assert not registry.wanted(user_key("ann")) and not registry.wanted(room_key("r1"))
     assert registry.wanted(EVERYONE)
     assert registry.route(room_key("r1"), delivery("room.item_added", item={}))[0] == []
+
+
+def test_a_join_or_leave_that_breaks_its_contract_is_relayed_and_changes_nothing() -> None:
+    registry: Registry[str] = Registry()
+    registry.add("ann", "ann-1")
+    registry.add("bo", "bo-1")
+    registry.join("bo", ["r1"])
+    partial = delivery("room.member_joined", room_id="r2", user_id="ann", invited_by="bo", room={"id": "r2"})
+    assert registry.route(user_key("ann"), partial) == (["ann-1"], [])
+    assert not registry.wanted(room_key("r2"))
+    nameless = delivery("room.member_left", room_id="r1")
+    assert registry.route(room_key("r1"), nameless) == (["bo-1"], [])
+    assert registry.route(room_key("r1"), delivery("room.item_added", item={}))[0] == ["bo-1"]
+
+
+def test_a_rider_naming_a_join_adds_the_room() -> None:
+    """Riders are routed like deliveries: a member's own room.member_joined joins them too."""
+    registry: Registry[str] = Registry()
+    registry.add("bo", "bo-1")
+    data = {"room_id": "r1", "user_id": "bo", "invited_by": "ann", "room": room("r1", "ann", "bo")}
+    rider = Rider(id="j1", key=user_key("bo"), event="room.member_joined", data=data)
+    assert registry.route(rider.key, rider) == (["bo-1"], [room_key("r1")])
+    assert registry.wanted(room_key("r1"))
+
+
+def test_joins_and_leaves_sent_to_everyone_change_nothing() -> None:
+    registry: Registry[str] = Registry()
+    registry.add("ann", "ann-1")
+    recipients, changed = registry.route(EVERYONE, delivery("room.created", room=room("r1", "ann")))
+    assert recipients == ["ann-1"] and changed == []
+    assert not registry.wanted(room_key("r1"))

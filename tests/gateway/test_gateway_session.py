@@ -7,7 +7,7 @@ import json
 
 import aio_pika
 import pytest
-from gwclient import closed, receive, reply_to, request, send, sign_in
+from gwclient import closed, receive, reply_to, request, room, send, sign_in
 from websockets.asyncio.client import connect
 
 from boochat.rpc import failure
@@ -251,10 +251,9 @@ async def test_deliveries_before_a_reply_are_handled_before_it(url: str, workers
     exchange = await amqp.get_exchange(gateway.settings.names.deliveries)
 
     async def create_room(command: Command):
-        room = {"id": "r9", "participant_ids": [command.user_id]}
-        created = Delivery(id="d1", event="room.created", data={"room": room})
+        created = Delivery(id="d1", event="room.created", data={"room": room("r9", command.user_id)})
         await exchange.publish(aio_pika.Message(created.model_dump_json().encode()), routing_key=user_key("ann"))
-        return Reply(ok={"room": room})
+        return Reply(ok=created.data)
 
     rooms.answers["create_room"] = create_room
     ws = await sign_in(url, "ann")
