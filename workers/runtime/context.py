@@ -149,7 +149,7 @@ class Context:
             await self.runtime.outbox.flush(doc, sorted(doc.outbox, key=lambda e: e.version))
         except Exception as error:  # written is done: the relay publishes what is left in the outbox
             log.warning("publish failed; the relay will publish", error=repr(error), aggregate_id=doc.id)
-        events = [AnyEvent.model_validate(entry.envelope()) for entry in entries]
+        events = [entry.event() for entry in entries]
         await self.runtime.project(events)
         await self.runtime.hand_over(events, self.cause)
         return events

@@ -80,7 +80,7 @@ async def _finish(runtime: Runtime, command: Command, relay: bool) -> Reply | No
         return None
     committed.sort(key=lambda stored: (stored.occurred_at, stored.aggregate_id, stored.version))
     try:
-        events = [AnyEvent.model_validate(stored.entry().envelope()) for stored in committed]
+        events = [stored.entry().event() for stored in committed]
         await runtime.hand_over(events, Cause(command.user_id, command.id, command.id))
     except Rejected as error:
         return failure(error.code, error.message, error.details)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.envelope import CarriedReply, Reply
+from contracts.envelope import AnyEvent, CarriedReply, Reply
 
-# The fields of ARCHITECTURE.md's event envelope, as published: nothing internal.
-ENVELOPE = {"event_id", "type", "aggregate_id", "version", "actor_id", "correlation_id", "causation_id", "payload"}
+ENVELOPE = set(AnyEvent.model_fields)  # what is published of an entry
 
 
 class Routed(BaseModel):
@@ -26,41 +24,23 @@ class Routed(BaseModel):
     also: list[str] = []
 
 
-class OutboxEntry(BaseModel):
+class OutboxEntry(AnyEvent):
     """A stored event with what it sends to clients: kept in an aggregate's ``outbox`` (then the event
-    store) or beside a room item, and published from there at least once.
+    store) or beside a room item, and published from there at least once. The event itself is the
+    envelope (``AnyEvent``); the rest never leaves the worker.
 
     ``command_key`` and ``reply`` say which command committed it and what that command answered, so a
     copy of the command that took over from a crashed one answers the same (``dispatch``).
     """
 
-    model_config = ConfigDict(frozen=True)
-
-    event_id: str
-    type: str
-    aggregate_id: str
-    version: int
-    occurred_at: datetime
-    actor_id: str | None = None
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    payload: dict[str, Any]
     command_key: str | None = None
     reply: dict[str, Any] | None = None
     deliveries: list[Routed] = []
     also: list[str] = []  # more routing keys for the event (``Fact.also``)
 
-    @property
-    def occurred_utc(self) -> datetime:
-        """``occurred_at`` with its time zone (a stored one may come back naive)."""
-        value = self.occurred_at
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-    def envelope(self) -> dict[str, Any]:
-        """The published body of the event: the envelope of ARCHITECTURE.md, nothing internal."""
-        body = self.model_dump(include=ENVELOPE)
-        body["occurred_at"] = self.occurred_utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return body
+    def event(self) -> AnyEvent:
+        """The event as published: the envelope, nothing internal."""
+        return AnyEvent.model_validate(self.model_dump(include=ENVELOPE))
 
     def carrying(self, reply_key: str, correlation_id: str, reply: Reply) -> OutboxEntry:
         """This entry with ``reply`` riding on its first delivery, which also goes to the caller's
@@ -78,7 +58,7 @@ class OutboxEntry(BaseModel):
         event = Message(
             "events",
             self.type,
-            json.dumps(self.envelope()).encode(),
+            self.model_dump_json(include=ENVELOPE).encode(),
             persistent=True,
             message_id=self.event_id,
             correlation_id=self.correlation_id,

@@ -233,7 +233,7 @@ class Outbox:
             query = {"outbox_since": {"$lte": cutoff.timestamp()}}
             async for raw in model.get_pymongo_collection().find(query):
                 doc = model.model_validate(raw)
-                stale = [e for e in doc.outbox if e.occurred_utc <= cutoff]
+                stale = [e for e in doc.outbox if e.occurred_at <= cutoff]
                 if stale:
                     await self.flush(doc, stale)
                 else:  # only fresh entries: their own writer is publishing them; just re-date

@@ -144,7 +144,7 @@ async def write(doc: Aggregate, new_events: list[OutboxEntry]) -> None:
     doc.version += len(new_events)
     doc.outbox = doc.outbox + new_events
     if doc.outbox and doc.outbox_since is None:
-        doc.outbox_since = min(e.occurred_utc for e in doc.outbox).timestamp()
+        doc.outbox_since = min(e.occurred_at for e in doc.outbox).timestamp()
     body = doc.model_dump(by_alias=True, exclude={"revision_id"})
     try:
         if expected == 0:
@@ -161,7 +161,7 @@ async def clear_outbox(doc: Aggregate, event_ids: list[str]) -> None:
     """Drop published events from ``doc``'s outbox; the revision moves so no stale copy writes them back."""
     collection = type(doc).get_pymongo_collection()
     remaining = [e for e in doc.outbox if e.event_id not in event_ids]
-    since = min(e.occurred_utc for e in remaining).timestamp() if remaining else None
+    since = min(e.occurred_at for e in remaining).timestamp() if remaining else None
     result = await collection.update_one(
         {"_id": doc.id, "revision": doc.revision},
         {"$set": {"outbox": [e.model_dump() for e in remaining], "outbox_since": since}, "$inc": {"revision": 1}},
