@@ -18,10 +18,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -370,7 +371,7 @@ async def wait_for_consumers(amqp_url: str, wanted: Mapping[str, int]) -> None:
             while True:
                 try:
                     declared = await channel.declare_queue(queue, passive=True)
-                    if declared.declaration_result.consumer_count >= count:
+                    if (declared.declaration_result.consumer_count or 0) >= count:
                         break
                 except ChannelClosed:  # 404: not declared yet, and the channel is gone
                     channel = await connection.channel()
@@ -380,7 +381,7 @@ async def wait_for_consumers(amqp_url: str, wanted: Mapping[str, int]) -> None:
 
 
 async def run_until_signalled(
-    supervisor: Supervisor, when_started: Callable[[], Awaitable[None]] | None = None
+    supervisor: Supervisor, when_started: Callable[[], Coroutine[Any, Any, None]] | None = None
 ) -> None:
     """Run ``supervisor`` until SIGINT or SIGTERM, and ``when_started()`` alongside (cancelled at
     the end if still running)."""
