@@ -9,10 +9,12 @@
     boochat drop NAMESPACE [--yes-really]        delete a namespace's queues, exchanges and databases
     boochat dead list | show N | redrive N... | redrive --all   the messages parked in <ns>.dead
 
-Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). For a local run, ``up``
-fills in what a developer has not set: a Mongo stand-in, a fixed JWT secret, dev login on. A bad
-value stops a command with one JSON line naming the setting; unknown BOOCHAT_* variables are named
-in a warning. Every line on stderr is JSON (boochat.logs).
+Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). ``up`` fills in what an
+operator has not set from its data folder (BOOCHAT_DATA_DIR, boochat.datadir): a Mongo stand-in
+keeping its databases there, and the session secret made there at the first start. ``replay`` and
+``token`` run with the same folder find them. Dev login is on only with BOOCHAT_DEV_LOGIN=true. A
+bad value stops a command with one JSON line naming the setting; unknown BOOCHAT_* variables are
+named in a warning. Every line on stderr is JSON (boochat.logs).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import argparse
 import asyncio
 import difflib
 import importlib
-import inspect
 import os
 import signal
 import sys
@@ -37,6 +38,7 @@ from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 from pymongo.errors import PyMongoError
 
 from boochat import dead, mongo, topology
+from boochat.datadir import SECRET, Claim, DataDir, DataDirError
 from boochat.health import QueueMetrics
 from boochat.logs import configure, route_uncaught
 from boochat.progress import Console
@@ -52,9 +54,6 @@ from boochat.supervisor import (
     wait_stack_ready,
 )
 from contracts.common import parse_time
-
-# Only for local runs: anyone can read it here, so it protects nothing.
-LOCAL_JWT_SECRET = "boochat-local-development-secret-do-not-use-in-production"
 
 log = structlog.get_logger("cli")
 
@@ -161,29 +160,44 @@ def _up(args: argparse.Namespace) -> None:
 
 async def _run_stack(scale: dict[str, int]) -> None:
     settings = _settings("supervisor")
+    folder = DataDir.at(settings.data_dir)
     async with AsyncExitStack() as resources:
-        local: dict[str, Any] = {}
+        try:
+            claim = resources.enter_context(folder.claim())
+        except DataDirError as error:
+            raise SystemExit(f"boochat up: {error}") from None
+        local: dict[str, Any] = {"data_dir": folder.path}
         if not settings.mongo_url:
-            stand_in = await resources.enter_async_context(mongo.start())
-            log.info("mongo_stand_in_started", url=stand_in.url, log_file=str(stand_in.log_file))
+            stand_in = await resources.enter_async_context(
+                mongo.start(databases=folder.databases, folder=folder.run, hold=[claim.fd])
+            )
+            claim.advertise(stand_in.url)
+            resources.callback(claim.withdraw)  # before the stand-in stops
+            log.info("mongo_stand_in_started", url=stand_in.url, databases=str(folder.databases))
             local["mongo_url"] = stand_in.url
         if not settings.jwt_secret:
-            log.warning(
-                "USING_FIXED_LOCAL_JWT_SECRET",
-                message="BOOCHAT_JWT_SECRET is unset: tokens are signed with a public, fixed secret. "
-                "Set BOOCHAT_JWT_SECRET for anything but a local run.",
-            )
-            local["jwt_secret"] = LOCAL_JWT_SECRET
-        if "BOOCHAT_DEV_LOGIN" not in os.environ:
-            local["dev_login"] = True
+            local["jwt_secret"] = _session_secret(claim)
         settings = settings.model_copy(update=local)
+        if not settings.dev_login:
+            log.info("dev_login_off", message="dev_user sign-ins are refused; BOOCHAT_DEV_LOGIN=true turns them on")
         try:
             processes = stack_processes(settings, scale)
         except ValueError as error:
             raise SystemExit(f"boochat up: {error}") from None
-        log.info("starting", processes=[process.name for process in processes])
+        log.info("starting", processes=[process.name for process in processes], data_dir=str(folder.path))
         supervisor = Supervisor(processes, env=child_env(settings))
         await run_until_signalled(supervisor, lambda: _announce_when_ready(supervisor, settings))
+
+
+def _session_secret(claim: Claim) -> str:
+    """The data folder's session secret, made at the first start (BOOCHAT_JWT_SECRET is unset)."""
+    try:
+        secret, made = claim.session_secret()
+    except DataDirError as error:
+        raise SystemExit(f"boochat up: {error}") from None
+    if made:
+        log.info("session_secret_created", path=str(claim.folder.path / SECRET))
+    return secret
 
 
 async def _announce_when_ready(supervisor: Supervisor, settings: Settings) -> None:
@@ -274,7 +288,7 @@ def _replay(args: argparse.Namespace) -> None:
     command with one line naming it, and exit status 1."""
     module = _import(f"workers.{args.name}.app", f"worker {args.name!r} is not written yet")
     replay = _import("workers.runtime.replay", "replay is not written yet")
-    settings = _settings(f"replay-{args.name}")
+    settings = _with_stack_database(_settings(f"replay-{args.name}"), "boochat replay")
     console = Console()
     projections = ", ".join(module.WORKER.projections) or "no projections"
     console.say(f"{'dry run of' if args.dry_run else 'replaying'} {args.name} from {args.start}: {projections}")
@@ -296,6 +310,18 @@ def _replay(args: argparse.Namespace) -> None:
         console.say(f"caught up: {plan.applied} events applied; {rebuilt} rebuilt")
     else:
         console.say(f"caught up: {plan.applied} events applied again to {rebuilt}")
+
+
+def _with_stack_database(settings: Settings, command: str) -> Settings:
+    """``settings`` with BOOCHAT_MONGO_URL, when unset, taken from the ``boochat up`` running on
+    BOOCHAT_DATA_DIR (its stand-in); one line saying why when there is none."""
+    if settings.mongo_url:
+        return settings
+    try:
+        url = DataDir.at(settings.data_dir).mongo_url()
+    except DataDirError as error:
+        raise SystemExit(f"{command}: BOOCHAT_MONGO_URL is not set and {error}") from None
+    return settings.model_copy(update={"mongo_url": url})
 
 
 # drop -------------------------------------------------------------------------------------------
@@ -377,14 +403,25 @@ def _token(args: argparse.Namespace) -> None:
     auth = _import("gateway.auth", "the gateway's auth module is not written yet")
     settings = _settings("token")
     if not settings.jwt_secret:
-        print("boochat token: BOOCHAT_JWT_SECRET is unset; using the fixed local secret", file=sys.stderr)
-        settings = settings.model_copy(update={"jwt_secret": LOCAL_JWT_SECRET})
-    issued = auth.issue_token(settings, args.user_id, args.name, email=args.email, picture=args.picture)
-    if inspect.isawaitable(issued):
-        issued = asyncio.run(issued)
-    token, expires_at = issued
+        settings = settings.model_copy(update={"jwt_secret": _data_dir_secret(settings)})
+    token, expires_at = auth.issue_token(settings, args.user_id, args.name, email=args.email, picture=args.picture)
     print(token, flush=True)
     print(f"expires at {expires_at.isoformat()}", file=sys.stderr)
+
+
+def _data_dir_secret(settings: Settings) -> str:
+    """The session secret ``boochat up`` made in BOOCHAT_DATA_DIR (BOOCHAT_JWT_SECRET is unset)."""
+    folder = DataDir.at(settings.data_dir)
+    try:
+        secret = folder.session_secret()
+    except DataDirError as error:
+        raise SystemExit(f"boochat token: {error}") from None
+    if secret is None:
+        raise SystemExit(
+            f"boochat token: BOOCHAT_JWT_SECRET is not set and {folder.path} (BOOCHAT_DATA_DIR) holds no "
+            "session secret: boochat up makes one at its first start"
+        )
+    return secret
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -34,7 +35,10 @@ class Settings(BaseSettings):
     namespace: str = Field("boochat", pattern=r"^[A-Za-z0-9_-]+$")  # names <ns>.events, <ns>.dead, ...
     gateway_host: str = "127.0.0.1"
     gateway_port: Port = 8765
-    jwt_secret: str | None = None
+    # What ``boochat up`` keeps across restarts: the Mongo stand-in's databases, the generated session
+    # secret, the lock of the running stack (boochat.datadir). Relative to the working directory.
+    data_dir: Path = Path("data")
+    jwt_secret: str | None = None  # unset: ``boochat up`` uses the data folder's generated secret
     token_ttl_seconds: Positive = 86400
     dev_login: bool = False
     # Room for an authenticate request at least; websockets buffers a whole frame, so not unbounded.
@@ -79,6 +83,13 @@ class Settings(BaseSettings):
         """PROTOCOL.md: ``true``, ``1``, ``yes`` in any case turn it on; anything else is off."""
         return str(value).strip().lower() in {"true", "1", "yes"}
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _folder(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a folder")
+        return value
+
     @field_validator("retry_delays", mode="before")
     @classmethod
     def _delays(cls, value: object) -> object:
@@ -104,7 +115,10 @@ class Settings(BaseSettings):
 
     def require_mongo_url(self) -> str:
         if not self.mongo_url:
-            raise SystemExit("BOOCHAT_MONGO_URL is not set (boochat up starts a local stand-in)")
+            raise SystemExit(
+                "BOOCHAT_MONGO_URL is not set (boochat up starts a local stand-in, and the boochat commands "
+                "run with its BOOCHAT_DATA_DIR find it)"
+            )
         return self.mongo_url
 
 

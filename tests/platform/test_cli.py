@@ -4,6 +4,7 @@ and stops everything on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import jwt
 import pytest
 from support.client import Client
 from support.stack import free_ports
+
+from boochat.datadir import DataDir
 
 SECRET = "cli-test-secret-0123456789abcdef0123"
 BOOCHAT = (sys.executable, "-m", "boochat.cli")
@@ -42,6 +45,40 @@ def test_token_prints_a_session_jwt() -> None:
     assert claims["exp"] > claims["iat"]
 
 
+def test_token_signs_with_the_data_folders_secret(tmp_path: Path) -> None:
+    """Without BOOCHAT_JWT_SECRET, the secret ``boochat up`` made in BOOCHAT_DATA_DIR; none there
+    yet: one line saying so (there is no built-in secret)."""
+    env = clean_env(BOOCHAT_DATA_DIR=str(tmp_path / "data"))
+    refused = subprocess.run(
+        [*BOOCHAT, "token", "u-1", "--name", "Ann"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert refused.returncode == 1 and refused.stdout == ""
+    [line] = [json.loads(text) for text in refused.stderr.splitlines()]
+    assert "holds no session secret" in line["reason"] and str(tmp_path / "data") in line["reason"]
+
+    with DataDir.at(tmp_path / "data").claim() as claim:  # as boochat up's first start does
+        secret, _ = claim.session_secret()
+    result = subprocess.run(
+        [*BOOCHAT, "token", "u-1", "--name", "Ann"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), secret, algorithms=["HS256"], audience="boochat", issuer="boochat")
+    assert claims["sub"] == "u-1"
+
+
+def test_replay_without_a_running_stack_says_so(tmp_path: Path) -> None:
+    env = clean_env(BOOCHAT_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run(
+        [*BOOCHAT, "replay", "rooms", "--dry-run"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    [line] = [json.loads(text) for text in result.stderr.splitlines()]
+    assert line["reason"] == (
+        f"boochat replay: BOOCHAT_MONGO_URL is not set and no boochat up is running on {tmp_path / 'data'} "
+        "(BOOCHAT_DATA_DIR)"
+    )
+
+
 def test_up_refuses_an_unknown_service() -> None:
     result = subprocess.run([*BOOCHAT, "up", "--scale", "mailer=1"], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
@@ -57,7 +94,13 @@ async def test_up_runs_the_stack_until_sigterm(amqp_url: str, namespace: str, tm
     up = await asyncio.create_subprocess_exec(
         *BOOCHAT,
         "up",
-        env=clean_env(BOOCHAT_NAMESPACE=namespace, BOOCHAT_GATEWAY_PORT=str(port), BOOCHAT_AMQP_URL=amqp_url),
+        env=clean_env(
+            BOOCHAT_NAMESPACE=namespace,
+            BOOCHAT_GATEWAY_PORT=str(port),
+            BOOCHAT_AMQP_URL=amqp_url,
+            BOOCHAT_DATA_DIR=str(tmp_path / "data"),
+            BOOCHAT_DEV_LOGIN="true",
+        ),
         stdout=asyncio.subprocess.PIPE,
         stderr=stderr,
     )

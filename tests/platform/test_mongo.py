@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -59,3 +60,52 @@ def test_up_says_what_to_do_when_the_stand_in_is_missing(tmp_path: Path) -> None
     assert result.returncode == 1
     [line] = [json.loads(line) for line in result.stderr.splitlines()]
     assert line["reason"] == mongo.MISSING and "BOOCHAT_MONGO_URL" in line["reason"] and "local" in line["reason"]
+
+
+async def test_databases_on_disk_outlive_the_stand_in(tmp_path: Path) -> None:
+    """With ``databases``, what was stored is there after a restart; a given folder is kept."""
+    databases, folder = tmp_path / "mongo", tmp_path / "run"
+    async with mongo.start(databases=databases, folder=folder) as first:
+        client: pymongo.AsyncMongoClient = pymongo.AsyncMongoClient(first.url)
+        await client.t.things.insert_one({"_id": "kept", "n": 1})
+        await client.close()
+    assert (databases / "t.db").exists() and (folder / "nx.log").exists()
+    async with mongo.start(databases=databases, folder=folder) as second:
+        client = pymongo.AsyncMongoClient(second.url)
+        assert await client.t.things.find_one({"_id": "kept"}) == {"_id": "kept", "n": 1}
+        await client.close()
+
+
+PARENT = """
+import asyncio, sys
+from boochat import mongo
+
+async def main():
+    stand_in = await mongo.start()
+    print(stand_in.process.pid, flush=True)
+    await asyncio.sleep(300)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_stand_in_stops_when_its_parent_is_killed() -> None:
+    """No orphaned stand-in keeps a data folder's databases after ``kill -9`` of boochat up."""
+    parent = await asyncio.create_subprocess_exec(sys.executable, "-c", PARENT, stdout=asyncio.subprocess.PIPE)
+    assert parent.stdout is not None
+    pid = int(await asyncio.wait_for(parent.stdout.readline(), 30))
+    parent.kill()
+    await parent.wait()
+    async with asyncio.timeout(10):
+        while True:
+            if not alive(pid):
+                return
+            await asyncio.sleep(0.05)  # polling interval: an orphan's death has no event for us
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
