@@ -29,6 +29,7 @@ class CloseCode(IntEnum):
     INVALID_DATA = 1007  # invalid UTF-8
     MESSAGE_TOO_BIG = 1009
     SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013  # signing in unavailable, or a client too slow to keep up
     MALFORMED = 4400  # the tenth malformed frame on one connection
     UNAUTHENTICATED = 4401
     RATE_LIMITED = 4429
