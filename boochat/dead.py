@@ -21,7 +21,7 @@ from boochat.settings import Settings
 
 QUEUE = "x-boochat-queue"  # the queue the message failed in: where a re-drive sends it
 ATTEMPTS = "x-boochat-attempts"  # how many times its handler failed
-ERROR = "x-boochat-error"  # the last failure's exception (repr)
+ERROR = "x-boochat-error"  # the last failure: its exception, without input values (logs.describe_error)
 FAILED_AT = "x-boochat-failed-at"  # when each attempt failed (ISO 8601, UTC)
 RETRY_HEADERS = (QUEUE, ATTEMPTS, ERROR, FAILED_AT, "x-delivery-count")
 

@@ -8,23 +8,59 @@ pymongo, firebase-admin, google-auth, Python's warnings) go through one handler 
 own are adopted. ``route_uncaught`` sends what would otherwise print a bare traceback (an uncaught
 exception, in any thread) through the same handler.
 
-Message text and tokens stay out of logs at ``info`` and above: values under ``PRIVATE`` keys are
-replaced by their length, whoever logs them. At ``debug`` they are kept, for local diagnosis.
+Message text, tokens, secrets and emails stay out of logs at ``info`` and above: values under
+``PRIVATE`` keys, at any depth of what is logged (a dict in a dict, a list of dicts), are replaced by
+their length, whoever logs them; a validation error's input values are cut out of its text and of a
+traceback (``describe_error``). At ``debug`` they are kept, for local diagnosis.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from types import TracebackType
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from structlog.typing import EventDict, WrappedLogger
 
-# Keys whose values are what users wrote or credentials: a push's body, a message's content, tokens.
-PRIVATE = frozenset({"body", "content", "text", "token", "id_token", "google_id_token", "authorization", "password"})
+from contracts.errors import without_input
+
+# Keys whose values are what users wrote or credentials: a push's body, a message's content, tokens,
+# secrets, emails. Compared in lower case, at any depth.
+PRIVATE = frozenset(
+    {
+        "body",
+        "content",
+        "text",
+        "token",
+        "tokens",
+        "id_token",
+        "google_id_token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "password",
+        "secret",
+        "jwt_secret",
+        "client_secret",
+        "private_key",
+        "credentials",
+        "fcm_credentials",
+        "email",
+        "emails",
+        "allowed_emails",
+    }
+)
+DEPTH = 8  # how deep ``hide_private`` looks into what is logged
+# A validation error's text (``str(ValidationError)``, also the end of its traceback) has a line per
+# problem: ``  <msg> [type=int_parsing, input_value='what the client sent', input_type=str]``.
+PROBLEM_LINE = re.compile(
+    r"^(?P<indent>[ \t]+)(?P<msg>.*) \[type=(?P<type>\w+), input_value=.*, input_type=\w+\]$", re.MULTILINE
+)
 
 
 def configure(service: str, level: str = "info") -> None:
@@ -95,11 +131,60 @@ def _adopt_printing_loggers() -> None:
 def hide_private(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     if method == "debug":
         return event
-    for key in PRIVATE & event.keys():
-        value = event[key]
-        if value is not None:
-            event[key] = f"<{len(value) if isinstance(value, str | bytes) else type(value).__name__} hidden>"
+    for key, value in list(event.items()):
+        if isinstance(key, str) and key.lower() in PRIVATE:
+            event[key] = _hidden(value)
+        elif key == "exception" and isinstance(value, str):  # a traceback, rendered by format_exc_info
+            event[key] = without_inputs(value)
+        else:
+            event[key] = _hide(value, DEPTH)
     return event
+
+
+def _hidden(value: object) -> object:
+    if value is None:
+        return None
+    return f"<{len(value) if isinstance(value, str | bytes) else type(value).__name__} hidden>"
+
+
+def _hide(value: object, depth: int) -> object:
+    """``value`` with what private keys hold hidden, in dicts, lists and tuples down to ``depth``;
+    a copy where something changed (what the caller logged is not touched)."""
+    if depth == 0:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: _hidden(v) if isinstance(k, str) and k.lower() in PRIVATE else _hide(v, depth - 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_hide(v, depth - 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_hide(v, depth - 1) for v in value)
+    return value
+
+
+def without_inputs(text: str) -> str:
+    """``text`` (a validation error's, or a traceback ending in one) without the input values."""
+
+    def problem(found: re.Match[str]) -> str:
+        message = without_input({"type": found["type"], "msg": found["msg"]})
+        return f"{found['indent']}{message} [type={found['type']}]"
+
+    return PROBLEM_LINE.sub(problem, text)
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: message`` for a log line or a header, without what a validation error echoes of its
+    input: only each problem's location, type and message."""
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or '-'}: {without_input(problem)} "
+            f"[type={problem['type']}]"
+            for problem in error.errors(include_url=False)
+        )
+        return f"ValidationError: {error.error_count()} errors for {error.title}: {problems}"
+    return without_inputs(f"{type(error).__name__}: {error}")
 
 
 def route_uncaught() -> None:

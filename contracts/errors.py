@@ -64,5 +64,26 @@ def _reason(problem: Any) -> str:
         return "required"
     if kind == "extra_forbidden":
         return "unknown field"
+    return without_input(problem).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+# Problems whose pydantic message quotes the input (``Input tag 'x' found ...``, ``found `x` at 0``).
+QUOTING = {
+    "union_tag_invalid": "Input tag does not match any of the expected tags",
+    "uuid_parsing": "Input should be a valid UUID",
+}
+SHORTEST_QUOTED = 4  # an input shorter than this found in a message is taken for a coincidence
+
+
+def without_input(problem: Any) -> str:
+    """A pydantic problem's message without the input it was given (a log line, a dead letter's
+    header or a remembered reply must not keep what the client sent): the few messages that quote
+    it are replaced, and any other one that contains the input is cut to its type."""
+    kind = str(problem["type"])
+    if kind in QUOTING:
+        return QUOTING[kind]
     message = str(problem["msg"])
-    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    given = problem.get("input")
+    if isinstance(given, str | int | float) and len(str(given)) >= SHORTEST_QUOTED and str(given) in message:
+        return f"invalid value ({kind})"
+    return message

@@ -64,7 +64,8 @@ async def test_workers_count_the_messages_they_handle(stack: Stack) -> None:
 
 
 async def test_worker_publish_labels_do_not_name_rooms(stack: Stack) -> None:
-    """Deliveries go to one routing key per room or user; their metrics are labelled by kind only."""
+    """Deliveries go to one routing key per room or user; their metrics (the outbox's, which publishes
+    every event and delivery) are labelled by kind only."""
     user = {"id": f"m-{uuid.uuid4().hex[:8]}", "name": "Metered"}
     async with await Client.connect(stack.ws_url, dev_user=user) as client:
         room = (await client.ok("create_room", {"name": "metered", "participant_ids": []}))["room"]
@@ -72,15 +73,20 @@ async def test_worker_publish_labels_do_not_name_rooms(stack: Stack) -> None:
         when = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         meetup = {"name": "Metered", "location": "Here", "takes_place_on": when, "attendee_ids": []}
         await client.ok("create_meetup", meetup)
-    names = stack.settings.names
     for worker in ("messaging", "meetups"):  # messaging sends what members see of rooms and items
         url = next(p for p in stack.processes if p.service == worker).metrics_url
         assert url is not None
         body = (await get(url))[1]
         assert room["id"] not in body
-        destinations = set(re.findall(r'destination="([^"]+)"', body))
-        kinds = {d.removeprefix(f"{names.deliveries}.") for d in destinations if d.startswith(names.deliveries)}
-        assert kinds and kinds <= {"room", "user", "everyone"}, (worker, destinations)
+        published = re.findall(r"boochat_published_messages_total\{([^}]*)\}", body)
+        kinds = {
+            labels.get("destination") for labels in map(label_map, published) if labels["exchange"] == "deliveries"
+        }
+        assert kinds and kinds <= {"room", "user", "everyone"}, (worker, published)
+
+
+def label_map(text: str) -> dict[str, str]:
+    return dict(re.findall(r'(\w+)="([^"]*)"', text))
 
 
 async def test_every_process_shows_its_cpu_memory_descriptors_and_build(stack: Stack) -> None:

@@ -32,7 +32,7 @@ from contracts.frames import (
     RoomUpdatedFrame,
 )
 from contracts.routing import ITEMS_FOR_OFFLINE, room_key, user_key
-from contracts.shapes import ItemKind, Poll, Room, RoomItem, RoomSummary
+from contracts.shapes import ItemKind, Poll, Room, RoomItem
 
 
 class MessagingError(Rejected):
@@ -69,6 +69,9 @@ class RoomCopy:
     meetup_id: str | None = None
     names: dict[str, str] = field(default_factory=dict)  # user id -> name, for announcements and pushes
     room_version: int = 0
+    # user id -> the version of the ``user.profile_changed`` that set their name in ``names``: an older
+    # rename, or a name a rooms event carries (resolved at some earlier time), never overwrites it.
+    name_versions: dict[str, int] = field(default_factory=dict)
 
     def view(self, last_seq: int) -> Room:
         return Room(
@@ -95,20 +98,25 @@ def copy_room(copy: RoomCopy | None, room: RoomInfo, names: dict[str, str], vers
     """The copy after a rooms event at ``version``, or None when the copy is as new already."""
     if copy is not None and copy.room_version >= version:
         return None
-    known = (copy.names if copy else {}) | names
+    previous, versions = (copy.names, copy.name_versions) if copy else ({}, {})
+    # A name set by the user's own event stays: the one a rooms event carries may be older.
+    known = previous | names | {uid: previous[uid] for uid in versions if uid in previous}
     return RoomCopy(
         **room.model_dump(exclude={"created_at"}),
         created_at=room.created_at,
         names={uid: known[uid] for uid in room.participant_ids if uid in known},
         room_version=version,
+        name_versions={uid: versions[uid] for uid in room.participant_ids if uid in versions},
     )
 
 
-def rename_user(copy: RoomCopy, user_id: str, name: str) -> bool:
-    """A participant's new name; False when there is nothing to change."""
-    if user_id not in copy.participant_ids or copy.names.get(user_id) == name:
+def rename_user(copy: RoomCopy, user_id: str, name: str, version: int) -> bool:
+    """A participant's name as of their profile's ``version``; False when there is nothing to change
+    (an older rename, applied late, included)."""
+    if user_id not in copy.participant_ids or copy.name_versions.get(user_id, 0) >= version:
         return False
     copy.names[user_id] = name
+    copy.name_versions[user_id] = version
     return True
 
 
@@ -170,9 +178,12 @@ def routed_for_pushes(fact: Fact, offline: set[str]) -> Fact:
     return replace(fact, also=(ITEMS_FOR_OFFLINE,)) if offline else fact
 
 
-def latest_activity_first(summaries: list[RoomSummary]) -> list[RoomSummary]:
-    """``list_rooms``' order: by the last item's ``sent_at``, else the room's ``created_at``."""
-    return sorted(summaries, key=lambda s: s.last_item.sent_at if s.last_item else s.room.created_at, reverse=True)
+def latest_activity_first(
+    rooms: list[tuple[RoomCopy, RoomItem | None]], limit: int
+) -> list[tuple[RoomCopy, RoomItem | None]]:
+    """``list_rooms``' rooms, each with its last item: the ``limit`` latest by the last item's
+    ``sent_at``, else the room's ``created_at``, latest first."""
+    return sorted(rooms, key=lambda room: room[1].sent_at if room[1] else room[0].created_at, reverse=True)[:limit]
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,15 @@ class ReadMark:
 
 def in_effect(mark: int, own_latest: int) -> int:
     return max(mark, own_latest)
+
+
+def missed_after(read: int, delivered: int | None, since: datetime) -> tuple[int, datetime | None]:
+    """Where a room's missed items start, for a user gone offline: after their read mark and after
+    the latest item a connection of theirs sent them (``delivered``; then at any time), or, when no
+    connection sent one, after the mark and at or after ``since``."""
+    if delivered is None:
+        return read, since
+    return max(read, delivered), None
 
 
 def missed(items: list[RoomItem], user_id: str) -> list[RoomItem]:

@@ -11,21 +11,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from contracts import events, internal, requests
 from contracts.common import Shape
-from contracts.envelope import AnyEvent
+from contracts.envelope import AnyEvent, Reply
 from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomUpdated
 from contracts.requests import Empty, ItemPage, ItemReply, ReadMark, RoomList, RoomReply
-from contracts.shapes import RoomSummary
+from contracts.shapes import RoomItem, RoomSummary
 from workers import presence
 from workers.messaging import domain, storage, timeline
 from workers.messaging.domain import RoomCopy
-from workers.runtime.context import Context
+from workers.runtime.context import Context, Runtime
 from workers.runtime.dispatch import apply_now
 from workers.runtime.outbox import RELAY_EVERY, Carried
-from workers.runtime.store import ConcurrencyError
+from workers.runtime.store import IDEMPOTENCY_WINDOW, ConcurrencyError
 from workers.runtime.tables import Chore, CommandHandler, Projection, Reaction, self_claiming, typed
 
 RoomEvent = RoomCreated | MemberJoined | MemberLeft | RoomUpdated
@@ -44,7 +45,19 @@ async def participant(ctx: Context, room_id: str) -> RoomCopy:
 # Commands and queries -------------------------------------------------------------------------
 
 
-@self_claiming(storage.refuse)  # the item's id derives from the command's key: storing it claims the key
+async def remember_refusal(command_key: str, reply: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A refused send's reply, stored under its item id; or, when a copy of the send was stored there
+    first within the idempotency window (a copy with other data, retried), that copy's outcome: its
+    item, or its refusal."""
+    first = await storage.refuse(command_key, reply)
+    if first is None or first.sent_at < now - IDEMPOTENCY_WINDOW:
+        return reply
+    if first.refusal is not None:
+        return {"error": first.refusal}
+    return Reply.of(ItemReply(item=first.view())).model_dump(mode="json")
+
+
+@self_claiming(remember_refusal)  # the item's id derives from the command's key: storing it claims the key
 async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply | Carried:
     """Reply ``Carried`` when the reply rides on the new item's room delivery (``timeline.append``)."""
     assert ctx.user_id and ctx.cause.command_key
@@ -59,7 +72,9 @@ async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply | 
             reply=lambda item: ItemReply(item=item),
         )
     except domain.MessagingError:
-        if (sent := await storage.item(item_id)) is not None:  # a retry after the sender left
+        # A copy of a send that was stored, the sender gone since: within the idempotency window it
+        # gets the first outcome; after it, the id is a new command's, refused like any other.
+        if (sent := await storage.item(item_id, since=now - IDEMPOTENCY_WINDOW)) is not None:
             return ItemReply(item=timeline.first_outcome(sent))
         raise
     reply = ItemReply(item=appended.item)
@@ -89,18 +104,22 @@ async def mark_room_read(data: requests.MarkRoomRead, ctx: Context) -> ReadMark:
     return reply
 
 
-async def list_rooms(data: Empty, ctx: Context) -> RoomList:
+async def list_rooms(data: requests.ListRooms, ctx: Context) -> RoomList:
+    """The ``limit`` latest rooms: each room's last item orders them, the rest of a summary is read
+    only for those listed."""
     user_id = ctx.user_id or ""
     marks = await storage.marks_of(user_id)
     copies = await storage.copies_of(user_id)
-    summaries = await asyncio.gather(*(summary(copy, user_id, marks.get(copy.id, 0)) for copy in copies))
-    return RoomList(rooms=domain.latest_activity_first(summaries))
+    lasts = await asyncio.gather(*(storage.last_item(copy.id) for copy in copies))
+    listed = domain.latest_activity_first(list(zip(copies, lasts, strict=True)), data.limit)
+    summaries = await asyncio.gather(*(summary(copy, last, user_id, marks.get(copy.id, 0)) for copy, last in listed))
+    return RoomList(rooms=summaries, has_more=len(copies) > len(listed))
 
 
-async def summary(copy: RoomCopy, user_id: str, mark: int) -> RoomSummary:
-    """One room of ``list_rooms``: its last item, then, only where needed, the user's latest message
-    (unless it is the last item) and the announcements after their mark (unless they read it all)."""
-    last = await storage.last_item(copy.id)
+async def summary(copy: RoomCopy, last: RoomItem | None, user_id: str, mark: int) -> RoomSummary:
+    """One room of ``list_rooms``, its ``last`` item read: only where needed, the user's latest
+    message (unless it is the last item) and the announcements after their mark (unless they read
+    it all)."""
     last_seq = last.seq if last else 0
     own = last_seq if last and last.sender_id == user_id else await storage.own_latest(copy.id, user_id)
     read = domain.in_effect(mark, own)
@@ -117,14 +136,18 @@ MISSED_PER_ROOM = 20  # items of one room ``missed_items`` lists at most, the la
 
 
 async def missed_items(data: internal.MissedItems, ctx: Context) -> internal.Missed:
-    """For notifications, once a user went offline: the items of their rooms since ``data.since``
-    they have not read (``domain.missed``), with their events. Items messaging routed before its
-    replica of presence knew the user was offline never reached notifications; it pushes them now."""
+    """For notifications, once a user went offline: the items of their rooms no connection of theirs
+    sent them (after ``data.delivered``'s ``seq`` of the room, else since ``data.since``) that they
+    have not read (``domain.missed``), with their events. Items messaging routed before its replica
+    of presence knew the user was offline never reached notifications; it pushes them now."""
     user_id = ctx.user_id or ""
     marks = await storage.marks_of(user_id)
     rooms = await storage.copies_of(user_id)
+    starts = {
+        room.id: domain.missed_after(marks.get(room.id, 0), data.delivered.get(room.id), data.since) for room in rooms
+    }
     found = await asyncio.gather(
-        *(storage.stored_since(room.id, marks.get(room.id, 0), data.since, MISSED_PER_ROOM) for room in rooms)
+        *(storage.stored_since(room_id, seq, since, MISSED_PER_ROOM) for room_id, (seq, since) in starts.items())
     )
     missed: list[internal.MissedItem] = []
     for stored in found:
@@ -161,7 +184,7 @@ async def copy_room(payload: RoomEvent, event: AnyEvent) -> None:
 async def rename_user(payload: events.ProfileChanged, event: AnyEvent) -> None:
     for doc in await storage.copy_docs_of(payload.user.id):
         copy = doc.state()
-        if domain.rename_user(copy, payload.user.id, payload.user.name):
+        if domain.rename_user(copy, payload.user.id, payload.user.name, event.version):
             await storage.save_copy(doc, copy)
 
 
@@ -240,7 +263,16 @@ PROJECTIONS = {
 
 MIRRORS = presence.MIRRORS
 
+FORGET_EVERY = 600.0  # seconds between two deletions of refusals older than the idempotency window
+
+
+async def forget_refusals(runtime: Runtime) -> None:
+    """Refused sends are remembered for the idempotency window, not for ever."""
+    await storage.forget_refusals(runtime.now() - IDEMPOTENCY_WINDOW)
+
+
 CHORES = {
     "relay_items": Chore(lambda settings: RELAY_EVERY, timeline.relay_items),
     "mark_published": Chore(lambda settings: timeline.MARK_EVERY, timeline.mark_published, last=True),
+    "forget_refusals": Chore(lambda settings: FORGET_EVERY, forget_refusals),
 }

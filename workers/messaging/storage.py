@@ -33,7 +33,7 @@ class Item(Document):
     The id of a message derives from its ``send_message``'s idempotency key, so storing it claims
     the key. A send that was refused claims its key here too: a document in no room and with no
     event, holding the ``refusal`` that every later copy of that send gets (PROTOCOL.md: refusals
-    are remembered).
+    are remembered), for the idempotency window: then the chore ``forget_refusals`` deletes it.
     """
 
     id: str  # type: ignore[assignment]  # string ids (Beanie declares an ObjectId)
@@ -116,8 +116,9 @@ def item_id_of(command_key: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, command_key).hex
 
 
-async def refuse(command_key: str, reply: dict[str, Any]) -> None:
-    """Remember a refused send under its item id, in a room of its own (no room's query sees it)."""
+async def refuse(command_key: str, reply: dict[str, Any]) -> Item | None:
+    """Remember a refused send under its item id, in a room of its own (no room's query sees it);
+    what was stored under that id first, if something was (the item, or an earlier refusal)."""
     item_id = item_id_of(command_key)
     refused = Item(
         id=item_id,
@@ -133,8 +134,22 @@ async def refuse(command_key: str, reply: dict[str, Any]) -> None:
     )
     try:
         await refused.insert()
-    except DuplicateKeyError:
-        pass  # a copy of it got there first
+    except DuplicateKeyError:  # a copy of it got there first
+        return await Item.get(item_id)
+    return None
+
+
+# Refusals are the items in rooms of their own, ``refused/<item id>``: a range of the (room_id, seq)
+# index, so forgetting them needs no index of its own ("0" is the character after "/").
+REFUSED = {"$gte": "refused/", "$lt": "refused0"}
+
+
+async def forget_refusals(before: datetime) -> int:
+    """Delete the refusals stored before ``before`` (their idempotency window is over); how many.
+    Not a TTL index: the stand-in runs its TTL purge on every read of the collection, and items
+    are read on the hot path."""
+    found = await Item.get_pymongo_collection().delete_many({"room_id": REFUSED, "sent_at": {"$lt": before}})
+    return found.deleted_count
 
 
 async def insert_items(stored: list[tuple[RoomItem, OutboxEntry]]) -> int:
@@ -155,8 +170,13 @@ async def insert_items(stored: list[tuple[RoomItem, OutboxEntry]]) -> int:
     return len(documents)
 
 
-async def item(item_id: str) -> Item | None:
-    return await Item.get(item_id)
+async def item(item_id: str, since: datetime | None = None) -> Item | None:
+    """The item (or remembered refusal) ``item_id``; with ``since``, only if stored since then."""
+    found = await Item.get(item_id)
+    if found is None or since is None:
+        return found
+    sent_at = found.sent_at if found.sent_at.tzinfo else found.sent_at.replace(tzinfo=UTC)
+    return found if sent_at >= since else None
 
 
 async def last_seq(room_id: str) -> int:
@@ -204,14 +224,12 @@ async def items(room_id: str, page: Page) -> tuple[list[RoomItem], bool]:
     return [found_item.view() for found_item in chosen], has_more
 
 
-async def stored_since(room_id: str, seq: int, since: datetime, limit: int) -> list[Item]:
-    """The room's items after ``seq`` stored at or after ``since``: the latest ``limit`` of them, in
-    ``seq`` order."""
+async def stored_since(room_id: str, seq: int, since: datetime | None, limit: int) -> list[Item]:
+    """The room's items after ``seq`` (stored at or after ``since``, if given): the latest ``limit``
+    of them, in ``seq`` order."""
+    after = {"sent_at": {"$gte": since}} if since is not None else {}
     found = (
-        await Item.find({"room_id": room_id, "seq": {"$gt": seq}, "sent_at": {"$gte": since}})
-        .sort(LATEST_FIRST)
-        .limit(limit)
-        .to_list()
+        await Item.find({"room_id": room_id, "seq": {"$gt": seq}, **after}).sort(LATEST_FIRST).limit(limit).to_list()
     )
     return found[::-1]
 

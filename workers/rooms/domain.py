@@ -4,7 +4,7 @@ marks) is messaging's, from its copy of each room."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts.envelope import Fact
@@ -43,6 +43,13 @@ class AlreadyParticipantError(RoomsError):
 
     def __init__(self) -> None:
         super().__init__("already a member of this room")
+
+
+class TooManyError(RoomsError):
+    code = "rate_limited"
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"too many {what} in the last hour (at most {limit}); try again later")
 
 
 # State ----------------------------------------------------------------------------------------
@@ -155,3 +162,37 @@ def readable(state: RoomState | None, user_id: str) -> RoomState:
         raise RoomNotFoundError()
     state.require_participant(user_id)
     return state
+
+
+# What one user may do per hour ------------------------------------------------------------------
+
+HOUR = 3600.0
+
+
+@dataclass
+class Allowance:
+    """What a user did in the last hour that is limited: when (Unix seconds) they created each room,
+    and added each person to a room."""
+
+    id: str  # the user's
+    rooms: list[float] = field(default_factory=list)
+    invites: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Limits:
+    rooms: int  # rooms a user may create per hour
+    invites: int  # people a user may add to rooms per hour
+
+
+def spend(allowance: Allowance, now: float, limits: Limits, rooms: int = 0, invites: int = 0) -> None:
+    """Count ``rooms`` created and ``invites`` people added at ``now``, or refuse what would go over
+    the hour's limits (counting nothing)."""
+    recent_rooms = [t for t in allowance.rooms if t > now - HOUR]
+    recent_invites = [t for t in allowance.invites if t > now - HOUR]
+    if rooms and len(recent_rooms) + rooms > limits.rooms:
+        raise TooManyError("rooms created", limits.rooms)
+    if invites and len(recent_invites) + invites > limits.invites:
+        raise TooManyError("people added to rooms", limits.invites)
+    allowance.rooms = recent_rooms + [now] * rooms
+    allowance.invites = recent_invites + [now] * invites

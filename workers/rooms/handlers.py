@@ -37,15 +37,27 @@ async def create_room(data: requests.CreateRoom, ctx: Context) -> RoomReply:
     assert ctx.user_id and ctx.cause.command_key
     # The id derives from the command, so a retried create_room can only ever make one room.
     room_id = uuid.uuid5(uuid.NAMESPACE_URL, ctx.cause.command_key).hex
-    if (state := (await storage.load(room_id))[1]) is not None:  # the same id, reused after 24 hours
-        return RoomReply(room=new_room(state))
+    if (state := (await storage.load(room_id))[1]) is not None:  # the same id, reused after 24 hours:
+        return RoomReply(room=new_room(domain.readable(state, ctx.user_id)))  # the room, to a member still
     known = await ctx.users([ctx.user_id, *data.participant_ids])
     state, facts = domain.open_room(
         room_id, known[ctx.user_id], data.name, data.image_url, data.participant_ids, known, ctx.now()
     )
+    await allowed(ctx, rooms=1, invites=len(state.participant_ids) - 1)
     reply = RoomReply(room=new_room(state))
     await ctx.commit(RoomDoc.new(state), facts, reply)
     return reply
+
+
+async def allowed(ctx: Context, rooms: int = 0, invites: int = 0) -> None:
+    """Count what the user is about to do against the hour's limits, or refuse it (``rate_limited``,
+    not remembered: a retry later acts). Counted before the commit: a commit decided again after a
+    concurrent write counts twice, which only errs on the safe side."""
+    settings = ctx.runtime.settings
+    limits = domain.Limits(rooms=settings.max_rooms_per_hour, invites=settings.max_invites_per_hour)
+    doc, allowance = await storage.allowance(ctx.user_id or "")
+    domain.spend(allowance, ctx.now().timestamp(), limits, rooms, invites)
+    await storage.save_allowance(doc, allowance)
 
 
 def new_room(state: RoomState) -> Room:
@@ -67,6 +79,7 @@ async def open_meetup_room(data: internal.OpenMeetupRoom, ctx: Context) -> Opene
             ctx.now(),
             meetup_id=data.meetup_id,
         )
+        await allowed(ctx, rooms=1, invites=len(state.participant_ids) - 1)
         await ctx.commit(RoomDoc.new(state), facts)
     return OpenedRoom(room=state.view())
 
@@ -75,6 +88,7 @@ async def invite_to_room(data: requests.InviteToRoom, ctx: Context) -> Empty:
     doc, state = await participant(ctx, data.room_id)
     known = await ctx.users([ctx.user_id or "", data.user_id])
     facts = domain.invite(state, known[ctx.user_id or ""], data.user_id, known.get(data.user_id))
+    await allowed(ctx, invites=1)
     await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 

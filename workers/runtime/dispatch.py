@@ -14,7 +14,15 @@ from contracts.internal import INTERNAL
 from contracts.requests import REQUESTS, Spec
 from workers.runtime.context import ATTEMPTS, Context, Runtime
 from workers.runtime.outbox import Caller, Carried, Cause
-from workers.runtime.store import ConcurrencyError, StoredEvent, claim, settle
+from workers.runtime.store import (
+    IDEMPOTENCY_WINDOW,
+    ConcurrencyError,
+    StoredEvent,
+    abandon,
+    claim,
+    kept_fresh,
+    settle,
+)
 from workers.runtime.tables import CommandHandler, Projection, Reaction, Worker, remembers_itself
 
 
@@ -47,20 +55,27 @@ async def run_command(worker: Worker, runtime: Runtime, command: Command, caller
     if (remember := remembers_itself(handler)) is not None:  # its own write claims the key
         answer = await _decide(handler, spec, runtime, command, caller)
         if answer.reply.error is not None and answer.reply.remembered:
-            await remember(command.key, answer.reply.model_dump(mode="json"))
+            # A copy with other data than the first is refused before its write: the first outcome stands.
+            refusal = answer.reply.model_dump(mode="json")
+            return Answer(Reply.model_validate(await remember(command.key, refusal, runtime.now())))
         return answer
-    claimed = await claim(command.key, stale_after=runtime.settings.request_timeout_seconds)
+    stale_after = runtime.settings.request_timeout_seconds
+    claimed = await claim(command.key, stale_after)
     if not claimed.ours:
         return Answer(Reply.model_validate(claimed.reply))
     try:
-        # An earlier copy may have committed without remembering its reply: it crashed (its claim
-        # was taken over), or a follower did not apply what it committed (it released the claim).
-        earlier = None
-        if claimed.taken_over or runtime.followers:
-            earlier = await _finish(runtime, command, relay=claimed.taken_over)
-        answer = Answer(earlier) if earlier else await _decide(handler, spec, runtime, command, caller)
+        async with kept_fresh(command.key, claimed, stale_after):  # a slow copy is not taken over
+            # An earlier copy may have committed without remembering its reply: it crashed or raised
+            # (its claim was taken over), or a follower did not apply what it committed (it
+            # released the claim).
+            earlier = None
+            if claimed.taken_over or runtime.followers:
+                earlier = await _finish(runtime, command, relay=claimed.taken_over)
+            answer = Answer(earlier) if earlier else await _decide(handler, spec, runtime, command, caller)
     except BaseException:
-        await settle(command.key, None)
+        # It may have raised after its commit: a retry must answer what was committed, not decide
+        # again (which could refuse what succeeded, or act twice), so it takes over as from a crash.
+        await abandon(command.key)
         raise
     await settle(command.key, answer.reply.model_dump(mode="json") if answer.reply.remembered else None)
     return answer
@@ -75,7 +90,11 @@ async def _finish(runtime: Runtime, command: Command, relay: bool) -> Reply | No
     the relay stores them first. A copy that released its claim stored them before its hand-over."""
     if relay:
         await runtime.outbox.relay_once(older_than=timedelta(0))
-    committed = await StoredEvent.find(StoredEvent.command_key == command.key).to_list()
+    # Within the idempotency window only: after it, the key is forgotten and the id is a new command's.
+    since = runtime.now() - IDEMPOTENCY_WINDOW
+    committed = await StoredEvent.find(
+        StoredEvent.command_key == command.key, StoredEvent.occurred_at >= since
+    ).to_list()
     if not committed:
         return None
     committed.sort(key=lambda stored: (stored.occurred_at, stored.aggregate_id, stored.version))

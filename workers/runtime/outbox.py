@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import aio_pika
 import structlog
 from faststream.rabbit import RabbitBroker
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
@@ -25,6 +26,13 @@ RELAY_EVERY = 2.0  # seconds between relay passes
 RELAY_AFTER = timedelta(seconds=5)  # an outbox entry this old was left behind by a crash
 BATCH = 100  # publishes sent together at most
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0)  # waits before publishing a failed batch again
+# Seconds a batch's confirmations may take before the batch counts as failed (and is tried again):
+# a confirmation that never comes must not hold every later publish, and their writers, forever.
+CONFIRM_TIMEOUT = 15.0
+
+
+class PublishCancelledError(ConnectionError):
+    """A publish cancelled under us (its channel closed before the broker confirmed it)."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +120,23 @@ class Outbox:
     same for what a crash left behind.
     """
 
-    def __init__(self, broker: RabbitBroker, names: Names, aggregates: list[type[Aggregate]]) -> None:
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        names: Names,
+        aggregates: list[type[Aggregate]],
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self._broker = broker
         self._names = names
+        # Labelled by exchange and destination: an event's type, a delivery's kind of key (room, user,
+        # everyone), never a room or a user (one time series each).
+        self._published = Counter(
+            "boochat_published_messages",
+            "Messages the outbox published and the broker confirmed",
+            ["exchange", "destination"],
+            registry=registry,
+        )
         self._aggregates = aggregates
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._publisher: asyncio.Task[None] | None = None
@@ -146,19 +168,24 @@ class Outbox:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < BATCH:
                 batch.append(self._queue.get_nowait())
-            error: Exception | None = None
+            error: BaseException | None = None
             try:
                 await self._transmit_retrying([message for queued in batch for message in queued.messages])
             except Exception as failed:  # settled on each future: their owners decide
                 log.warning("publish failed", error=repr(failed), messages=len(batch))
                 error = failed
+            except asyncio.CancelledError as stopping:  # this task is stopped: settle, then stop
+                error = stopping
             for queued in batch:
                 if not queued.done.done():
                     if error is None:
                         queued.done.set_result(None)
                     else:
-                        queued.done.set_exception(error)
+                        stopped = isinstance(error, asyncio.CancelledError)
+                        queued.done.set_exception(PublishCancelledError() if stopped else error)
                 self._queue.task_done()
+            if isinstance(error, asyncio.CancelledError):
+                raise error
 
     async def _transmit_retrying(self, messages: list[Message]) -> None:
         for delay in RETRY_SECONDS:
@@ -190,10 +217,20 @@ class Outbox:
             )
             for m in messages
         ]
-        outcomes = await asyncio.gather(*sends, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        try:
+            _, unconfirmed = await asyncio.wait(sends, timeout=CONFIRM_TIMEOUT)
+        finally:
+            for send in sends:
+                send.cancel()  # those still waiting (this task stopped, or the time is up)
+        if unconfirmed:
+            raise ConnectionError(f"no confirmation in {CONFIRM_TIMEOUT} s")
+        if any(send.cancelled() for send in sends):  # not by this task: the channel's doing
+            raise PublishCancelledError()
+        if errors := [error for send in sends if (error := send.exception()) is not None]:
+            raise errors[0]  # every one read, so none is reported as never retrieved
+        for m in messages:
+            destination = m.routing_key if m.exchange == "events" else m.routing_key.partition(".")[0]
+            self._published.labels(m.exchange, destination).inc()
 
     async def send(self, event_id: str, sends: tuple[Send, ...]) -> None:
         """Client deliveries that are no event of this worker's (derived from another's event)."""

@@ -6,20 +6,28 @@ before the marker is what the replay covers. From the first event (the default):
 
 1. the projections' documents are rebuilt into fresh collections, ``<name>__rebuild_<offset>``,
    which nobody reads, from the log's first event up to the marker;
-2. the switch: in one transaction, each live collection takes the rebuilt content (documents
-   replaced, those the rebuild has not dropped deleted), so a query sees all of the old read
-   models or all of the new ones, never a part; then the fresh collections are dropped;
-3. the events from the marker on are applied once more to the live collections: live projections
-   applied them to the old content meanwhile. Projections are idempotent and tolerate any order, so
-   the result is what a replay from scratch gives.
+2. catching up before the switch: a second marker is written, and the events between the two
+   (those that came while the rebuild ran) are applied to the fresh collections too, so they are
+   as new as the live ones within the time this short step takes;
+3. the switch, collection by collection: each live collection takes its fresh one's content,
+   document by document (each replace atomic; a query may see some documents rebuilt and others
+   not yet, each of them whole), then loses the documents the rebuild did not make; the fresh
+   collections are dropped;
+4. a final catch-up applies the events from the second marker on to the live collections (live
+   projections applied them to the old content meanwhile). Projections are idempotent and tolerate
+   any order, so the result is what a replay from scratch gives.
+
+No transaction: one over a worker's whole read models would hit MongoDB's 60 s transaction limit on a
+real install, and ``renameCollection`` with ``dropTarget`` (atomic per collection on MongoDB) is not
+in the Mongo stand-in the tests run on (it renames only to a free name).
+
+A log that no longer starts at offset 0 lost its oldest events to its retention
+(``BOOCHAT_LOG_MAX_AGE``, or a ``max-age`` policy): a rebuild from what is left would delete the
+live documents those events built. The full rebuild refuses it and changes nothing; ``--from TIME``
+re-applies what the log still has.
 
 From a time (``--from``), the projections are applied again to the live collections from then up to
 the marker, and nothing is dropped.
-
-Why a transaction rather than ``renameCollection`` with ``dropTarget``: the Mongo stand-in the tests
-run on renames only to a free name (it has no ``dropTarget``), while it and a replica set both run
-multi-document transactions. The transaction holds a worker's whole read models: MongoDB's
-``transactionLifetimeLimitSeconds`` (60 s by default) bounds their size.
 
 A replay rebinds the worker's document classes to other collections: run it in a process of its own,
 as ``boochat replay`` does, and one replay of a worker at a time.
@@ -40,7 +48,6 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient, ReplaceOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from boochat import topology
@@ -70,6 +77,7 @@ class Plan:
     first: int | None = None
     marker: int | None = None
     applied: int = 0  # events given to the projections
+    oldest: int | None = None  # the offset of the log's first entry read: 0 unless retention cut it
 
 
 class ReplayError(Exception):
@@ -102,6 +110,7 @@ async def replay(
             if dry_run or not documents:
                 return plan
             if start == "first":
+                complete(plan)
                 await _rebuild(connection, settings, worker, database, plan, marker, console)
             else:
                 await init_beanie(database=database, document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
@@ -109,6 +118,16 @@ async def replay(
     finally:
         await client.close()
     return plan
+
+
+def complete(plan: Plan) -> None:
+    """Refuse a full rebuild from a log whose oldest events are gone (see the module's doc)."""
+    if plan.oldest:
+        raise ReplayError(
+            f"the event log starts at offset {plan.oldest}, not 0: its retention (BOOCHAT_LOG_MAX_AGE or a "
+            f"max-age policy) dropped the oldest events, and a rebuild from the rest would delete the read "
+            f"models they built; nothing was changed (--from TIME re-applies what the log still has)"
+        )
 
 
 def _documents(worker: Worker) -> list[type[Document]]:
@@ -144,16 +163,21 @@ async def _rebuild(
     try:
         with _named(fresh):  # Beanie binds each class to the collection its Settings name, with its indexes
             await init_beanie(database=database, document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
-        await _apply(connection, settings, worker, "first", marker, plan, console, "rebuilding")
-        await _switch(database, [(live[d], fresh[d]) for d in documents])
+            await _apply(connection, settings, worker, "first", marker, plan, console, "rebuilding")
+            assert plan.marker is not None  # the rebuild read the log up to its marker, at this offset
+            tail = await _mark(connection, settings, worker.name)
+            switched_at = await _apply(
+                connection, settings, worker, plan.marker, tail, plan, console, "applying what came meanwhile"
+            )
+        for document in documents:
+            await _switch(database, live[document], fresh[document])
         console.say(f"switched: the live {', '.join(live.values())} now hold the rebuilt read models")
     finally:
         for name in fresh.values():
             await database.drop_collection(name)
     await init_beanie(database=database, document_models=[*RUNTIME_DOCUMENTS, *worker.documents])
     since = await _mark(connection, settings, worker.name)
-    assert plan.marker is not None  # the rebuild read the log up to its marker, at this offset
-    await _apply(connection, settings, worker, plan.marker, since, plan, console, "catching up")
+    await _apply(connection, settings, worker, switched_at, since, plan, console, "catching up")
 
 
 @contextmanager
@@ -168,24 +192,25 @@ def _named(names: dict[type[Document], str]) -> Iterator[None]:
             document.Settings.name = name
 
 
-async def _switch(database: AsyncDatabase[Any], pairs: list[tuple[str, str]]) -> None:
-    """Give each live collection its fresh one's content, all in one transaction."""
+SWITCH_BATCH = 500  # documents one write of the switch replaces
 
-    async def swap(session: AsyncClientSession) -> None:
-        for live, fresh in pairs:
-            documents = await database[fresh].find({}, session=session).to_list()
-            if documents:
-                replaces = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents]
-                await database[live].bulk_write(replaces, ordered=False, session=session)
-            kept = {d["_id"] for d in documents}
-            stale = [
-                d["_id"] async for d in database[live].find({}, {"_id": 1}, session=session) if d["_id"] not in kept
-            ]
-            if stale:
-                await database[live].delete_many({"_id": {"$in": stale}}, session=session)
 
-    async with database.client.start_session() as session:
-        await session.with_transaction(swap)
+async def _switch(database: AsyncDatabase[Any], live: str, fresh: str) -> None:
+    """Give the ``live`` collection the ``fresh`` one's content: each document replaced whole (an
+    atomic single-document write), then those the rebuild did not make deleted."""
+    kept: set[Any] = set()
+    batch: list[ReplaceOne[Any]] = []
+    async for document in database[fresh].find({}):
+        kept.add(document["_id"])
+        batch.append(ReplaceOne({"_id": document["_id"]}, document, upsert=True))
+        if len(batch) == SWITCH_BATCH:
+            await database[live].bulk_write(batch, ordered=False)
+            batch = []
+    if batch:
+        await database[live].bulk_write(batch, ordered=False)
+    stale = [d["_id"] async for d in database[live].find({}, {"_id": 1}) if d["_id"] not in kept]
+    for start in range(0, len(stale), SWITCH_BATCH):
+        await database[live].delete_many({"_id": {"$in": stale[start : start + SWITCH_BATCH]}})
 
 
 # The log ----------------------------------------------------------------------------------------
@@ -225,6 +250,8 @@ async def _count(
     types = {t for p in worker.projections.values() for t in p.types}
     started = time.monotonic()
     async for message, offset in _read(connection, settings, plan.start, marker):
+        if plan.oldest is None:
+            plan.oldest = offset
         if message.message_id == marker:
             plan.marker = offset
         if message.routing_key == MARKER:  # this replay's, or another's: not an event
@@ -249,14 +276,17 @@ async def _apply(
     plan: Plan,
     console: Console,
     what: str,
-) -> None:
-    """Apply the projections to every event from ``start`` up to ``marker``."""
+) -> int:
+    """Apply the projections to every event from ``start`` up to ``marker``; returns the marker's offset."""
     total = None if isinstance(start, int) else plan.events  # catching up: not counted beforehand
+    reached = -1
     with console.counting(what, total) as advance:
-        async for message, _ in _read(connection, settings, start, marker):
+        async for message, offset in _read(connection, settings, start, marker):
+            reached = offset
             if message.routing_key != MARKER:
                 plan.applied += await _project(worker, message)
                 advance(1)
+    return reached
 
 
 async def _project(worker: Worker, message: AbstractIncomingMessage) -> int:

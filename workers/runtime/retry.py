@@ -25,12 +25,13 @@ from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
 
 from boochat.dead import ATTEMPTS, ERROR, FAILED_AT, QUEUE, copy_of
+from boochat.logs import describe_error
 from boochat.settings import Settings
 from boochat.topology import retry_queue
 
 log = structlog.get_logger()
 
-ERROR_CHARS = 1000  # of the error's repr kept in a header
+ERROR_CHARS = 1000  # of the error's description kept in a header
 
 
 Handler = Callable[..., Any]
@@ -67,7 +68,7 @@ class Retry:
             *(stamps if isinstance(stamps, list) else []),
             datetime.now(UTC).isoformat(timespec="milliseconds"),
         ]
-        reason = f"{type(error).__name__}: {error}"[:ERROR_CHARS]
+        reason = describe_error(error)[:ERROR_CHARS]  # no input values: a header outlives the log
         headers |= {QUEUE: self.queue, ATTEMPTS: attempts, ERROR: reason, FAILED_AT: failed_at}
         delays = self.settings.retry_delays
         names = self.settings.names

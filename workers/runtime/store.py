@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast, get_type_hints
@@ -11,12 +13,15 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, cast, get_type_hints
 from beanie import Document
 from pydantic import Field, create_model
 from pymongo import ASCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from workers.runtime.entries import OutboxEntry, Routed
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 CLAIM_POLL_SECONDS = 0.02  # first wait of a copy of a command for the first one's outcome
+# A copy still acting re-dates its claim this often (a share of the time after which a claim is taken
+# to be a crashed copy's), so a slow copy is never taken over while it runs.
+HEARTBEAT_SHARE = 1 / 3
 
 
 class ConcurrencyError(Exception):
@@ -88,6 +93,7 @@ class Claim:
     ours: bool
     reply: dict[str, Any] | None = None
     taken_over: bool = False
+    claimed_at: float = 0.0  # ours: the claim's date, which ``kept_fresh`` moves on
 
 
 async def claim(key: str, stale_after: float) -> Claim:
@@ -97,10 +103,10 @@ async def claim(key: str, stale_after: float) -> Claim:
     it is taken over, and the caller checks what that copy had already done.
     """
     collection = ProcessedCommand.get_pymongo_collection()
-    now = time.time()
+    now = _now()
     try:
         await collection.insert_one(ProcessedCommand(id=key, claimed_at=now).model_dump(by_alias=True))
-        return Claim(ours=True)
+        return Claim(ours=True, claimed_at=now)
     except DuplicateKeyError:
         pass
     delay = CLAIM_POLL_SECONDS
@@ -110,15 +116,58 @@ async def claim(key: str, stale_after: float) -> Claim:
             return await claim(key, stale_after)
         if found.get("reply") is not None:
             return Claim(ours=False, reply=found["reply"])
-        now = time.time()
+        now = _now()
         if now - found["claimed_at"] >= stale_after:
             taken = await collection.update_one(
                 {"_id": key, "claimed_at": found["claimed_at"]}, {"$set": {"claimed_at": now}}
             )
             if taken.modified_count:
-                return Claim(ours=True, taken_over=True)
+                return Claim(ours=True, taken_over=True, claimed_at=now)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+def _now() -> float:
+    """Unix seconds to the millisecond: a claim's date is matched exactly by the next write, and the
+    Mongo stand-in keeps about 15 significant digits of a float written by ``$set``."""
+    return round(time.time(), 3)
+
+
+@asynccontextmanager
+async def kept_fresh(key: str, claimed: Claim, stale_after: float) -> AsyncIterator[None]:
+    """While the body runs, the claim on ``key`` is re-dated every ``HEARTBEAT_SHARE`` of
+    ``stale_after``: only a copy that stopped (a crash) leaves a claim to go stale and be taken over."""
+    beating = asyncio.create_task(_heartbeat(key, claimed.claimed_at, stale_after * HEARTBEAT_SHARE))
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with suppress(asyncio.CancelledError):
+            await beating
+
+
+async def _heartbeat(key: str, claimed_at: float, every: float) -> None:
+    collection = ProcessedCommand.get_pymongo_collection()
+    while True:
+        await asyncio.sleep(every)
+        now = _now()
+        try:
+            fresh = await collection.update_one(
+                {"_id": key, "claimed_at": claimed_at, "reply": None}, {"$set": {"claimed_at": now}}
+            )
+        except PyMongoError:  # the database is unreachable: so is every other copy's claim; next beat
+            continue
+        if not fresh.modified_count:  # settled, or taken over after all: nothing left to keep
+            return
+        claimed_at = now
+
+
+async def abandon(key: str) -> None:
+    """Leave the claim on ``key`` as a crashed copy's (this copy raised): the next copy takes it over
+    at once and answers what this one committed, if it committed (``dispatch._finish``), or decides."""
+    await ProcessedCommand.get_pymongo_collection().update_one(
+        {"_id": key, "reply": None}, {"$set": {"claimed_at": 0.0}}
+    )
 
 
 async def settle(key: str, reply: dict[str, Any] | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from beanie import Document
@@ -168,7 +169,9 @@ class Worker:
         return {name: r.types for name, r in (self.reactions | self.projections).items()}
 
 
-Remember = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Stores a refusal's reply under a command's key (at ``now``); returns the reply that stands for the
+# key: that one, or the first copy's outcome when one was stored first within the idempotency window.
+Remember = Callable[[str, dict[str, Any], datetime], Awaitable[dict[str, Any]]]
 
 
 def self_claiming(remember: Remember) -> Callable[[CommandHandler], CommandHandler]:

@@ -17,8 +17,10 @@ from support.handlers import READS, WRITES, database_calls, event, harness, repl
 from support.shapes import a_poll
 
 from contracts.envelope import Command
-from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo
+from contracts.events import MemberJoined, MemberLeft, ProfileChanged, RoomCreated, RoomInfo
 from contracts.routing import ITEMS_FOR_OFFLINE, reply_key, user_key
+from contracts.shapes import User
+from workers.messaging import storage
 from workers.messaging.app import WORKER
 from workers.messaging.storage import Item
 from workers.runtime.dispatch import Answer, run_command
@@ -394,6 +396,30 @@ async def test_missed_items_are_the_unread_items_of_the_users_rooms_since_a_time
     assert await messaging.error("missed_items", bob, {"since": "yesterday"}) == "bad_request"
 
 
+async def test_missed_items_are_those_after_what_a_connection_was_sent(messaging):
+    """In a room a gateway says it sent items of, the missed ones are those after the last one sent,
+    whenever they were stored; another room's still count from the time."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    await room_with(messaging, alice, bob, room_id="r2")
+    for text in ("one", "two", "three"):
+        await messaging.ok("send_message", alice, {"room_id": "r1", "content": text})
+    await messaging.ok("send_message", alice, {"room_id": "r2", "content": "elsewhere"})
+    since = datetime.now(UTC) - timedelta(minutes=1)
+
+    async def missed(delivered: dict[str, int]) -> list[tuple[str, int]]:
+        reply = await messaging.ok("missed_items", bob, {"since": since.isoformat(), "delivered": delivered})
+        return [(i["added"]["item"]["room_id"], i["added"]["item"]["seq"]) for i in reply["items"]]
+
+    everything = await missed({})
+    assert ("r1", 2) in everything and ("r2", 2) in everything
+    assert ("r1", 2) not in await missed({"r1": 2})
+    assert [seq for room_id, seq in await missed({"r1": 3}) if room_id == "r1"] == [4]
+    assert [seq for room_id, seq in await missed({"r1": 4}) if room_id == "r1"] == []
+    since = datetime.now(UTC) + timedelta(minutes=1)  # nothing stored since: only what came after the seq
+    assert await missed({"r1": 3}) == [("r1", 4)]
+
+
 async def test_unread_counts_come_from_the_rooms_numbers(messaging, monkeypatch):
     """Unread: the items after the mark in effect less the announcements among them. A room read to
     its end, whose last item is the user's own, costs list_rooms one read of that item."""
@@ -488,3 +514,75 @@ async def test_a_bad_request_is_remembered_for_its_id_whatever_the_data(messagin
     assert first.error.code == again.error.code == "bad_request" and again == first
     items = (await messaging.ok("get_room_items", bob, {"room_id": "r1"}))["items"]
     assert [i["kind"] for i in items] == ["announcement"]
+
+
+async def test_renames_apply_in_version_order(messaging):
+    """An older rename applied late, or a rooms event carrying a name resolved earlier, never
+    overwrites the name a newer user.profile_changed set."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice)
+
+    def renamed(name: str, version: int):
+        return event("user.profile_changed", ProfileChanged(user=User(id=alice.id, name=name)), alice.id, version)
+
+    await messaging.react("name_users", renamed("Alicia", 3))
+    await messaging.react("name_users", renamed("Al", 2))  # older, redelivered late
+    await hand_over(messaging, event("room.member_joined", bob_joins(alice, bob), "r1", 2))  # says "Alice"
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "hi"})
+    assert messaging.events("room.item_added")[-1]["payload"]["sender_name"] == "Alicia"
+    await messaging.react("name_users", renamed("Ally", 4))
+    assert (await storage.copy("r1"))[1].names == {alice.id: "Ally", bob.id: "Bob"}
+
+
+async def test_a_send_id_reused_after_the_window_passes_the_membership_check(messaging, monkeypatch):
+    """Within 24 hours a copy of a send gets its first outcome, the sender gone since or not; after
+    them the id is a new command's: a leaver is refused, not answered ok with the old item."""
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice, bob)
+    first = await messaging.ok("send_message", bob, {"room_id": "r1", "content": "hi"}, id="old")
+    left = MemberLeft(room=info(alice.id), user_id=bob.id, user_name="Bob")
+    await hand_over(messaging, event("room.member_left", left, "r1", 2))
+    assert await messaging.ok("send_message", bob, {"room_id": "r1", "content": "hi"}, id="old") == first
+    later = datetime.now(UTC) + timedelta(hours=25)
+    monkeypatch.setattr(messaging.runtime, "now", lambda: later)
+    reply = await messaging.command("send_message", bob, {"room_id": "r1", "content": "hi"}, id="old")
+    assert reply.error is not None and reply.error.code == "forbidden", reply
+
+
+async def test_refused_sends_are_forgotten_after_the_idempotency_window(messaging, monkeypatch):
+    """A refusal is remembered for 24 hours (a copy gets it), then the chore deletes it: the id acts
+    as a new command's. Messages are never touched."""
+    from workers.messaging.handlers import CHORES
+
+    alice, bob = messaging.add_users("Alice", "Bob")
+    await room_with(messaging, alice)
+    await messaging.ok("send_message", alice, {"room_id": "r1", "content": "kept"})
+    assert await messaging.error("send_message", bob, {"room_id": "r1", "content": "hi"}) == "forbidden"
+    refused = await messaging.command("send_message", bob, {"room_id": "r1", "content": "hi"}, id="x")
+    assert refused.error.code == "forbidden"
+    await CHORES["forget_refusals"].run(messaging.runtime)
+    assert len(await Item.find({"refusal": {"$ne": None}}).to_list()) == 2, "within the window: kept"
+    later = datetime.now(UTC) + timedelta(hours=25)
+    monkeypatch.setattr(messaging.runtime, "now", lambda: later)
+    await CHORES["forget_refusals"].run(messaging.runtime)
+    assert await Item.find({"refusal": {"$ne": None}}).to_list() == []
+    monkeypatch.undo()
+    await hand_over(messaging, event("room.member_joined", bob_joins(alice, bob), "r1", 2))
+    assert (await messaging.ok("send_message", bob, {"room_id": "r1", "content": "hi"}, id="x"))["item"]["seq"] == 4
+    items = (await messaging.ok("get_room_items", alice, {"room_id": "r1"}))["items"]
+    assert [i["content"] for i in items] == ["Alice created the room Den", "kept", "Alice added Bob", "hi"]
+
+
+async def test_list_rooms_is_bounded_by_a_limit(messaging):
+    """list_rooms {limit}: the latest rooms, has_more when there are more; without it (v1's {}) up to
+    the default, the same rooms as before; a limit out of 1-500 is a bad_request."""
+    [alice] = messaging.add_users("Alice")
+    for n in range(3):
+        await room_with(messaging, alice, room_id=f"r{n}")
+    await messaging.ok("send_message", alice, {"room_id": "r0", "content": "latest"})
+    everything = await messaging.ok("list_rooms", alice)
+    assert [s["room"]["id"] for s in everything["rooms"]] == ["r0", "r2", "r1"] and everything["has_more"] is False
+    two = await messaging.ok("list_rooms", alice, {"limit": 2})
+    assert two == {"rooms": everything["rooms"][:2], "has_more": True}
+    assert await messaging.error("list_rooms", alice, {"limit": 0}) == "bad_request"
+    assert await messaging.error("list_rooms", alice, {"limit": 501}) == "bad_request"

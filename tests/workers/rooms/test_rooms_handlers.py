@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from support.handlers import harness
@@ -11,7 +13,7 @@ from contracts.envelope import Command, Failure
 from contracts.internal import INTERNAL
 from workers.rooms.app import WORKER
 from workers.rooms.handlers import FOLLOWERS
-from workers.runtime.store import ProcessedCommand
+from workers.runtime.store import IDEMPOTENCY_WINDOW, ProcessedCommand
 
 
 @pytest.fixture
@@ -216,3 +218,105 @@ async def test_a_copy_that_takes_over_from_a_crashed_one_answers_what_it_committ
     reply = await rooms.command("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id}, id="crashy")
     assert (reply.ok, reply.error) == ({}, None)
     assert len(rooms.events("room.member_joined")) == 1
+
+
+async def test_a_create_room_id_reused_after_the_window_answers_its_room_to_members_only(rooms, monkeypatch):
+    """After 24 hours the key is forgotten and the id is a new command's: it gets the room it made
+    while its sender is a member, and is refused like any request about the room once they left."""
+    alice, bob = rooms.add_users("Alice", "Bob")
+    room = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": [bob.id]}, id="old"))["room"]
+    await rooms.ok("leave_room", alice, {"room_id": room["id"]})
+    later = datetime.now(UTC) + IDEMPOTENCY_WINDOW + timedelta(hours=1)
+    monkeypatch.setattr(rooms.runtime, "now", lambda: later)
+    await ProcessedCommand.find_all().delete()  # the TTL index's work, a day on
+    again = await rooms.command("create_room", bob, {"name": "Den", "participant_ids": []}, id="new")
+    assert again.ok is not None, "a member's other create_room acts"
+    reply = await rooms.command("create_room", alice, {"name": "Den", "participant_ids": []}, id="old")
+    assert reply.error is not None and reply.error.code == "forbidden", reply
+    assert len(rooms.events("room.created")) == 2
+
+
+async def test_a_retry_after_an_exception_past_the_commit_answers_the_committed_outcome(rooms, monkeypatch):
+    """The first copy committed the invite, then raised (here: applying its projections): the retry
+    with the same id answers ok, what was committed, and hands it over; it does not decide again
+    (which would say conflict: already a member)."""
+    alice, bob = rooms.add_users("Alice", "Bob")
+    room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": []}))["room"]["id"]
+
+    async def broken(events):
+        raise RuntimeError("projection store down")
+
+    monkeypatch.setattr(rooms.runtime, "project", broken)
+    with pytest.raises(RuntimeError):
+        await rooms.command("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id}, id="raised")
+    monkeypatch.undo()
+    rooms.rpc.calls.clear()
+    assert await rooms.ok("invite_to_room", alice, {"room_id": room_id, "user_id": bob.id}, id="raised") == {}
+    assert handed_over(rooms, "follow_membership") == ["room.member_joined"]
+    assert len(rooms.events("room.member_joined")) == 1
+
+
+async def test_a_slow_first_copy_keeps_its_claim_while_it_runs(rooms, monkeypatch):
+    """Claims go stale after the request timeout; a copy still acting re-dates its own, so a second
+    copy waiting for longer than that does not take over (and act twice): it gets the first's reply."""
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    stale_after = 0.3
+    rooms.runtime.settings = rooms.runtime.settings.model_copy(update={"request_timeout_seconds": stale_after})
+    alice, bob = rooms.add_users("Alice", "Bob")
+    room_id = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": []}))["room"]["id"]
+
+    entered, release, waited = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    answer = rooms.rpc.call
+
+    async def slow_users(worker, command, timeout=None):
+        if command.type == "resolve_users" and not release.is_set():
+            entered.set()
+            await release.wait()
+        return await answer(worker, command, timeout)
+
+    started = 0.0
+    find_one = AsyncCollection.find_one
+
+    def polled(self, *args, **kwargs):  # the second copy's polls of the claim: long enough to go stale
+        if self.name == "commands" and started and time.time() - started > 4 * stale_after:
+            waited.set()
+        return find_one(self, *args, **kwargs)
+
+    monkeypatch.setattr(rooms.rpc, "call", slow_users)
+    monkeypatch.setattr(AsyncCollection, "find_one", polled)
+    data = {"room_id": room_id, "user_id": bob.id}
+    first = asyncio.create_task(rooms.command("invite_to_room", alice, data, id="slow"))
+    await asyncio.wait_for(entered.wait(), 10)
+    started = time.time()
+    second = asyncio.create_task(rooms.command("invite_to_room", alice, data, id="slow"))
+    await asyncio.wait_for(waited.wait(), 10)
+    release.set()
+    replies = await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert [(r.ok, r.error) for r in replies] == [({}, None)] * 2
+    assert len(rooms.events("room.member_joined")) == 1
+
+
+async def test_rooms_created_and_people_added_per_hour_are_limited(rooms, monkeypatch):
+    """Over the hour's limits (settings) create_room and invite_to_room are refused rate_limited,
+    with a message saying which limit; not remembered: the same id acts once the hour has passed."""
+    rooms.runtime.settings = rooms.runtime.settings.model_copy(
+        update={"max_rooms_per_hour": 2, "max_invites_per_hour": 3}
+    )
+    alice, bob, cy, dee, eve = rooms.add_users("Alice", "Bob", "Cy", "Dee", "Eve")
+    den = (await rooms.ok("create_room", alice, {"name": "Den", "participant_ids": [bob.id]}))["room"]["id"]
+    await rooms.ok("create_room", alice, {"name": "Two", "participant_ids": []})
+    third = await rooms.command("create_room", alice, {"name": "Three", "participant_ids": []}, id="third")
+    assert third.error is not None and third.error.code == "rate_limited", third
+    assert "rooms created" in third.error.message
+    assert (await rooms.ok("create_room", bob, {"name": "Bob's", "participant_ids": []}))["room"], "per user"
+    await rooms.ok("invite_to_room", alice, {"room_id": den, "user_id": cy.id})
+    await rooms.ok("invite_to_room", alice, {"room_id": den, "user_id": dee.id})
+    over = await rooms.command("invite_to_room", alice, {"room_id": den, "user_id": eve.id}, id="over")
+    assert over.error is not None and over.error.code == "rate_limited" and "people added" in over.error.message
+    assert len(rooms.events("room.member_joined")) == 2
+
+    later = datetime.now(UTC) + timedelta(hours=1, seconds=1)
+    monkeypatch.setattr(rooms.runtime, "now", lambda: later)
+    assert await rooms.ok("invite_to_room", alice, {"room_id": den, "user_id": eve.id}, id="over") == {}
+    assert (await rooms.ok("create_room", alice, {"name": "Three", "participant_ids": []}, id="third"))["room"]
