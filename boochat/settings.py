@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     # secret, the lock of the running stack (boochat.datadir). Relative to the working directory.
     data_dir: Path = Path("data")
     jwt_secret: str | None = None  # unset: ``boochat up`` uses the data folder's generated secret
-    token_ttl_seconds: Positive = 86400
+    # A session token's lifetime; a device session signing in with its token gets a fresh one (sliding).
+    token_ttl_seconds: Positive = 90 * 24 * 3600
+    # The web client's address as people reach it (invite links); unset: the gateway's host and port.
+    public_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
     dev_login: bool = False
     # Room for an authenticate request at least; websockets buffers a whole frame, so not unbounded.
     max_frame_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
@@ -48,6 +51,13 @@ class Settings(BaseSettings):
     max_connections_per_user: Positive = 20
     # Connections of one gateway still signing in: more handshakes are refused with HTTP 503.
     max_pending_connections: Positive = 1000
+    # WebSocket handshakes (so sign-ins) one client address may make per minute on one gateway
+    # process: more get HTTP 429. 0 turns the limit off (behind a proxy every client shares its address).
+    handshakes_per_minute_per_address: Annotated[int, Field(ge=0)] = 600
+    # Per user and rolling hour (rooms worker): rooms created (meetups' rooms too), and people added
+    # to rooms (invited, or named when creating one). One more is refused (rate_limited).
+    max_rooms_per_hour: Positive = 50
+    max_invites_per_hour: Positive = 500
     allowed_origins: str | None = None
     google_client_id: str | None = None
     allowed_emails: str | None = None
@@ -108,6 +118,15 @@ class Settings(BaseSettings):
     @property
     def origins(self) -> tuple[str, ...]:
         return _split(self.allowed_origins)
+
+    @property
+    def public_base(self) -> str:
+        """Where invite links point: ``BOOCHAT_PUBLIC_URL`` without a trailing slash, else the gateway."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.gateway_host if self.gateway_host not in ("", "0.0.0.0", "::") else "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.gateway_port}"
 
     @property
     def emails(self) -> frozenset[str]:

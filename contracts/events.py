@@ -14,6 +14,8 @@ for the same fact is ``contracts.frames``' class of the same base name plus ``Fr
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from contracts.common import Shape, Time
 from contracts.shapes import Meetup, Poll, RoomFields, RoomItem, User
 
@@ -107,10 +109,51 @@ class ConnectionClosed(Shape):
 
 
 class PresenceChanged(Shape):
-    """``user.presence_changed``: first connection opened, or last one closed."""
+    """``user.presence_changed``: first connection opened, or last one closed. Going offline,
+    ``delivered`` is per room the ``seq`` of the latest ``room.item_added`` any of the user's
+    connections sent its client since they came online (what came after is pushed)."""
 
     user_id: str
     online: bool
+    delivered: dict[str, int] = Field(default_factory=dict)
+
+
+class InviteRecord(Shape):
+    """An invite as the users worker keeps it (``created_by`` the operator's ``boochat`` for
+    ``boochat invite``)."""
+
+    code: str
+    created_by: str
+    created_at: Time
+    expires_at: Time
+    max_uses: int
+    uses: int
+    revoked: bool
+
+
+class InviteChanged(Shape):
+    """``user.invite_created``, ``user.invite_redeemed`` (by ``user_id``), ``user.invite_revoked``."""
+
+    invite: InviteRecord
+    user_id: str | None = None
+
+
+class SessionRecord(Shape):
+    """A device session as the users worker keeps it."""
+
+    id: str
+    user_id: str
+    device: str
+    created_at: Time
+    last_used_at: Time
+    expires_at: Time
+    revoked: bool
+
+
+class SessionChanged(Shape):
+    """``user.session_started``, ``user.session_renewed`` (signed in with its token), ``user.session_revoked``."""
+
+    session: SessionRecord
 
 
 # meetups ------------------------------------------------------------------------------------

@@ -109,6 +109,10 @@ class UserUpdatedFrame(Shape):
     user: User
 
 
+class SessionRevokedFrame(Shape):
+    session_id: str
+
+
 EVENTS: dict[str, type[Shape]] = {
     "room.created": RoomCreatedFrame,
     "room.member_joined": MemberJoinedFrame,
@@ -123,4 +127,5 @@ EVENTS: dict[str, type[Shape]] = {
     "poll.closed": PollFrame,
     "presence.changed": PresenceChangedFrame,
     "user.updated": UserUpdatedFrame,
+    "session.revoked": SessionRevokedFrame,
 }

@@ -6,18 +6,57 @@ queue, ``Reply`` back); ``Command.user_id`` is the user on whose behalf the requ
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from contracts.common import Input, Shape, Time
 from contracts.envelope import AnyEvent
 from contracts.events import ItemAdded, RoomInfo
 from contracts.requests import Empty, Spec
-from contracts.shapes import User
+from contracts.shapes import Invite, User
+
+
+class SessionGrant(Input):
+    """The device session a sign-in starts (or, presented by its token, renews) until ``expires_at``."""
+
+    id: str
+    device: str = ""
+    expires_at: Time
 
 
 class SignIn(Input):
-    """Gateway -> users: a user signed in or presented a valid token; keep their profile."""
+    """Gateway -> users: a user signed in or presented a valid token; keep their profile.
+
+    With ``session``, a device session: started, or with ``renew`` renewed (refused, unauthenticated,
+    when it is not this user's live session). With ``invite``, a newcomer joins by that invite (its
+    refusals: not_found, forbidden, conflict). ``legacy_id``: the id a Google account had before ids
+    were namespaced (``google:<sub>``), kept while that user has the same email.
+    """
 
     user: User
     email: str = ""
+    session: SessionGrant | None = None
+    renew: bool = False
+    invite: str | None = None
+    legacy_id: str | None = None
+
+
+class SignedIn(Shape):
+    """``user_id``: the id the user is known by, when it is not the one asked (``legacy_id``)."""
+
+    user_id: str | None = None
+
+
+class OperatorInvite(Input):
+    """``boochat invite`` and ``boochat up`` -> users: an invite made by the operator; with
+    ``only_without_users``, only while nobody has signed in yet (else ``invite`` is null)."""
+
+    max_uses: int = 1
+    expires_in: int = 7 * 24 * 3600
+    only_without_users: bool = False
+
+
+class OperatorInviteReply(Shape):
+    invite: Invite | None
 
 
 class ConnectionOpened(Input):
@@ -28,8 +67,13 @@ class ConnectionOpened(Input):
 
 
 class ConnectionClosed(Input):
+    """Gateway -> users: a connection of ``Command.user_id`` closed (presence). ``delivered``: per
+    room, the ``seq`` of the latest ``room.item_added`` the connection sent its client (pushes are
+    for what came after: ``MissedItems``)."""
+
     connection_id: str
     gateway_id: str
+    delivered: dict[str, int] = Field(default_factory=dict)
 
 
 class ResolveUsers(Input):
@@ -77,10 +121,12 @@ class HandOver(Input):
 class MissedItems(Input):
     """Notifications -> messaging, when ``Command.user_id`` went offline: the items that user may
     have missed the push of, because messaging routed them before its replica of presence knew.
-    Those of the user's rooms stored at or after ``since`` that the user has not read and did not
-    send, newest first within each room (messaging bounds how many)."""
+    Those of the user's rooms that the user has not read and did not send, newest first within each
+    room (messaging bounds how many), and that no connection of theirs sent them: in a room named in
+    ``delivered``, those after its ``seq``; in another room, those stored at or after ``since``."""
 
     since: Time
+    delivered: dict[str, int] = Field(default_factory=dict)
 
 
 class MissedItem(Shape):
@@ -93,7 +139,8 @@ class Missed(Shape):
 
 
 INTERNAL: dict[str, Spec] = {
-    "sign_in": Spec(SignIn, Shape, "users", command=False),
+    "sign_in": Spec(SignIn, SignedIn, "users", command=False),
+    "operator_invite": Spec(OperatorInvite, OperatorInviteReply, "users", command=False),
     "connection_opened": Spec(ConnectionOpened, Shape, "users", command=False),
     "connection_closed": Spec(ConnectionClosed, Shape, "users", command=False),
     "resolve_users": Spec(ResolveUsers, Users, "users", command=False),

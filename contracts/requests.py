@@ -33,6 +33,8 @@ from contracts.common import (
     parse_time,
 )
 from contracts.shapes import (
+    DeviceSession,
+    Invite,
     Meetup,
     Platform,
     Poll,
@@ -46,6 +48,10 @@ from contracts.shapes import (
 
 Ids = Annotated[list[Id], Field(max_length=1000)]
 Token = Annotated[StrictStr, StringConstraints(min_length=1, max_length=8192)]
+InviteCode = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128), Field(examples=["Xq3v9TbK2mPz"])]
+Device = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MAX_INVITE_USES = 1000
+MAX_INVITE_SECONDS = 90 * 24 * 3600
 DeviceToken = Annotated[StrictStr, StringConstraints(min_length=1, max_length=4096)]
 Choice = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -74,12 +80,17 @@ class Authenticate(Input):
     token: Token | None = None
     google_id_token: Token | None = None
     dev_user: DevUser | None = None
+    invite: InviteCode | None = None  # joining by an invite link: with ``name``, the new user's
+    name: Name | None = None
+    device: Device | None = None  # what the device calls itself (else its User-Agent), in list_sessions
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Authenticate:
-        given = [self.token, self.google_id_token, self.dev_user]
+        given = [self.token, self.google_id_token, self.dev_user, self.invite]
         if sum(value is not None for value in given) != 1:
-            raise ValueError("exactly one of token, google_id_token, dev_user is required")
+            raise ValueError("exactly one of token, google_id_token, dev_user, invite is required")
+        if (self.invite is None) != (self.name is None):
+            raise ValueError("name goes with invite, and only with it")
         return self
 
 
@@ -87,6 +98,7 @@ class Authenticated(Shape):
     user: User
     token: str
     expires_at: Time
+    session_id: str | None = None  # the device session of ``token`` (list_sessions); null: none
 
 
 # Rooms --------------------------------------------------------------------------------------
@@ -214,6 +226,42 @@ class UnregisterDevice(Input):
     token: DeviceToken
 
 
+# Invites and device sessions -----------------------------------------------------------------
+
+
+class CreateInvite(Input):
+    max_uses: Annotated[StrictInt, Field(ge=1, le=MAX_INVITE_USES)] = 1
+    expires_in: Annotated[StrictInt, Field(ge=60, le=MAX_INVITE_SECONDS, description="seconds")] = 7 * 24 * 3600
+
+
+class RevokeInvite(Input):
+    code: InviteCode
+
+
+class InviteReply(Shape):
+    invite: Invite
+
+
+class InviteList(Shape):
+    invites: list[Invite]
+
+
+class RevokeSession(Input):
+    session_id: Id
+
+
+class RevokeSessions(Input):
+    keep: Id | None = None  # this session stays signed in (the caller's own, say)
+
+
+class SessionList(Shape):
+    sessions: list[DeviceSession]
+
+
+class RevokedSessions(Shape):
+    session_ids: list[str]
+
+
 # Queries ------------------------------------------------------------------------------------
 
 
@@ -238,6 +286,17 @@ class UserReply(Shape):
 
 class RoomList(Shape):
     rooms: list[RoomSummary]
+    has_more: bool = False  # added in v1.1: the user is in more rooms than the answer lists
+
+
+MAX_ROOMS_LISTED = 500
+ROOMS_LISTED = 200  # a ``list_rooms`` without ``limit``
+
+
+class ListRooms(Input):
+    """``list_rooms``: the latest ``limit`` rooms (v1 sent ``{}``: it gets the default)."""
+
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_ROOMS_LISTED)] = ROOMS_LISTED
 
 
 class ItemPage(Shape):
@@ -291,11 +350,17 @@ REQUESTS: dict[str, Spec] = {
     "close_poll": Spec(ClosePoll, Empty, "polls", command=True),
     "register_device": Spec(RegisterDevice, Empty, "notifications", command=True),
     "unregister_device": Spec(UnregisterDevice, Empty, "notifications", command=True),
-    "list_rooms": Spec(Empty, RoomList, "messaging", command=False),
+    "list_rooms": Spec(ListRooms, RoomList, "messaging", command=False),
     "get_room": Spec(GetRoom, RoomReply, "messaging", command=False),
     "get_room_items": Spec(GetRoomItems, ItemPage, "messaging", command=False),
     "list_meetups": Spec(Empty, MeetupList, "meetups", command=False),
     "get_meetup": Spec(GetMeetup, MeetupReply, "meetups", command=False),
     "list_users": Spec(Empty, UserList, "users", command=False),
     "list_online_users": Spec(Empty, OnlineUsers, "users", command=False),
+    "create_invite": Spec(CreateInvite, InviteReply, "users", command=True),
+    "revoke_invite": Spec(RevokeInvite, Empty, "users", command=True),
+    "list_invites": Spec(Empty, InviteList, "users", command=False),
+    "revoke_session": Spec(RevokeSession, Empty, "users", command=True),
+    "revoke_sessions": Spec(RevokeSessions, RevokedSessions, "users", command=True),
+    "list_sessions": Spec(Empty, SessionList, "users", command=False),
 }

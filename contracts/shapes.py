@@ -12,6 +12,7 @@ PollType = Literal["generic", "reschedule", "relocate"]
 PollStatus = Literal["open", "closed"]
 AlertType = Literal["pending_poll", "pending_reschedule_poll", "pending_relocation_poll"]
 Platform = Literal["android", "ios", "web"]
+InviteStatus = Literal["active", "expired", "used_up", "revoked"]
 
 ALERT_OF_POLL: dict[str, AlertType] = {
     "generic": "pending_poll",
@@ -99,3 +100,26 @@ class Meetup(Shape):
     attendees: list[Attendee]
     polls: list[Poll]
     alerts: list[Alert]
+
+
+class Invite(Shape):
+    """An invite link: whoever opens ``link`` before ``expires_at``, while ``uses`` < ``max_uses``,
+    picks a name and joins (``authenticate`` with ``invite``)."""
+
+    code: str
+    link: str
+    created_at: Time
+    expires_at: Time
+    max_uses: int
+    uses: int
+    status: InviteStatus
+
+
+class DeviceSession(Shape):
+    """A device signed in: its session token renews itself at each sign-in with it."""
+
+    id: str
+    device: str
+    created_at: Time
+    last_used_at: Time
+    expires_at: Time

@@ -7,6 +7,10 @@ on that queue too, in order with the deliveries: on their own, or riding on a de
 is bound to the gateway's ``reply_key`` for that); they are settled here. Everything else that
 arrives, ``arrivals`` yields to the owner (``gateway.hub``), which calls down and is never called
 back: deliveries with the key they came by, and the other gateways' rate reports.
+
+aio-pika's robust connection reconnects by itself and declares the queue again, with the bindings
+and the consumer it had; what was sent to the gateway while it had no queue is lost, and
+``reconnected`` tells the owner so.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class Broker:
         self._acking: asyncio.Task[None] | None = None
         self._unacked = 0
         self._ack_now = asyncio.Event()  # ack without waiting for ACK_LINGER
+        self._reconnected = asyncio.Event()
 
     @property
     def ready(self) -> bool:
@@ -114,7 +119,18 @@ class Broker:
         self._exchange = await requests.get_exchange(self._names.deliveries)
         await self.bind({EVERYONE: True, GATEWAYS: True})
         self._rpc = rpc
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
         log.info("broker_connected")
+
+    def _on_reconnect(self, connection: object) -> None:
+        log.warning("broker_reconnected")
+        self._reconnected.set()
+
+    async def reconnected(self) -> None:
+        """Return once the connection was lost and made again (queue and bindings restored) since
+        the last call returned (or since ``connect``): several reconnections meanwhile count once."""
+        await self._reconnected.wait()
+        self._reconnected.clear()
 
     async def close(self) -> None:
         """Acknowledge what was handled, then disconnect (the owner has stopped ``arrivals`` first)."""

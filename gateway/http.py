@@ -2,12 +2,14 @@
 
 ``/healthz`` while the process runs, ``/readyz`` while the broker is connected, ``/ws`` for clients,
 the web client's files at ``/`` and ``/config.json`` (``gateway.static``); anything else is 404.
-On ``/ws``: the Origin (403) and an ``Authorization: Bearer`` header (401).
+On ``/ws``: handshakes per client address (429), connections still signing in (503), the Origin
+(403) and an ``Authorization: Bearer`` header (401).
 """
 
 from __future__ import annotations
 
 import http
+import time
 import weakref
 from collections.abc import Callable
 
@@ -17,6 +19,7 @@ from websockets.http11 import Request, Response
 from boochat.settings import Settings
 from gateway import auth
 from gateway.auth import AuthError, Identity
+from gateway.limits import AddressLimiter
 from gateway.static import Static
 
 ENDPOINT = "/ws"
@@ -31,6 +34,7 @@ class Handshakes:
         self._settings = settings
         self._ready = ready
         self._static = Static(settings)
+        self._addresses = AddressLimiter(settings.handshakes_per_minute_per_address)
         # Upgraded connections not signed in yet: the session takes itself out once it is.
         self._signing_in: weakref.WeakSet[ServerConnection] = weakref.WeakSet() if signing_in is None else signing_in
         self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = weakref.WeakKeyDictionary()
@@ -50,6 +54,8 @@ class Handshakes:
             return self._static.respond(request, path)
         if path != ENDPOINT:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        if not self._addresses.allow(_address(connection), time.monotonic()):
+            return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your address\n")
         if len(self._signing_in) >= self._settings.max_pending_connections:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections signing in\n")
         origins = self._settings.origins
@@ -72,6 +78,12 @@ class Handshakes:
         """``process_response``: a handshake that did not upgrade is not signing in."""
         if response.status_code != http.HTTPStatus.SWITCHING_PROTOCOLS:
             self._signing_in.discard(connection)
+
+
+def _address(connection: ServerConnection) -> str:
+    """The client's IP address as the socket has it (a proxy's own, behind one)."""
+    peer = connection.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
 
 def _plain(connection: ServerConnection, request: Request, status: http.HTTPStatus, text: str) -> Response:

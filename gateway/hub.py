@@ -5,17 +5,26 @@ Registering a user tells the users worker (sign-in, presence) and binds their de
 broker yields is routed here, one at a time: a delivery is handed to the connections the registry
 names, never awaited on them; a rate report goes to the limiter. Bindings follow the registry: the
 hub asks the broker for them, under one lock, with what the registry wants once the lock is held.
+
+Presence converges after any fault: a ``connection_opened`` or ``connection_closed`` the users
+worker did not take is tried again in the background (both are idempotent) until it is, or the
+gateway stops (then the users worker's sweep closes what this gateway left open, once its queue is
+gone). When the broker connection comes back after a loss, whatever was sent to this gateway
+meanwhile is lost (its queue went with the connection): every connection is closed with 1012, and
+its client, connecting again, gets its rooms afresh and reads what it missed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 import weakref
-from collections.abc import Hashable, Iterable
-from typing import Protocol
+from collections.abc import Coroutine, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 from pydantic import BaseModel
@@ -23,9 +32,10 @@ from websockets.asyncio.server import ServerConnection
 
 from boochat.settings import Settings
 from contracts.envelope import Command, Delivery, Failure, Reply, Rider
+from contracts.errors import CloseCode
+from contracts.frames import SessionRevokedFrame
 from contracts.internal import ConnectionClosed, ConnectionOpened, RoomIds, SignIn, UserRooms
 from gateway import frames
-from gateway.auth import Identity
 from gateway.broker import Broker, RateReport
 from gateway.google import GoogleVerifier
 from gateway.limits import RateLimiter
@@ -41,6 +51,27 @@ ROOMS_UNAVAILABLE = Failure(code="unavailable", message="your rooms could not be
 # Waits between asking the rooms worker again for a connecting user's rooms: short, and bounded
 # (each try is also bounded by the request timeout) so the client soon hears to try again later.
 ROOMS_RETRY_SECONDS = (0.2, 0.5, 1.0)
+# Waits between tries of telling the users worker that a connection opened or closed, in turn (the
+# last one over and over): a broker blip or a users worker restarting must not leave presence wrong.
+PRESENCE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+NO_ANSWER = frozenset({"timeout", "unavailable", "internal"})  # not a decision: try again
+ITEM_ADDED = "room.item_added"
+SESSION_REVOKED = "session.revoked"  # the gateway closes the revoked session's connections
+
+
+class Seen(NamedTuple):
+    """A room item a delivery brings: a connection that sent it on keeps the room's latest ``seq``."""
+
+    room_id: str
+    seq: int
+
+
+@dataclass
+class Opening:
+    """A ``connection_opened`` being tried again until it is taken or its connection closes."""
+
+    task: asyncio.Task[None]
+    closed: asyncio.Event
 
 
 class Connection(Hashable, Protocol):
@@ -50,8 +81,18 @@ class Connection(Hashable, Protocol):
     @property
     def id(self) -> str: ...
 
-    def deliver(self, delivery_id: str, text: str) -> None:
+    @property
+    def delivered(self) -> Mapping[str, int]:
+        """Per room, the ``seq`` of the latest item sent on to the client."""
+
+    def deliver(self, delivery_id: str, text: str, seen: Seen | None = None) -> None:
         """Queue an event for the client; never waits."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after what is already queued; never waits."""
+
+    def end_session(self, session_id: str) -> None:
+        """Close if signed in with this device session (``session.revoked``); never waits."""
 
 
 class Hub:
@@ -68,16 +109,27 @@ class Hub:
         self.metrics.watch_broker(lambda: self.broker.ready)
         self._binding = asyncio.Lock()
         self._relaying: asyncio.Task[None] | None = None
+        self._resyncing: asyncio.Task[None] | None = None
+        self._opening: dict[str, Opening] = {}  # connection id -> its connection_opened tried again
+        self._presence: set[asyncio.Task[None]] = set()  # presence calls in the background
+        self._stopping = asyncio.Event()
 
     async def connect(self) -> None:
         """Connect the broker (retrying until it answers), then route what it yields until ``close``."""
         await self.broker.connect()
         self._relaying = asyncio.create_task(self._relay())
+        self._resyncing = asyncio.create_task(self._resync())
 
     async def close(self) -> None:
-        if self._relaying is not None:
-            self._relaying.cancel()
-            await asyncio.gather(self._relaying, return_exceptions=True)
+        """Stop: presence calls in flight get the request timeout to end, then routing stops."""
+        self._stopping.set()
+        if self._presence:
+            await asyncio.wait(set(self._presence), timeout=self.settings.request_timeout_seconds)
+        for task in (*self._presence, self._relaying, self._resyncing):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*self._presence, self._relaying or asyncio.sleep(0), return_exceptions=True)
+        await asyncio.gather(self._resyncing or asyncio.sleep(0), return_exceptions=True)
         await self.broker.close()
 
     async def call(self, worker: str, command: Command) -> Reply:
@@ -87,11 +139,10 @@ class Hub:
         command = Command(type=type_, id=uuid.uuid4().hex, user_id=user_id, data=data.model_dump(mode="json"))
         return await self.broker.call(worker, command)
 
-    async def sign_in(self, identity: Identity) -> Reply:
-        """Keep the user's profile with the users worker; ``list_users`` sees them once this returns."""
-        return await self._internal(
-            "users", "sign_in", identity.user.id, SignIn(user=identity.user, email=identity.email)
-        )
+    async def sign_in(self, request: SignIn) -> Reply:
+        """Keep the user's profile (and device session) with the users worker, which refuses a
+        session that ended and an unusable invite; ``list_users`` sees them once this returns."""
+        return await self._internal("users", "sign_in", request.user.id, request)
 
     async def register(self, connection: Connection, user_id: str) -> Failure | None:
         """Bind the user's deliveries and their rooms' (the user key first: no join can slip by).
@@ -110,8 +161,11 @@ class Hub:
         if reply.error is not None and reply.error.code == "rate_limited":
             await self._rebind(self.registry.remove(user_id, connection))
             return reply.error
-        if reply.error is not None:  # presence may lag; the connection itself is sound
+        if reply.error is not None:  # presence lags; the connection itself is sound
             log.warning("connection_opened_failed", user_id=user_id, error=reply.error.code)
+            closed = asyncio.Event()
+            retry = self._tell_users("connection_opened", user_id, opened, until=closed, first_try=False)
+            self._opening[connection.id] = Opening(self._in_background(retry), closed)
         return None
 
     async def _rooms_of(self, user_id: str) -> list[str] | None:
@@ -125,12 +179,61 @@ class Hub:
         return None
 
     async def unregister(self, connection: Connection, user_id: str) -> None:
+        """Stop routing to ``connection``; the users worker is told in the background (``_closed``)."""
         await self._rebind(self.registry.remove(user_id, connection))
         self.limiter.forget_idle(user_id, time.monotonic())
-        closed = ConnectionClosed(connection_id=connection.id, gateway_id=self.gateway_id)
-        reply = await self._internal("users", "connection_closed", user_id, closed)
-        if reply.error is not None:
-            log.warning("connection_closed_failed", user_id=user_id, error=reply.error.code)
+        closed = ConnectionClosed(
+            connection_id=connection.id, gateway_id=self.gateway_id, delivered=dict(connection.delivered)
+        )
+        self._in_background(self._closed(user_id, closed, self._opening.pop(connection.id, None)))
+
+    async def _closed(self, user_id: str, closed: ConnectionClosed, opening: Opening | None) -> None:
+        if opening is not None:  # its try in flight ends first, so the close never overtakes it
+            opening.closed.set()
+            await opening.task
+        await self._tell_users("connection_closed", user_id, closed)
+
+    async def _tell_users(
+        self, type_: str, user_id: str, data: BaseModel, until: asyncio.Event | None = None, first_try: bool = True
+    ) -> None:
+        """Send the users worker ``type_`` until it decides it (a refusal is a decision), waiting
+        longer after each failure; given up when ``until`` is set or the gateway stops."""
+        for attempt in itertools.count():
+            if attempt or first_try:
+                reply = await self._internal("users", type_, user_id, data)
+                if reply.error is None or reply.error.code not in NO_ANSWER:
+                    if reply.error is not None:
+                        log.warning(f"{type_}_refused", user_id=user_id, error=reply.error.code)
+                    return
+                log.warning(f"{type_}_failed", user_id=user_id, error=reply.error.code, attempt=attempt)
+            delay = PRESENCE_RETRY_SECONDS[min(attempt, len(PRESENCE_RETRY_SECONDS) - 1)]
+            if await self._interrupted(delay, until):
+                return
+
+    async def _interrupted(self, delay: float, until: asyncio.Event | None) -> bool:
+        """Wait ``delay`` seconds; True, at once, when ``until`` is set or the gateway stops meanwhile."""
+        waits = [asyncio.ensure_future(event.wait()) for event in (self._stopping, until) if event is not None]
+        done, pending = await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        for wait in pending:
+            wait.cancel()
+        return bool(done)
+
+    def _in_background(self, call: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(call)
+        self._presence.add(task)
+        task.add_done_callback(self._presence.discard)
+        return task
+
+    async def _resync(self) -> None:
+        """Each time the broker connection comes back, close every connection with 1012: what was
+        sent to this gateway meanwhile is lost (joins and leaves too), and a client connecting again
+        gets its rooms afresh and reads what it missed (runs until cancelled)."""
+        while True:
+            await self.broker.reconnected()
+            connections = self.registry.connections()
+            log.warning("broker_reconnected", closing=len(connections))
+            for connection in connections:
+                connection.close(CloseCode.SERVICE_RESTART, "events may have been missed, connect again")
 
     async def report_requests(self) -> None:
         """Every ``REPORT_SECONDS``, tell the other gateways what this one accepted (runs until cancelled)."""
@@ -174,7 +277,19 @@ class Hub:
         recipients, changed = self.registry.route(key, delivery)
         if recipients:
             text = frames.event(delivery.event, delivery.data)
+            seen = _seen(delivery) if delivery.event == ITEM_ADDED else None
             for connection in recipients:
-                connection.deliver(delivery.id, text)
+                connection.deliver(delivery.id, text, seen)
+                if delivery.event == SESSION_REVOKED:
+                    connection.end_session(SessionRevokedFrame.model_validate(delivery.data).session_id)
         if changed:
             await self._rebind(changed)
+
+
+def _seen(delivery: Delivery | Rider) -> Seen | None:
+    """The room and ``seq`` of the item a ``room.item_added`` brings (None if it breaks its contract)."""
+    item = delivery.data.get("item")
+    if not isinstance(item, dict):
+        return None
+    room_id, seq = item.get("room_id"), item.get("seq")
+    return Seen(room_id, seq) if isinstance(room_id, str) and isinstance(seq, int) else None

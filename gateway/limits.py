@@ -1,4 +1,5 @@
-"""Per-user request rate and per-connection duplicate deliveries; sans-I/O (the caller passes time)."""
+"""Per-user request rate, per-address handshakes and per-connection duplicate deliveries; sans-I/O
+(the caller passes time)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,40 @@ class RateLimiter:
             del self._remote[user_id]
             return 0
         return sum(count for _, count in reported)
+
+
+class AddressLimiter:
+    """At most ``limit`` handshakes per client address in any sliding window of 60 seconds, on this
+    gateway process alone (no limit when ``limit`` is 0). Refused handshakes are not recorded.
+
+    Addresses with nothing left in the window are forgotten once a window, so what is kept follows
+    the addresses seen lately, not every address ever seen.
+    """
+
+    def __init__(self, limit: int, window: float = WINDOW_SECONDS) -> None:
+        self.limit = limit
+        self._window = window
+        self._times: dict[str, deque[float]] = {}
+        self._swept = 0.0
+
+    def allow(self, address: str, now: float) -> bool:
+        if not self.limit:
+            return True
+        self._sweep(now)
+        times = self._times.setdefault(address, deque())
+        while times and times[0] <= now - self._window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        return True
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < self._window:
+            return
+        self._swept = now
+        for address in [a for a, times in self._times.items() if not times or times[-1] <= now - self._window]:
+            del self._times[address]
 
 
 class RecentIds:

@@ -60,6 +60,10 @@ class Registry(Generic[S]):
     def sessions(self, user_id: str) -> set[S]:
         return self._sessions.get(user_id, set())
 
+    def connections(self) -> list[S]:
+        """Every connection registered here."""
+        return [session for sessions in self._sessions.values() for session in sessions]
+
     def connected(self, user_id: str) -> bool:
         return user_id in self._sessions
 

@@ -21,11 +21,12 @@ from websockets.protocol import State
 from boochat.rpc import failure
 from contracts.envelope import Command
 from contracts.errors import CloseCode
+from contracts.internal import SignedIn
 from contracts.requests import REQUESTS, Authenticate, Authenticated
 from gateway import auth, frames
-from gateway.auth import AuthError, AuthUnavailableError, Identity
+from gateway.auth import Attempt, AuthError, AuthUnavailableError, Identity
 from gateway.frames import Frame, InvalidDataError, MalformedFrameError
-from gateway.hub import Hub
+from gateway.hub import Hub, Seen
 from gateway.limits import RecentIds
 from gateway.metrics import INVALID
 
@@ -35,6 +36,9 @@ MALFORMED_LIMIT = 10
 OUTBOX_SIZE = 1000
 TRY_AGAIN_LATER = 1013  # not in PROTOCOL.md: a client that cannot keep up, or users or rooms unreachable
 CLOSE_FLUSH_SECONDS = 5.0
+# The users worker's refusals of a sign-in (a session ended; an invite unknown, ended or used up):
+# the client hears the code, and the connection is closed with 4401.
+REFUSED = frozenset({"unauthenticated", "not_found", "forbidden", "conflict"})
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,9 @@ class Session:
         self._ws = ws
         self._identity = identity  # from an Authorization header, until registered
         self._user_id: str | None = None
-        # (when queued, kind, text): the wait is measured when the writer takes it
-        self._outbox: asyncio.Queue[tuple[float, str, str] | Close] = asyncio.Queue(OUTBOX_SIZE)
+        # (when queued, kind, text, the room item it brings): the wait is measured when the writer takes it
+        self._outbox: asyncio.Queue[tuple[float, str, str, Seen | None] | Close] = asyncio.Queue(OUTBOX_SIZE)
+        self._delivered: dict[str, int] = {}  # room id -> seq of the latest item sent to the client
         self._metrics = hub.metrics
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -83,10 +88,20 @@ class Session:
 
     # Outgoing -----------------------------------------------------------------------------
 
-    def deliver(self, delivery_id: str, text: str) -> None:
+    @property
+    def delivered(self) -> dict[str, int]:
+        """Per room, the ``seq`` of the latest ``room.item_added`` sent to the client (for pushes)."""
+        return self._delivered
+
+    def deliver(self, delivery_id: str, text: str, seen: Seen | None = None) -> None:
         """Queue an event, unless this connection already got this delivery."""
         if self._recent.first_time(delivery_id):
-            self._send(text, "event")
+            self._send(text, "event", seen)
+
+    def end_session(self, session_id: str) -> None:
+        """A device session was revoked: its connections close (after the event telling them)."""
+        if self._identity is not None and self._identity.session_id == session_id:
+            self.close(CloseCode.UNAUTHENTICATED, "session revoked")
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued has been sent."""
@@ -98,11 +113,11 @@ class Session:
         except asyncio.QueueFull:
             self._abandon(code, reason)
 
-    def _send(self, text: str, kind: str = "reply") -> None:
+    def _send(self, text: str, kind: str = "reply", seen: Seen | None = None) -> None:
         if self._closing is not None:
             return
         try:
-            self._outbox.put_nowait((time.monotonic(), kind, text))
+            self._outbox.put_nowait((time.monotonic(), kind, text, seen))
         except asyncio.QueueFull:
             self._metrics.slow_clients.inc()
             log.warning("client_too_slow", connection_id=self.id, user_id=self._user_id)
@@ -122,10 +137,12 @@ class Session:
                 if isinstance(item, Close):
                     await self._ws.close(item.code, item.reason)
                     return
-                queued_at, kind, text = item
+                queued_at, kind, text, seen = item
                 waited = time.monotonic() - queued_at
                 await self._ws.send(text)
                 self._metrics.frame_sent(kind, waited)
+                if seen is not None and seen.seq > self._delivered.get(seen.room_id, 0):
+                    self._delivered[seen.room_id] = seen.seq
         except ConnectionClosed:
             pass
 
@@ -144,7 +161,7 @@ class Session:
 
     async def _serve(self) -> None:
         if self._identity is not None:
-            if not await self._open(self._identity, None):
+            if not await self._open(auth.presented(self._hub.settings, self._identity), None):
                 return
         elif not await self._authenticate():
             return
@@ -172,7 +189,8 @@ class Session:
                 return self._refuse(frame.id, "authenticate first")
             data = frames.validate(frame)
             assert isinstance(data, Authenticate)
-            identity = await auth.sign_in(self._hub.settings, data, self._hub.google.verify)
+            device = self._ws.request.headers.get("User-Agent", "") if self._ws.request else ""
+            attempt = await auth.check(self._hub.settings, data, self._hub.google.verify, device)
         except MalformedFrameError as exc:
             return self._refuse(exc.re, exc.message)
         except InvalidDataError as exc:
@@ -184,9 +202,13 @@ class Session:
             self._send(frames.error(frame.id, "unavailable", str(exc)))
             self.close(TRY_AGAIN_LATER, "sign-in unavailable")
             return False
-        if not await self._open(identity, frame.id):
+        if not await self._open(attempt, frame.id):
             return False
-        answer = Authenticated(user=identity.user, token=identity.token, expires_at=identity.expires_at)
+        identity = self._identity
+        assert identity is not None  # _open keeps it
+        answer = Authenticated(
+            user=identity.user, token=identity.token, expires_at=identity.expires_at, session_id=identity.session_id
+        )
         self._metrics.request("authenticate", "ok", time.monotonic() - started)
         self._send(frames.ok(frame.id, answer.model_dump(mode="json")))
         return True
@@ -197,15 +219,24 @@ class Session:
         self.close(CloseCode.UNAUTHENTICATED, "unauthenticated")
         return False
 
-    async def _open(self, identity: Identity, re: str | None) -> bool:
-        """Sign the user in with the users worker, then register the connection and its rooms."""
-        reply = await self._hub.sign_in(identity)
+    async def _open(self, attempt: Attempt, re: str | None) -> bool:
+        """Sign the user in with the users worker (it has the last word on sessions and invites),
+        then register the connection and its rooms."""
+        reply = await self._hub.sign_in(attempt.request())
+        if reply.error is not None and reply.error.code in REFUSED:
+            log.info("sign_in_refused", user_id=attempt.user.id, error=reply.error.code)
+            self._metrics.request("authenticate", reply.error.code)
+            if re is not None:
+                self._send(frames.error(re, reply.error.code, reply.error.message))
+            self.close(CloseCode.UNAUTHENTICATED, "unauthenticated")
+            return False
         if reply.error is not None:
-            log.warning("sign_in_failed", user_id=identity.user.id, error=reply.error.code)
+            log.warning("sign_in_failed", user_id=attempt.user.id, error=reply.error.code)
             if re is not None:
                 self._send(frames.error(re, "unavailable", "sign-in is unavailable, try again later"))
             self.close(TRY_AGAIN_LATER, "sign-in unavailable")
             return False
+        identity = auth.issue(self._hub.settings, attempt, SignedIn.model_validate(reply.ok or {}).user_id)
         self._identity = identity
         refused = await self._hub.register(self, identity.user.id)
         if refused is not None:

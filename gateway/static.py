@@ -21,6 +21,8 @@ from websockets.http11 import Request, Response
 from boochat.settings import Settings
 
 ROOT = Path(__file__).parent / "web"
+INVITE = "/invite/"  # invite links (PROTOCOL.md, Web client): the page, which reads the code
+MAX_CODE = 128
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -47,7 +49,7 @@ class Asset:
 
 
 class Static:
-    """GET and HEAD of ``/`` (index.html), ``/<file>`` of the client and ``/config.json``."""
+    """GET and HEAD of ``/`` (index.html, at ``/invite/<code>`` too), ``/<file>`` and ``/config.json``."""
 
     def __init__(self, settings: Settings, root: Path = ROOT) -> None:
         self._assets = {f"/{path.name}": _asset(path.read_bytes(), TYPES[path.suffix]) for path in _files(root)}
@@ -56,14 +58,14 @@ class Static:
         self._assets["/config.json"] = _asset(json.dumps(config).encode(), TYPES[".json"], "no-store")
 
     def __contains__(self, path: str) -> bool:
-        return path in self._assets
+        return path in self._assets or _invite_page(path)
 
     def respond(self, request: Request, path: str) -> Response:
         if request.method not in ("GET", "HEAD"):
             text = b"method not allowed\n"
             headers = {"Allow": "GET, HEAD", "Content-Length": str(len(text))}
             return _response(http.HTTPStatus.METHOD_NOT_ALLOWED, text, headers)
-        asset = self._assets[path]
+        asset = self._assets["/"] if _invite_page(path) else self._assets[path]
         headers = {
             "Content-Type": asset.content_type,
             "Cache-Control": asset.cache_control,
@@ -76,6 +78,12 @@ class Static:
             return _response(http.HTTPStatus.NOT_MODIFIED, b"", headers)
         body = b"" if request.method == "HEAD" else asset.body
         return _response(http.HTTPStatus.OK, body, headers | {"Content-Length": str(len(asset.body))})
+
+
+def _invite_page(path: str) -> bool:
+    """``/invite/<code>``: an invite link, which the page itself reads."""
+    code = path.removeprefix(INVITE)
+    return path.startswith(INVITE) and 0 < len(code) <= MAX_CODE and "/" not in code
 
 
 def _files(root: Path) -> list[Path]:

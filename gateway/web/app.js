@@ -1,5 +1,6 @@
 // The Boochat web client: signs in, keeps the session token for the next visit, and wires the store
 // to the views. Where you are is in the address (#/room/ID, #/room/ID/meetup), so Back works on phones.
+import { deviceName, openDevices, openInvites } from "./access.js";
 import { Connection } from "./connection.js";
 import { openForm } from "./dialogs.js";
 import { localInDays, localToIso } from "./dom.js";
@@ -8,6 +9,7 @@ import { Store } from "./store.js";
 import { renderMeetup, renderRoomHeader, renderSidebar, renderTimeline } from "./views.js";
 
 const TOKEN_KEY = "boochat.token";
+const INVITE_PATH = /^\/invite\/([^/]+)$/;
 const $ = (selector) => document.querySelector(selector);
 
 const connection = new Connection();
@@ -33,8 +35,10 @@ async function boot() {
     toast(`Could not read this server's settings: ${error.message}.`);
   }
   setUpSignIn(config);
+  const invite = location.pathname.match(INVITE_PATH);
   const token = localStorage.getItem(TOKEN_KEY);
-  if (token) {
+  if (invite) showJoin(decodeURIComponent(invite[1]));
+  else if (token) {
     showShell();
     connection.resume(token);
   } else showSignIn("");
@@ -57,6 +61,24 @@ function setUpSignIn(config) {
   if (config.google_client_id) loadGoogleButton(config.google_client_id);
 }
 
+/** An invite link: pick a name and join; the new session's token is kept like any other. */
+function showJoin(code) {
+  $("#shell").hidden = true;
+  $("#signin").hidden = false;
+  for (const other of ["#dev-login", "#google-login", "#no-login"]) $(other).hidden = true;
+  const form = $("#join-form");
+  form.hidden = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const joined = await signIn({ invite: code, name: $("#join-name").value.trim() });
+    if (joined) {
+      form.hidden = true;
+      history.replaceState(null, "", "/");
+    }
+  });
+  $("#join-name").focus();
+}
+
 function loadGoogleButton(clientId) {
   const box = $("#google-login");
   const script = document.createElement("script");
@@ -64,7 +86,7 @@ function loadGoogleButton(clientId) {
   script.onload = () => {
     google.accounts.id.initialize({ client_id: clientId, callback: (answer) => signIn({ google_id_token: answer.credential }) });
     google.accounts.id.renderButton(box, { theme: "outline", size: "large", text: "signin_with" });
-    box.hidden = false;
+    box.hidden = !$("#join-form").hidden; // not on an invite's page
   };
   script.onerror = () => toast("Google sign-in could not be loaded (is this device offline?).");
   document.head.append(script);
@@ -73,11 +95,13 @@ function loadGoogleButton(clientId) {
 async function signIn(credentials) {
   $("#signin-reason").textContent = "";
   try {
-    const answer = await connection.signIn(credentials);
+    const answer = await connection.signIn({ ...credentials, device: deviceName() });
     localStorage.setItem(TOKEN_KEY, answer.token);
     showShell();
+    return true;
   } catch (error) {
     $("#signin-reason").textContent = describe(error);
+    return false;
   }
 }
 
@@ -86,7 +110,8 @@ function signOut(reason) {
   localStorage.removeItem(TOKEN_KEY);
   store.reset();
   ui.readSent.clear();
-  history.replaceState(null, "", location.pathname);
+  history.replaceState(null, "", "/");
+  $("#join-form").hidden = true;
   showSignIn(reason);
 }
 
@@ -353,6 +378,8 @@ $("#invite").addEventListener("click", actions.invite);
 $("#rename").addEventListener("click", actions.rename);
 $("#leave").addEventListener("click", actions.leave);
 $("#sign-out").addEventListener("click", () => signOut(""));
+$("#add-friends").addEventListener("click", () => openInvites(dialog, store, toast));
+$("#devices").addEventListener("click", () => openDevices(dialog, store, connection.sessionId, () => signOut("You have signed out.")));
 $("#back").addEventListener("click", () => (location.hash = ""));
 $("#meetup-toggle").addEventListener("click", () => ui.open(ui.roomId, !ui.meetupOpen));
 $("#meetup-back").addEventListener("click", () => ui.open(ui.roomId));

@@ -28,6 +28,7 @@ export class Connection extends EventTarget {
     super();
     this.ws = null;
     this.credentials = null; // {token} once signed in
+    this.sessionId = null;
     this.pending = new Map(); // id -> {frame, resolve, reject, attempts, sentAt}
     this.failures = 0;
     this.timer = null;
@@ -112,6 +113,7 @@ export class Connection extends EventTarget {
     }
     ws.authenticated = true;
     this.credentials = { token: frame.data.token };
+    this.sessionId = frame.data.session_id ?? null; // this device's session (the Devices list marks it)
     this.failures = 0;
     // What waited (sent on a lost connection, or never) goes first, with its id; then the catch-up.
     for (const entry of this.pending.values()) this.send(entry);

@@ -130,3 +130,50 @@ async def test_a_message_sent_as_its_recipient_goes_offline_is_pushed_to_them_on
     assert (len(pushed(missed["seq"])), len(pushed(later["seq"]))) == (1, 1)
     await ann.close()
     await replica.client.close()
+
+
+# Notifications' queues that take user.presence_changed: push_missed_items, track_presence and its
+# one process's presence mirror. Each counts one handled message per event in the metrics.
+PRESENCE_QUEUES = 3
+
+
+async def presence_events_handled(stack: Any, events: int) -> None:
+    """Wait until notifications has handled ``events`` presence changes on each of its queues taking
+    them (its metrics say so; nothing else does): its reaction to them has pushed what it would."""
+    url = next(p for p in stack.processes if p.service == "notifications").metrics_url
+    label = f"{stack.settings.names.events}.user.presence_changed"
+    async with asyncio.timeout(WAIT):
+        while True:
+            body = (await get(url))[1]
+            if sample(body, "faststream_received_processed_messages_total", handler=label) >= events * PRESENCE_QUEUES:
+                return
+            await asyncio.sleep(0.1)  # metrics send no signal: read again
+
+
+async def test_items_received_live_are_not_pushed_when_the_member_goes_offline(start_stack, fcm, tmp_path):
+    """Bob receives items live, then closes his connection (nothing read): none of them is pushed to
+    his phone; the item Ann sends right after the close (messaging's replica of presence may not know
+    yet) is pushed once."""
+    account = write_service_account(tmp_path, fcm.url + "/token")
+    stack = await start_stack(fcm_credentials=str(account), fcm_endpoint=fcm.endpoint)
+    replica = Replica(stack)
+    ann = await Client.connect(stack.ws_url, dev_user=dev_user("Ann"))
+    bob = await Client.connect(stack.ws_url, dev_user=dev_user("Bob"))
+    ann_id, bob_id = ann.user["id"], bob.user["id"]  # type: ignore[index]
+    token = f"fcm-{uuid.uuid4().hex}"
+    await bob.ok("register_device", {"token": token, "platform": "android"})
+    for user_id in (ann_id, bob_id):
+        await replica.presence(user_id, online=True)
+    room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob_id]}))["room"]
+    live = [(await ann.ok("send_message", {"room_id": room["id"], "content": f"live {n}"}))["item"] for n in range(3)]
+    for item in live:
+        await bob.expect_event("room.item_added", lambda d, item=item: d["item"]["id"] == item["id"])
+
+    await bob.close()
+    after = (await ann.ok("send_message", {"room_id": room["id"], "content": "after"}))["item"]
+    await fcm.wait_for(lambda _: any(p.message["data"].get("seq") == str(after["seq"]) for p in fcm.sends_to(token)))
+    await presence_events_handled(stack, 3)  # Ann and Bob online, Bob offline
+    pushed = [p.message["data"] for p in fcm.sends_to(token)]
+    assert pushed == [{"room_id": room["id"], "seq": str(after["seq"])}]
+    await ann.close()
+    await replica.client.close()

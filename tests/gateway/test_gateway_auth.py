@@ -97,38 +97,101 @@ def test_refused_tokens(settings: Settings, token: str) -> None:
         auth.verify_token(settings, token)
 
 
-async def test_a_token_sign_in_returns_the_same_token(settings: Settings) -> None:
+async def sign_in(
+    settings: Settings, data: Authenticate, google: auth.GoogleCheck = auth.refuse_google
+) -> auth.Identity:
+    """What the gateway does, the users worker confirming whatever it is asked."""
+    return auth.issue(settings, await auth.check(settings, data, google, device="pytest"))
+
+
+async def test_a_token_without_a_session_comes_back_as_it_is(settings: Settings) -> None:
     token, _ = auth.issue_token(settings, "u1", "Ann")
-    assert (await auth.sign_in(settings, Authenticate(token=token))).token == token
+    attempt = await auth.check(settings, Authenticate(token=token))
+    assert attempt.request().session is None
+    assert auth.issue(settings, attempt).token == token
 
 
-async def test_dev_login_issues_a_token(settings: Settings) -> None:
-    identity = await auth.sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+async def test_a_session_token_is_renewed(settings: Settings) -> None:
+    """Signing in with a device session's token asks the users worker to renew that session, and
+    a fresh token of the same session comes back, expiring a whole lifetime from now."""
+    first = await sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+    attempt = await auth.check(settings, Authenticate(token=first.token))
+    request = attempt.request()
+    assert request.renew and request.session is not None and request.session.id == first.session_id
+    renewed = auth.issue(settings, attempt)
+    assert renewed.session_id == first.session_id and renewed.via == "dev"
+    assert auth.verify_token(settings, renewed.token).session_id == first.session_id
+
+
+async def test_a_bearer_header_keeps_its_token_and_checks_its_session(settings: Settings) -> None:
+    first = await sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+    attempt = auth.presented(settings, auth.verify_token(settings, first.token))
+    assert attempt.request().renew and auth.issue(settings, attempt).token == first.token
+
+
+async def test_dev_login_issues_a_token_of_a_new_session(settings: Settings) -> None:
+    identity = await sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
     assert identity.user.id == "u2" and auth.verify_token(settings, identity.token).user.name == "Bo"
+    assert identity.session_id and identity.via == "dev"
 
 
 async def test_dev_login_can_be_disabled() -> None:
     settings = Settings(jwt_secret=SECRET, dev_login=False)
     with pytest.raises(AuthError, match="dev login"):
-        await auth.sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+        await sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+
+
+async def test_dev_tokens_end_with_dev_login(settings: Settings) -> None:
+    """A token from a dev sign-in is refused once dev login is off."""
+    identity = await sign_in(settings, Authenticate.model_validate({"dev_user": {"id": "u2", "name": "Bo"}}))
+    with pytest.raises(AuthError, match="dev login"):
+        auth.verify_token(Settings(jwt_secret=SECRET, dev_login=False), identity.token)
+
+
+@pytest.mark.parametrize("user_id", ["google:1234", "invite:abc"])
+async def test_dev_users_cannot_take_namespaced_ids(settings: Settings, user_id: str) -> None:
+    """Google accounts are google:<sub>, invited users invite:<...>: no dev user can be one of them."""
+    with pytest.raises(AuthError, match="may not begin"):
+        await sign_in(settings, Authenticate.model_validate({"dev_user": {"id": user_id, "name": "Bo"}}))
 
 
 async def test_google_is_refused_without_a_google_check(settings: Settings) -> None:
     """The default check never fakes success."""
     with pytest.raises(AuthError):
-        await auth.sign_in(settings, Authenticate(google_id_token="eyJ..."))
+        await sign_in(settings, Authenticate(google_id_token="eyJ..."))
+
+
+async def google_ann(id_token: str) -> auth.GoogleProfile:
+    assert id_token == "eyJ..."
+    return auth.GoogleProfile("1234", "Ann", "ann@example.com", None)
 
 
 async def test_a_google_profile_issues_a_token(settings: Settings) -> None:
-    """The profile of the Google check becomes the user and the session token's claims."""
-
-    async def google(id_token: str) -> auth.GoogleProfile:
-        assert id_token == "eyJ..."
-        return auth.GoogleProfile("1234", "Ann", "ann@example.com", None)
-
-    identity = await auth.sign_in(settings, Authenticate(google_id_token="eyJ..."), google)
-    assert identity.user.model_dump() == {"id": "1234", "name": "Ann", "image_url": None}
+    """The profile of the Google check becomes the user (google:<sub>, the bare sub kept as the id
+    it may have had before) and the session token's claims."""
+    settings = settings.model_copy(update={"allowed_emails": "ann@example.com"})
+    attempt = await auth.check(settings, Authenticate(google_id_token="eyJ..."), google_ann)
+    assert attempt.request().legacy_id == "1234"
+    identity = auth.issue(settings, attempt)
+    assert identity.user.model_dump() == {"id": "google:1234", "name": "Ann", "image_url": None}
     assert auth.verify_token(settings, identity.token).email == "ann@example.com"
+    assert auth.issue(settings, attempt, known_as="1234").user.id == "1234"
+
+
+async def test_google_tokens_are_checked_against_the_allowed_emails_again(settings: Settings) -> None:
+    """An email taken off BOOCHAT_ALLOWED_EMAILS cannot connect with the token it got before."""
+    allowed = settings.model_copy(update={"allowed_emails": "ann@example.com"})
+    identity = await sign_in(allowed, Authenticate(google_id_token="eyJ..."), google_ann)
+    assert auth.verify_token(allowed, identity.token).user.id == "google:1234"
+    with pytest.raises(AuthError, match="not allowed"):
+        auth.verify_token(settings.model_copy(update={"allowed_emails": "bo@example.com"}), identity.token)
+
+
+async def test_an_invite_makes_a_new_user(settings: Settings) -> None:
+    attempt = await auth.check(settings, Authenticate.model_validate({"invite": "c0de", "name": " Cy "}))
+    request = attempt.request()
+    assert request.invite == "c0de" and request.user.name == "Cy" and request.user.id.startswith("invite:")
+    assert request.session is not None and not request.renew and request.session.device == "unnamed device"
 
 
 @pytest.mark.parametrize("secret", [None, "", "short"])

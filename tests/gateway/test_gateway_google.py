@@ -47,20 +47,23 @@ async def refused(url: str, id_token: str) -> str:
 
 @pytest.mark.parametrize("issuer", ["https://accounts.google.com", "accounts.google.com"])
 async def test_a_google_token_signs_in(url: str, google: FakeGoogle, workers, issuer: str) -> None:
-    """The user is the token's sub with its name and picture; the users worker keeps the email."""
+    """The user is google:<sub> with its name and picture (the bare sub offered as the id it may have
+    had before); the users worker keeps the email and starts a device session."""
     sub = "109876543210987654321"
     async with connect(url) as ws:
         answer = await authenticate(ws, google.token(sub=sub, iss=issuer))
         assert answer["type"] == "ok", answer
-        user = {"id": sub, "name": "Ann Example", "image_url": "https://lh3.googleusercontent.com/a/ann"}
+        user = {"id": f"google:{sub}", "name": "Ann Example", "image_url": "https://lh3.googleusercontent.com/a/ann"}
         assert answer["data"]["user"] == user
         signed_in = await workers["users"].next("sign_in")
-        assert signed_in.user_id == sub
-        assert SignIn.model_validate(signed_in.data).model_dump() == {"user": user, "email": "ann@example.com"}
+        assert signed_in.user_id == f"google:{sub}"
+        asked = SignIn.model_validate(signed_in.data)
+        assert (asked.user.model_dump(), asked.email, asked.legacy_id) == (user, "ann@example.com", sub)
+        assert asked.session is not None and asked.session.id == answer["data"]["session_id"] and not asked.renew
         token = answer["data"]["token"]
     async with connect(url) as ws:
         again = await request(ws, "authenticate", {"token": token})
-        assert again["type"] == "ok" and again["data"]["token"] == token
+        assert again["type"] == "ok" and again["data"]["session_id"] == answer["data"]["session_id"]
         assert again["data"]["user"] == user
         assert (await request(ws, "ping"))["type"] == "ok"
 

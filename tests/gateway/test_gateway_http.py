@@ -89,3 +89,18 @@ async def test_connections_still_signing_in_are_capped(url: str, gateway: Gatewa
         assert (await request(third, "authenticate", {"dev_user": {"id": "v", "name": "V"}}))["type"] == "ok"
     await first.close()
     await second.close()
+
+
+@pytest.mark.parametrize("overrides", [{"handshakes_per_minute_per_address": 3}])
+async def test_handshakes_per_address_are_limited(url: str, gateway: Gateway, workers) -> None:
+    """Past the limit, handshakes from the same address get 429 before the upgrade; plain HTTP is not counted."""
+    opened = [await connect(url) for _ in range(3)]
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(url)
+    assert refused.value.response.status_code == 429
+    assert await http_status(gateway.port, "/healthz") == 200
+    for ws in opened:
+        await ws.close()
+    with pytest.raises(InvalidStatus) as again:  # closing them frees nothing: the count is of handshakes
+        await connect(url)
+    assert again.value.response.status_code == 429

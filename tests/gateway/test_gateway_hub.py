@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
-from gwclient import WAIT, closed, request, room, sign_in
+from gwclient import WAIT, closed, event, request, room, sign_in
+from support.proxy import Proxy
 from support.stack import free_ports
 from websockets.asyncio.client import connect
 
@@ -18,9 +21,10 @@ from boochat.rpc import failure
 from boochat.settings import Settings
 from contracts.envelope import Command, Delivery, Reply
 from contracts.routing import GATEWAYS, room_key, user_key
+from gateway import hub as hub_module
 from gateway.app import Gateway
 from gateway.broker import Arrival, RateReport, Routed
-from gateway.hub import Hub
+from gateway.hub import Hub, Seen
 
 LIMIT = 10
 
@@ -37,6 +41,10 @@ class FakeBroker:
         self.bound: set[str] = set()
         self.resumed: list[frozenset[str]] = []  # what was bound each time the hub asked for more
         self.idle = asyncio.Event()  # the hub has asked for more after the last arrival sent
+        self.reconnect = asyncio.Event()  # set: the connection was lost and made again
+        self.calls: list[Command] = []
+        self.called = asyncio.Condition()
+        self.failing: Counter[str] = Counter()  # request type -> how many of the next ones fail
         self._incoming: asyncio.Queue[Arrival] = asyncio.Queue()
         self._sent = 0
         self._delays = random.Random(5)
@@ -54,6 +62,12 @@ class FakeBroker:
 
     async def call(self, worker: str, command: Command) -> Reply:
         await asyncio.sleep(0)
+        async with self.called:
+            self.calls.append(command)
+            self.called.notify_all()
+        if self.failing[command.type]:
+            self.failing[command.type] -= 1
+            return failure("unavailable", "users is not reachable")
         if command.type == "user_rooms":
             return Reply(ok={"room_ids": self.rooms.get(command.user_id, [])})
         return Reply(ok={})
@@ -67,6 +81,19 @@ class FakeBroker:
             else:
                 self.bound.discard(key)
 
+    async def reconnected(self) -> None:
+        await self.reconnect.wait()
+        self.reconnect.clear()
+
+    async def wait_calls(self, type_: str, count: int) -> list[Command]:
+        """Once ``count`` requests of ``type_`` have been made, all of them."""
+        async with asyncio.timeout(WAIT), self.called:
+            await self.called.wait_for(lambda: len(self.of(type_)) >= count)
+        return self.of(type_)
+
+    def of(self, type_: str) -> list[Command]:
+        return [command for command in self.calls if command.type == type_]
+
     async def arrivals(self) -> AsyncGenerator[Arrival, None]:
         while True:
             yield await self._incoming.get()
@@ -79,12 +106,21 @@ class FakeConnection:
     def __init__(self, name: str, fails_on: str = "") -> None:
         self.id = name
         self.got: list[str] = []
+        self.delivered: dict[str, int] = {}
+        self.closed: tuple[int, str] | None = None
+        self.closing = asyncio.Event()
         self._fails_on = fails_on
 
-    def deliver(self, delivery_id: str, text: str) -> None:
+    def deliver(self, delivery_id: str, text: str, seen: Seen | None = None) -> None:
         if delivery_id == self._fails_on:
             raise RuntimeError("a bug in delivering")
         self.got.append(delivery_id)
+        if seen is not None:
+            self.delivered[seen.room_id] = seen.seq
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+        self.closing.set()
 
 
 @pytest.fixture
@@ -171,6 +207,75 @@ async def test_racing_joins_and_leaves_settle_on_the_bindings_the_registry_wants
         assert broker.bound == {key for key in keys if hub.registry.wanted(key)}
 
 
+def item_added(room_id: str, seq: int) -> Delivery:
+    item = {"id": f"{room_id}-{seq}", "room_id": room_id, "seq": seq}
+    return Delivery(id=f"item-{room_id}-{seq}", event="room.item_added", data={"item": item})
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub_module, "PRESENCE_RETRY_SECONDS", (0.01, 0.02))
+
+
+async def test_a_close_the_users_worker_did_not_take_is_told_again_until_it_is(hub: Hub, quick_retries) -> None:
+    """Presence converges after a fault: connection_closed goes again, in the background, until taken."""
+    broker, ann = broker_of(hub), FakeConnection("ann-1")
+    assert await hub.register(ann, "ann") is None
+    broker.failing["connection_closed"] = 3
+    await hub.unregister(ann, "ann")
+    closes = await broker.wait_calls("connection_closed", 4)
+    assert {command.data["connection_id"] for command in closes} == {"ann-1"}
+    assert not broker.failing["connection_closed"]
+
+
+async def test_an_open_not_taken_is_told_again_and_the_close_only_after_it(hub: Hub, quick_retries) -> None:
+    broker, ann = broker_of(hub), FakeConnection("ann-1")
+    broker.failing["connection_opened"] = 2
+    assert await hub.register(ann, "ann") is None  # presence lags; the connection is sound
+    await broker.wait_calls("connection_opened", 3)
+    await hub.unregister(ann, "ann")
+    await broker.wait_calls("connection_closed", 1)
+    assert [c.type for c in broker.calls if c.type.startswith("connection_")][-2:] == [
+        "connection_opened",
+        "connection_closed",
+    ]
+
+
+async def test_an_open_still_failing_when_the_connection_closes_stops_and_the_close_goes(hub: Hub) -> None:
+    broker, ann = broker_of(hub), FakeConnection("ann-1")
+    broker.failing["connection_opened"] = 1000
+    assert await hub.register(ann, "ann") is None
+    await hub.unregister(ann, "ann")
+    await broker.wait_calls("connection_closed", 1)
+    assert len(broker.of("connection_opened")) == 1  # the first retry had not come yet
+
+
+async def test_a_closing_connection_says_which_items_it_was_sent(hub: Hub) -> None:
+    """Per room, the seq of the latest room.item_added it was sent: pushes are for what came after."""
+    broker, ann = broker_of(hub), FakeConnection("ann-1")
+    broker.rooms = {"ann": ["r1", "r2"]}
+    assert await hub.register(ann, "ann") is None
+    for delivery in (item_added("r1", 3), item_added("r1", 4), item_added("r2", 1)):
+        broker.send(Routed(room_key(delivery.data["item"]["room_id"]), delivery))
+    async with asyncio.timeout(WAIT):
+        await broker.idle.wait()
+    await hub.unregister(ann, "ann")
+    (closed,) = await broker.wait_calls("connection_closed", 1)
+    assert closed.data["delivered"] == {"r1": 4, "r2": 1}
+
+
+async def test_when_the_broker_reconnects_every_connection_is_closed_1012(hub: Hub) -> None:
+    """Deliveries sent while the gateway had no queue are lost: its clients connect again and catch up."""
+    broker = broker_of(hub)
+    ann, bo = FakeConnection("ann-1"), FakeConnection("bo-1")
+    assert await hub.register(ann, "ann") is None and await hub.register(bo, "bo") is None
+    broker.reconnect.set()
+    async with asyncio.timeout(WAIT):
+        await asyncio.gather(ann.closing.wait(), bo.closing.wait())
+    assert ann.closed is not None and bo.closed is not None
+    assert ann.closed[0] == bo.closed[0] == 1012
+
+
 @pytest.fixture
 async def second(settings: Settings, gateway: Gateway) -> AsyncIterator[str]:
     """The URL of a second gateway of the same namespace."""
@@ -235,3 +340,86 @@ async def test_a_connection_past_the_users_cap_is_refused_with_4429(url: str, wo
         assert (await closed(ws))[0] == 4429
     assert not gateway.hub.registry.connected("ann")
     assert not [c for c in workers["users"].seen if c.type == "connection_closed"]
+
+
+@pytest.mark.integration
+async def test_a_real_close_the_users_worker_fails_to_take_is_told_again(url: str, workers) -> None:
+    """The fault hits an actual close: the users worker answers unavailable twice, then takes it."""
+    users = workers["users"]
+    refusals = 2
+
+    def flaky(command: Command) -> Reply:
+        nonlocal refusals
+        if command.type == "connection_closed" and refusals:
+            refusals -= 1
+            return failure("unavailable", "users is restarting")
+        return Reply(ok={})
+
+    users.handler = flaky
+    ws = await sign_in(url, "ann")
+    opened = await users.next("connection_opened")
+    await ws.close()
+    closes = [await users.next("connection_closed") for _ in range(3)]
+    assert {close.data["connection_id"] for close in closes} == {opened.data["connection_id"]}
+    assert refusals == 0
+
+
+@pytest.fixture
+async def cut_off(settings: Settings) -> AsyncIterator[tuple[Proxy, Gateway]]:
+    """A gateway that reaches RabbitMQ through a proxy the test can cut (workers reach it directly)."""
+    upstream = urlsplit(settings.amqp_url)
+    async with Proxy(upstream.hostname or "127.0.0.1", upstream.port or 5672) as proxy:
+        amqp_url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.2"
+        gateway = Gateway(settings.model_copy(update={"amqp_url": amqp_url}))
+        await gateway.start()
+        async with asyncio.timeout(WAIT):
+            await gateway.connected()
+        yield proxy, gateway
+        await gateway.stop()
+
+
+async def queue_gone(settings: Settings, name: str) -> None:
+    """Wait until the broker has dropped the queue ``name`` (it sends no signal: asked every 50 ms)."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                channel = await connection.channel()
+                try:
+                    await channel.declare_queue(name, passive=True)
+                except aio_pika.exceptions.ChannelClosed:
+                    return
+                await channel.close()
+                await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+
+
+@pytest.mark.integration
+async def test_rooms_changed_while_the_gateway_was_cut_off_are_not_served_stale(
+    cut_off: tuple[Proxy, Gateway], settings: Settings, workers, rooms, publish
+) -> None:
+    """Ann leaves r1 and joins r2 while her gateway has no broker connection (the deliveries saying
+    so are lost with its queue): once it is back, her connection is closed with 1012, and connected
+    again she gets r2's events and not r1's."""
+    proxy, gateway = cut_off
+    url = f"ws://127.0.0.1:{gateway.port}/ws"
+    rooms.of["ann"] = ["r1"]
+    ws = await sign_in(url, "ann")
+    await publish(room_key("r1"), item_added("r1", 1))
+    assert (await event(ws, "room.item_added"))["data"]["item"]["seq"] == 1
+
+    proxy.cut()
+    await queue_gone(settings, settings.names.gateway_queue(gateway.hub.gateway_id))
+    rooms.of["ann"] = ["r2"]
+    await publish(room_key("r1"), left("r1", "ann"))
+    await publish(user_key("ann"), joined("r2", "ann"))
+    proxy.restore()
+
+    assert (await closed(ws))[0] == 1012
+    again = await sign_in(url, "ann")
+    await publish(room_key("r1"), item_added("r1", 2))
+    await publish(room_key("r2"), item_added("r2", 1))
+    got = await event(again, "room.item_added")
+    assert got["data"]["item"]["room_id"] == "r2"
+    await again.close()

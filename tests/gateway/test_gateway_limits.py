@@ -1,8 +1,8 @@
-"""gateway.limits: the sliding-window rate limit and the duplicate filter."""
+"""gateway.limits: the sliding-window rate limit, handshakes per address and the duplicate filter."""
 
 from __future__ import annotations
 
-from gateway.limits import RateLimiter, RecentIds
+from gateway.limits import AddressLimiter, RateLimiter, RecentIds
 
 
 def test_sliding_window() -> None:
@@ -24,6 +24,24 @@ def test_idle_users_are_forgotten() -> None:
     assert not limiter.allow("u", 10.0)
     limiter.forget_idle("u", 61.0)
     assert limiter.allow("u", 61.0)
+
+
+def test_handshakes_per_address() -> None:
+    """At most ``limit`` per address in any 60 seconds; refused ones do not count; 0 is no limit."""
+    limiter = AddressLimiter(2)
+    assert limiter.allow("10.0.0.1", 0.0) and limiter.allow("10.0.0.1", 30.0)
+    assert not limiter.allow("10.0.0.1", 59.0)
+    assert limiter.allow("10.0.0.2", 59.0)  # per address
+    assert limiter.allow("10.0.0.1", 60.0)
+    assert all(AddressLimiter(0).allow("10.0.0.1", 0.0) for _ in range(1000))
+
+
+def test_addresses_gone_quiet_are_forgotten() -> None:
+    limiter = AddressLimiter(1)
+    for n in range(100):
+        limiter.allow(f"10.0.0.{n}", 1.0)
+    limiter.allow("10.0.1.1", 120.0)
+    assert list(limiter._times) == ["10.0.1.1"]
 
 
 def test_recent_ids_drop_second_copies_within_their_size() -> None:

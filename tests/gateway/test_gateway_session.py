@@ -37,7 +37,21 @@ async def test_dev_login_signs_in_and_opens_the_connection(url: str, workers) ->
         opened = await workers["users"].next("connection_opened")
         assert (await workers["rooms"].next("user_rooms")).user_id == "ann"
     closed_ = await workers["users"].next("connection_closed")
-    assert closed_.data == opened.data
+    assert closed_.data == opened.data | {"delivered": {}}  # it was sent no room item
+
+
+async def test_a_closed_connection_says_the_latest_item_it_sent_per_room(url: str, workers, rooms, publish) -> None:
+    """For pushes: what the client was sent live is not pushed to its phone once it is offline."""
+    rooms.of["ann"] = ["r1", "r2"]
+    ws = await sign_in(url, "ann")
+    for room_id, seq in (("r1", 4), ("r1", 5), ("r2", 1)):
+        item = {"id": f"{room_id}-{seq}", "room_id": room_id, "seq": seq}
+        added = Delivery(id=f"i-{room_id}-{seq}", event="room.item_added", data={"item": item})
+        await publish(room_key(room_id), added)
+    for _ in range(3):
+        assert (await receive(ws))["event"] == "room.item_added"
+    await ws.close()
+    assert (await workers["users"].next("connection_closed")).data["delivered"] == {"r1": 5, "r2": 1}
 
 
 async def test_a_token_signs_in_and_comes_back(url: str, settings: Settings, workers) -> None:

@@ -38,10 +38,10 @@ from workers.runtime.tables import CommandHandler, Reaction, typed
 log = structlog.get_logger()
 
 TOKEN = "token"  # the kind of target register_device's ``token`` is: an FCM registration token
-# Items stored this long before the users worker said a user went offline count as sent after: the
-# gateway closed the connection (and stopped delivering to it) that much earlier at most, and the
-# clocks of the two hosts may differ. Only unread items are pushed, so a push too many is for a
-# message the user had not read anyway.
+# In a room none of the user's connections had sent an item of (the offline event's ``delivered``
+# names the others, and what came after is pushed there), items stored this long before the users
+# worker said a user went offline count as sent after: the gateway closed the connection (and
+# stopped delivering to it) that much earlier at most, and the clocks of the two hosts may differ.
 MISSED_MARGIN = timedelta(seconds=2)
 
 
@@ -69,11 +69,12 @@ async def push_to_offline_members(added: events.ItemAdded, ctx: Context, sender:
 
 
 async def push_missed_items(moved: events.PresenceChanged, ctx: Context, sender: Sender) -> None:
-    """A user who went offline gets the pushes of what was sent to them since (``MISSED_MARGIN``
-    before the users worker said so), which messaging routed before its replica of presence knew
-    and so never sent here. Messaging lists them, unread ones only (a request on a rare path: once
-    per user going offline, and only for a user with a device). Each push goes once however the
-    two paths race: both claim it per event and target."""
+    """A user who went offline gets the pushes of what no connection of theirs sent them (after
+    what the gateways said they had sent, per room, or since ``MISSED_MARGIN`` before the users
+    worker said so), which messaging routed before its replica of presence knew and so never sent
+    here. Messaging lists them, unread ones only (a request on a rare path: once per user going
+    offline, and only for a user with a device). Each push goes once however the two paths race:
+    both claim it per event and target."""
     assert ctx.event is not None
     if moved.online:
         return
@@ -83,7 +84,7 @@ async def push_missed_items(moved: events.PresenceChanged, ctx: Context, sender:
     devices = await storage.devices_of([moved.user_id])
     if not devices:
         return
-    since = internal.MissedItems(since=ctx.event.occurred_at - MISSED_MARGIN)
+    since = internal.MissedItems(since=ctx.event.occurred_at - MISSED_MARGIN, delivered=moved.delivered)
     missed = internal.Missed.model_validate(await ctx.ask("messaging", "missed_items", since, moved.user_id))
     for item in missed.items:
         pushes = domain.item_pushes(item.added, {moved.user_id})

@@ -1,15 +1,26 @@
-"""Users: profiles and presence, sans-I/O."""
+"""Users: profiles, presence, invites and device sessions, sans-I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
-from contracts.events import ConnectionClosed, ConnectionOpened, PresenceChanged, ProfileChanged
-from contracts.frames import PresenceChangedFrame, UserUpdatedFrame
-from contracts.routing import EVERYONE
-from contracts.shapes import User
+from contracts.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    InviteChanged,
+    InviteRecord,
+    PresenceChanged,
+    ProfileChanged,
+    SessionChanged,
+    SessionRecord,
+)
+from contracts.frames import PresenceChangedFrame, SessionRevokedFrame, UserUpdatedFrame
+from contracts.routing import EVERYONE, user_key
+from contracts.shapes import DeviceSession, Invite, InviteStatus, User
 
 
 class UsersError(Rejected):
@@ -30,6 +41,41 @@ class TooManyConnectionsError(UsersError):
         super().__init__("too many connections")
 
 
+class InviteNotFoundError(UsersError):
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no such invite")
+
+
+class InviteEndedError(UsersError):
+    code = "forbidden"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"this invite {why}")
+
+
+class InviteUsedUpError(UsersError):
+    code = "conflict"
+
+    def __init__(self) -> None:
+        super().__init__("this invite has been used up")
+
+
+class SessionEndedError(UsersError):
+    code = "unauthenticated"
+
+    def __init__(self) -> None:
+        super().__init__("this session has ended: sign in again")
+
+
+class UnknownSessionError(UsersError):
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no such session")
+
+
 @dataclass
 class UserState:
     id: str
@@ -37,6 +83,8 @@ class UserState:
     image_url: str | None
     email: str = ""
     connections: list[str] = field(default_factory=list)  # "<gateway_id>/<connection_id>"
+    # Room id -> the latest item's seq a connection closed since the user came online had sent on.
+    delivered: dict[str, int] = field(default_factory=dict)
 
     def view(self) -> User:
         return User(id=self.id, name=self.name, image_url=self.image_url)
@@ -70,13 +118,19 @@ def connect(state: UserState, connection: str, limit: int) -> list[Fact]:
     return [opened, *(_presence(state, online=True) if len(state.connections) == 1 else [])]
 
 
-def disconnect(state: UserState, connection: str) -> list[Fact]:
-    """A connection closed; the last one makes the user offline."""
+def disconnect(state: UserState, connection: str, delivered: Mapping[str, int] | None = None) -> list[Fact]:
+    """A connection closed, having sent its client the items ``delivered`` names (per room, the
+    latest ``seq``); the last one makes the user offline, saying what all of them had sent."""
     if connection not in state.connections:
         return []
     state.connections.remove(connection)
+    for room_id, seq in (delivered or {}).items():
+        state.delivered[room_id] = max(seq, state.delivered.get(room_id, 0))
     closed = Fact("user.connection_closed", state.id, ConnectionClosed(connection=connection))
-    return [closed, *([] if state.connections else _presence(state, online=False))]
+    if state.connections:
+        return [closed]
+    seen, state.delivered = state.delivered, {}
+    return [closed, *_presence(state, online=False, delivered=seen)]
 
 
 def gateways(states: list[UserState]) -> set[str]:
@@ -92,8 +146,8 @@ def gateway_gone(state: UserState, gateway_id: str) -> list[Fact]:
     return facts
 
 
-def _presence(state: UserState, online: bool) -> list[Fact]:
-    payload = PresenceChanged(user_id=state.id, online=online)
+def _presence(state: UserState, online: bool, delivered: dict[str, int] | None = None) -> list[Fact]:
+    payload = PresenceChanged(user_id=state.id, online=online, delivered=delivered or {})
     frame = PresenceChangedFrame(user_id=state.id, online=online)
     return [Fact("user.presence_changed", state.id, payload, (Send(EVERYONE, "presence.changed", frame),))]
 
@@ -102,3 +156,167 @@ def existing(state: UserState | None) -> UserState:
     if state is None:
         raise UnknownUserError()
     return state
+
+
+def known_as(new_id: str, legacy: UserState | None, email: str) -> str:
+    """The id a Google account signs in as: ``google:<sub>``, unless it signed in before ids were
+    namespaced (its bare ``sub``, holding the same email): existing data keeps its users."""
+    if legacy is not None and email and legacy.email.lower() == email.lower():
+        return legacy.id
+    return new_id
+
+
+# Invites ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InviteState:
+    id: str  # the code
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    max_uses: int
+    uses: int = 0
+    revoked: bool = False
+    redeemed_by: list[str] = field(default_factory=list)
+
+    def status(self, now: datetime) -> InviteStatus:
+        if self.revoked:
+            return "revoked"
+        if self.uses >= self.max_uses:
+            return "used_up"
+        return "expired" if now >= self.expires_at else "active"
+
+    def view(self, now: datetime, base_url: str) -> Invite:
+        return Invite(
+            code=self.id,
+            link=f"{base_url}/invite/{self.id}",
+            created_at=self.created_at,
+            expires_at=self.expires_at,
+            max_uses=self.max_uses,
+            uses=self.uses,
+            status=self.status(now),
+        )
+
+    def record(self) -> InviteRecord:
+        return InviteRecord(
+            code=self.id,
+            created_by=self.created_by,
+            created_at=self.created_at,
+            expires_at=self.expires_at,
+            max_uses=self.max_uses,
+            uses=self.uses,
+            revoked=self.revoked,
+        )
+
+
+def create_invite(code: str, by: str, now: datetime, max_uses: int, expires_in: int) -> tuple[InviteState, list[Fact]]:
+    state = InviteState(code, by, now, now + timedelta(seconds=expires_in), max_uses)
+    return state, [Fact("user.invite_created", code, InviteChanged(invite=state.record()))]
+
+
+def redeem(state: InviteState | None, user_id: str, now: datetime) -> list[Fact]:
+    """A newcomer joins by the invite: one use each, while it is active. Counted by the invite's
+    conditional write, so of two newcomers racing for its last use one wins."""
+    if state is None:
+        raise InviteNotFoundError()
+    if user_id in state.redeemed_by:
+        return []  # the same sign-in again
+    match state.status(now):
+        case "revoked":
+            raise InviteEndedError("was revoked")
+        case "used_up":
+            raise InviteUsedUpError()
+        case "expired":
+            raise InviteEndedError("has expired")
+    state.uses += 1
+    state.redeemed_by.append(user_id)
+    return [Fact("user.invite_redeemed", state.id, InviteChanged(invite=state.record(), user_id=user_id))]
+
+
+def revoke_invite(state: InviteState | None, by: str) -> list[Fact]:
+    """Only its maker revokes an invite (anyone else's is not_found); revoking it again changes nothing."""
+    if state is None or state.created_by != by:
+        raise InviteNotFoundError()
+    if state.revoked:
+        return []
+    state.revoked = True
+    return [Fact("user.invite_revoked", state.id, InviteChanged(invite=state.record()))]
+
+
+# Device sessions ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SessionState:
+    id: str
+    user_id: str
+    device: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    revoked: bool = False
+
+    def live(self, now: datetime) -> bool:
+        return not self.revoked and now < self.expires_at
+
+    def view(self) -> DeviceSession:
+        return DeviceSession(
+            id=self.id,
+            device=self.device,
+            created_at=self.created_at,
+            last_used_at=self.last_used_at,
+            expires_at=self.expires_at,
+        )
+
+    def record(self) -> SessionRecord:
+        return SessionRecord(
+            id=self.id,
+            user_id=self.user_id,
+            device=self.device,
+            created_at=self.created_at,
+            last_used_at=self.last_used_at,
+            expires_at=self.expires_at,
+            revoked=self.revoked,
+        )
+
+
+def start_session(
+    state: SessionState | None, id: str, user_id: str, device: str, now: datetime, expires_at: datetime
+) -> tuple[SessionState, list[Fact]]:
+    """A sign-in with Google, dev login or an invite starts a session for the device (the same
+    sign-in again starts nothing more; a session id is never another user's)."""
+    if state is not None:
+        if state.user_id != user_id:
+            raise SessionEndedError()
+        return state, []
+    state = SessionState(id, user_id, device, now, now, expires_at)
+    return state, [Fact("user.session_started", id, SessionChanged(session=state.record()))]
+
+
+def renew_session(state: SessionState | None, user_id: str, now: datetime, expires_at: datetime) -> list[Fact]:
+    """A sign-in with the session's token: refused unless it is this user's live session; else the
+    session lives on until ``expires_at`` (sliding expiry) and was last used now."""
+    if state is None or state.user_id != user_id or not state.live(now):
+        raise SessionEndedError()
+    state.last_used_at = now
+    state.expires_at = max(state.expires_at, expires_at)
+    return [Fact("user.session_renewed", state.id, SessionChanged(session=state.record()))]
+
+
+def revoke_session(state: SessionState | None, user_id: str, now: datetime) -> list[Fact]:
+    """Sign a device out: its token is refused from now on, and its open connections are told
+    (``session.revoked``, to the user's connections) and closed by the gateways."""
+    if state is None or state.user_id != user_id:
+        raise UnknownSessionError()
+    if not state.live(now):
+        return []
+    state.revoked = True
+    told = Send(user_key(user_id), "session.revoked", SessionRevokedFrame(session_id=state.id))
+    return [Fact("user.session_revoked", state.id, SessionChanged(session=state.record()), (told,))]
+
+
+def signed_in(sessions: list[SessionState], now: datetime) -> list[DeviceSession]:
+    """A user's live sessions, the most recently used first."""
+    live = sorted((s for s in sessions if s.live(now)), key=lambda s: (s.last_used_at, s.id), reverse=True)
+    return [s.view() for s in live]

@@ -1,7 +1,8 @@
-"""Everything the users worker answers: the directory, sign-ins and presence."""
+"""Everything the users worker answers: the directory, sign-ins, presence, invites and device sessions."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import structlog
@@ -11,28 +12,131 @@ from contracts import internal
 from contracts.common import Shape
 from contracts.envelope import AnyEvent, Fact
 from contracts.events import PresenceChanged, ProfileChanged
-from contracts.internal import Users
-from contracts.requests import Empty, OnlineUsers, UserList, UserReply
+from contracts.internal import OperatorInviteReply, SessionGrant, SignedIn, Users
+from contracts.requests import (
+    CreateInvite,
+    Empty,
+    InviteList,
+    InviteReply,
+    OnlineUsers,
+    RevokedSessions,
+    RevokeInvite,
+    RevokeSession,
+    RevokeSessions,
+    SessionList,
+    UserList,
+    UserReply,
+)
+from contracts.shapes import Invite
 from workers.runtime.context import ATTEMPTS, Context, Runtime
 from workers.runtime.outbox import Cause
 from workers.runtime.store import ConcurrencyError
 from workers.runtime.tables import Chore, CommandHandler, Projection, Reaction, typed
 from workers.users import domain, storage
-from workers.users.storage import UserDoc
+from workers.users.storage import InviteDoc, SessionDoc, UserDoc
 
 log = structlog.get_logger()
+
+OPERATOR = "boochat"  # the maker of the invites ``boochat invite`` and ``boochat up`` print
+CODE_BYTES = 16  # an invite code: 22 URL-safe characters, not to be guessed
 
 
 class Done(Shape):
     pass
 
 
-async def sign_in(data: internal.SignIn, ctx: Context) -> Done:
-    doc = await storage.load(data.user.id)
-    state, facts = domain.sign_in(doc.state() if doc else None, data.user, data.email)
+async def sign_in(data: internal.SignIn, ctx: Context) -> SignedIn:
+    """Every step is idempotent: a concurrent writer makes the runtime run it all again."""
+    if data.invite is not None:
+        await _redeem(data.invite, data.user.id, ctx)
+    user_id = await _known_as(data)
+    if data.session is not None:
+        await _keep_session(data.session, user_id, data.renew, ctx)
+    doc = await storage.load(user_id)
+    profile = data.user.model_copy(update={"id": user_id})
+    state, facts = domain.sign_in(doc.state() if doc else None, profile, data.email)
     if facts:
         await ctx.commit(doc.with_state(state) if doc else UserDoc.new(state), facts)
-    return Done()
+    return SignedIn(user_id=None if user_id == data.user.id else user_id)
+
+
+async def _redeem(code: str, user_id: str, ctx: Context) -> None:
+    doc = await storage.invite(code)
+    state = doc.state() if doc else None
+    if (facts := domain.redeem(state, user_id, ctx.now())) and doc is not None and state is not None:
+        await ctx.commit(doc.with_state(state), facts)
+
+
+async def _known_as(data: internal.SignIn) -> str:
+    if data.legacy_id is None or await storage.load(data.user.id) is not None:
+        return data.user.id
+    legacy = await storage.load(data.legacy_id)
+    return domain.known_as(data.user.id, legacy.state() if legacy else None, data.email)
+
+
+async def _keep_session(grant: SessionGrant, user_id: str, renew: bool, ctx: Context) -> None:
+    doc = await storage.session(grant.id)
+    state = doc.state() if doc else None
+    if renew:
+        facts = domain.renew_session(state, user_id, ctx.now(), grant.expires_at)
+    else:
+        state, facts = domain.start_session(state, grant.id, user_id, grant.device, ctx.now(), grant.expires_at)
+    if facts and state is not None:
+        await ctx.commit(doc.with_state(state) if doc else SessionDoc.new(state), facts)
+
+
+async def create_invite(data: CreateInvite, ctx: Context) -> InviteReply:
+    return InviteReply(invite=await _invite(ctx, ctx.user_id or "", data.max_uses, data.expires_in))
+
+
+async def operator_invite(data: internal.OperatorInvite, ctx: Context) -> OperatorInviteReply:
+    if data.only_without_users and await storage.anyone():
+        return OperatorInviteReply(invite=None)
+    return OperatorInviteReply(invite=await _invite(ctx, OPERATOR, data.max_uses, data.expires_in))
+
+
+async def _invite(ctx: Context, by: str, max_uses: int, expires_in: int) -> Invite:
+    code = secrets.token_urlsafe(CODE_BYTES)  # a create_invite is claimed by id: its retry gets this code
+    state, facts = domain.create_invite(code, by, ctx.now(), max_uses, expires_in)
+    await ctx.commit(InviteDoc.new(state), facts)
+    return state.view(ctx.now(), ctx.runtime.settings.public_base)
+
+
+async def revoke_invite(data: RevokeInvite, ctx: Context) -> Empty:
+    doc = await storage.invite(data.code)
+    state = doc.state() if doc else None
+    if (facts := domain.revoke_invite(state, ctx.user_id or "")) and doc is not None and state is not None:
+        await ctx.commit(doc.with_state(state), facts)
+    return Empty()
+
+
+async def list_invites(data: Empty, ctx: Context) -> InviteList:
+    base, now = ctx.runtime.settings.public_base, ctx.now()
+    return InviteList(invites=[doc.state().view(now, base) for doc in await storage.invites_by(ctx.user_id or "")])
+
+
+async def revoke_session(data: RevokeSession, ctx: Context) -> Empty:
+    doc = await storage.session(data.session_id)
+    state = doc.state() if doc else None
+    if (facts := domain.revoke_session(state, ctx.user_id or "", ctx.now())) and doc is not None and state is not None:
+        await ctx.commit(doc.with_state(state), facts)
+    return Empty()
+
+
+async def revoke_sessions(data: RevokeSessions, ctx: Context) -> RevokedSessions:
+    """Sign out everywhere (but ``keep``): each live session is revoked by a write of its own."""
+    revoked = []
+    for doc in await storage.sessions_of(ctx.user_id or ""):
+        state = doc.state()
+        if state.id != data.keep and (facts := domain.revoke_session(state, ctx.user_id or "", ctx.now())):
+            await ctx.commit(doc.with_state(state), facts)
+            revoked.append(state.id)
+    return RevokedSessions(session_ids=sorted(revoked))
+
+
+async def list_sessions(data: Empty, ctx: Context) -> SessionList:
+    docs = await storage.sessions_of(ctx.user_id or "")
+    return SessionList(sessions=domain.signed_in([doc.state() for doc in docs], ctx.now()))
 
 
 async def connection_opened(data: internal.ConnectionOpened, ctx: Context) -> Done:
@@ -41,7 +145,8 @@ async def connection_opened(data: internal.ConnectionOpened, ctx: Context) -> Do
 
 
 async def connection_closed(data: internal.ConnectionClosed, ctx: Context) -> Done:
-    return await _count(ctx, lambda state: domain.disconnect(state, f"{data.gateway_id}/{data.connection_id}"))
+    connection = f"{data.gateway_id}/{data.connection_id}"
+    return await _count(ctx, lambda state: domain.disconnect(state, connection, data.delivered))
 
 
 async def _count(ctx: Context, change: Callable[[domain.UserState], list[Fact]]) -> Done:
@@ -110,6 +215,13 @@ COMMANDS: dict[str, CommandHandler] = {
     "get_me": get_me,
     "list_users": list_users,
     "list_online_users": list_online_users,
+    "create_invite": create_invite,
+    "operator_invite": operator_invite,
+    "revoke_invite": revoke_invite,
+    "list_invites": list_invites,
+    "revoke_session": revoke_session,
+    "revoke_sessions": revoke_sessions,
+    "list_sessions": list_sessions,
 }
 
 REACTIONS: dict[str, Reaction] = {}

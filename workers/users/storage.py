@@ -1,4 +1,4 @@
-"""The users worker's collection: one document per known user."""
+"""The users worker's collections: one document per known user, per invite and per device session."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts.shapes import User
 from workers.runtime.store import StateDocument, state_document
-from workers.users.domain import UserState
+from workers.users.domain import InviteState, SessionState, UserState
 
 UserDoc = state_document(UserState, "users")
+InviteDoc = state_document(InviteState, "invites", [IndexModel([("created_by", ASCENDING), ("created_at", ASCENDING)])])
+SessionDoc = state_document(SessionState, "sessions", [IndexModel([("user_id", ASCENDING), ("expires_at", ASCENDING)])])
+LISTED = 100  # invites a user is shown, newest first
 
 
 class Profile(Document):
@@ -36,6 +39,28 @@ class Profile(Document):
 
 async def load(user_id: str) -> StateDocument[UserState] | None:
     return await UserDoc.get(user_id)
+
+
+async def anyone() -> bool:
+    """Whether anybody has signed in yet."""
+    return await UserDoc.find_one({}) is not None
+
+
+async def invite(code: str) -> StateDocument[InviteState] | None:
+    return await InviteDoc.get(code)
+
+
+async def invites_by(user_id: str) -> list[StateDocument[InviteState]]:
+    found = await InviteDoc.find({"created_by": user_id}).to_list()
+    return sorted(found, key=lambda doc: doc.created_at, reverse=True)[:LISTED]
+
+
+async def session(session_id: str) -> StateDocument[SessionState] | None:
+    return await SessionDoc.get(session_id)
+
+
+async def sessions_of(user_id: str) -> list[StateDocument[SessionState]]:
+    return await SessionDoc.find({"user_id": user_id}).to_list()
 
 
 async def connected() -> list[StateDocument[UserState]]:
@@ -77,4 +102,4 @@ async def _newer(user_id: str, guard: str, version: int, values: dict[str, objec
         pass  # a newer event was applied already
 
 
-DOCUMENTS = [UserDoc, Profile]
+DOCUMENTS = [UserDoc, InviteDoc, SessionDoc, Profile]

@@ -1,8 +1,10 @@
 """Users' rules, without I/O."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from contracts.routing import EVERYONE
+from contracts.routing import EVERYONE, user_key
 from contracts.shapes import User
 from workers.users import domain
 
@@ -50,6 +52,20 @@ def test_a_gone_gateway_closes_only_its_connections():
     assert domain.gateway_gone(state, "g2") == []
 
 
+def test_going_offline_says_what_every_connection_had_been_sent():
+    """Per room, the latest seq any connection closed since the user came online had sent on; the
+    next time online starts afresh."""
+    state = domain.UserState(id="p", name="Pat", image_url=None)
+    domain.connect(state, "g1/a", LIMIT)
+    domain.connect(state, "g2/b", LIMIT)
+    assert [f.type for f in domain.disconnect(state, "g1/a", {"r1": 7, "r2": 3})] == ["user.connection_closed"]
+    facts = domain.disconnect(state, "g2/b", {"r1": 5, "r3": 1})
+    assert facts[-1].payload.online is False
+    assert facts[-1].payload.delivered == {"r1": 7, "r2": 3, "r3": 1}
+    domain.connect(state, "g1/c", LIMIT)
+    assert domain.disconnect(state, "g1/c")[-1].payload.delivered == {}
+
+
 def test_connections_are_capped_over_every_gateway():
     """One connection past the limit, wherever it opens, is refused and changes nothing."""
     state = domain.UserState(id="p", name="Pat", image_url=None)
@@ -62,3 +78,77 @@ def test_connections_are_capped_over_every_gateway():
     assert state.connections == ["g1/a", "g2/b"]
     domain.disconnect(state, "g1/a")
     assert [f.type for f in domain.connect(state, "g1/c", 2)] == ["user.connection_opened"]
+
+
+# Invites and device sessions ---------------------------------------------------------------------
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_an_invite_is_used_up_by_its_last_newcomer():
+    """Each newcomer takes one use; the same one again takes none; one past the last is conflict."""
+    invite, facts = domain.create_invite("c0de", "ann", NOW, max_uses=2, expires_in=3600)
+    assert [f.type for f in facts] == ["user.invite_created"]
+    assert invite.view(NOW, "https://chat.example").link == "https://chat.example/invite/c0de"
+    assert [f.type for f in domain.redeem(invite, "invite:a", NOW)] == ["user.invite_redeemed"]
+    assert domain.redeem(invite, "invite:a", NOW) == []
+    domain.redeem(invite, "invite:b", NOW)
+    assert invite.status(NOW) == "used_up"
+    with pytest.raises(domain.InviteUsedUpError) as refused:
+        domain.redeem(invite, "invite:c", NOW)
+    assert refused.value.code == "conflict" and invite.uses == 2
+
+
+def test_expired_revoked_and_unknown_invites_are_refused():
+    """Expired or revoked: forbidden; unknown: not_found; only its maker revokes it."""
+    invite, _ = domain.create_invite("c0de", "ann", NOW, max_uses=5, expires_in=60)
+    with pytest.raises(domain.InviteEndedError, match="expired") as expired:
+        domain.redeem(invite, "invite:a", NOW + timedelta(seconds=60))
+    assert expired.value.code == "forbidden"
+    with pytest.raises(domain.InviteNotFoundError):
+        domain.revoke_invite(invite, "bob")
+    assert [f.type for f in domain.revoke_invite(invite, "ann")] == ["user.invite_revoked"]
+    assert domain.revoke_invite(invite, "ann") == []
+    with pytest.raises(domain.InviteEndedError, match="revoked"):
+        domain.redeem(invite, "invite:a", NOW)
+    with pytest.raises(domain.InviteNotFoundError) as unknown:
+        domain.redeem(None, "invite:a", NOW)
+    assert unknown.value.code == "not_found"
+
+
+def test_a_session_slides_until_it_is_revoked():
+    """Renewed by its own user while live (the later expiry wins); revoked, it is refused and its
+    connections are told on the user's key."""
+    later = NOW + timedelta(days=90)
+    session, facts = domain.start_session(None, "s1", "ann", "Firefox", NOW, later)
+    assert [f.type for f in facts] == ["user.session_started"]
+    assert domain.start_session(session, "s1", "ann", "Firefox", NOW, later)[1] == []
+    domain.renew_session(session, "ann", NOW + timedelta(days=1), later + timedelta(days=1))
+    assert session.expires_at == later + timedelta(days=1) and session.last_used_at == NOW + timedelta(days=1)
+    with pytest.raises(domain.SessionEndedError) as other:
+        domain.renew_session(session, "bob", NOW, later)
+    assert other.value.code == "unauthenticated"
+    [revoked] = domain.revoke_session(session, "ann", NOW)
+    assert [(s.key, s.event, s.data.session_id) for s in revoked.sends] == [(user_key("ann"), "session.revoked", "s1")]
+    assert domain.revoke_session(session, "ann", NOW) == []
+    with pytest.raises(domain.SessionEndedError):
+        domain.renew_session(session, "ann", NOW, later)
+    with pytest.raises(domain.UnknownSessionError):
+        domain.revoke_session(session, "bob", NOW)
+
+
+def test_an_expired_session_is_not_renewed_nor_listed():
+    session, _ = domain.start_session(None, "s1", "ann", "Phone", NOW, NOW + timedelta(days=1))
+    recent, _ = domain.start_session(None, "s2", "ann", "Laptop", NOW + timedelta(hours=1), NOW + timedelta(days=2))
+    assert [s.id for s in domain.signed_in([session, recent], NOW + timedelta(hours=2))] == ["s2", "s1"]
+    assert [s.id for s in domain.signed_in([session, recent], NOW + timedelta(days=1))] == ["s2"]
+    with pytest.raises(domain.SessionEndedError):
+        domain.renew_session(session, "ann", NOW + timedelta(days=1), NOW + timedelta(days=91))
+
+
+def test_a_google_account_keeps_the_id_it_had_before_namespacing():
+    """Its bare sub, when that user holds the same email; else google:<sub>."""
+    legacy = domain.UserState(id="1234", name="Ann", image_url=None, email="Ann@Example.com")
+    assert domain.known_as("google:1234", legacy, "ann@example.com") == "1234"
+    assert domain.known_as("google:1234", legacy, "eve@example.com") == "google:1234"
+    assert domain.known_as("google:1234", None, "ann@example.com") == "google:1234"
