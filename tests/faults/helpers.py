@@ -35,6 +35,7 @@ class Persistent:
         self.reply_within = reply_within
         self.client: Client | None = None
         self.retried: Counter[str] = Counter()  # why commands were retried: error codes, "connection"
+        self.in_flight = 0  # commands sent (or being retried) with no ok yet
         self._connecting = asyncio.Lock()
         self._changed = asyncio.Condition()
 
@@ -79,6 +80,13 @@ class Persistent:
     async def ok(self, type: str, data: Mapping[str, Any], id: str | None = None) -> dict[str, Any]:
         """``type`` with ``data`` under one id, retried until ``ok``; the reply's data."""
         request_id = id or str(uuid.uuid4())
+        self.in_flight += 1
+        try:
+            return await self._ok(type, data, request_id)
+        finally:
+            self.in_flight -= 1
+
+    async def _ok(self, type: str, data: Mapping[str, Any], request_id: str) -> dict[str, Any]:
         attempt = 0
         async with asyncio.timeout(GIVE_UP):
             while True:
@@ -193,3 +201,56 @@ def assert_stored_once(items: list[dict[str, Any]], acked: Mapping[str, dict[str
     assert sorted(item["content"] for item in messages) == sorted(acked)
     for item in messages:
         assert item == acked[item["content"]], f"stored {item}, acknowledged {acked[item['content']]}"
+
+
+class Comings:
+    """Cat is invited to the room and leaves it, over and over, each change retried until ok, while
+    the faults happen: membership changes are in flight too. ``member`` is what the last ok said."""
+
+    def __init__(self, ann: Persistent, cat: Persistent, room_id: str) -> None:
+        self.ann, self.cat, self.room_id = ann, cat, room_id
+        self.member = False
+        self.changes = 0
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.member:
+                await self.cat.ok("leave_room", {"room_id": self.room_id})
+            else:
+                await self.ann.ok("invite_to_room", {"room_id": self.room_id, "user_id": self.cat.id})
+            self.member = not self.member
+            self.changes += 1
+            await asyncio.sleep(0.05)  # the load's shape, not a wait for anything
+
+    async def stop(self) -> bool:
+        self._stop.set()
+        await self._task
+        return self.member
+
+
+async def membership_and_presence_hold(comings: Comings, online: list[Persistent], offline: set[str]) -> None:
+    """Cat is in the room exactly when the last ok said so (and posts or is refused accordingly); once
+    Cat disconnects, presence says so: the ``online`` clients are listed, Cat and ``offline`` are not."""
+    member = await comings.stop()
+    assert comings.changes >= 2, "membership changes were in flight during the faults"
+    asker = online[0]
+    room = (await asker.ok("get_room", {"room_id": comings.room_id}))["room"]
+    assert (comings.cat.id in room["participant_ids"]) == member
+    client = await comings.cat.connection()
+    reply = await client.request("send_message", {"room_id": comings.room_id, "content": "still here?"})
+    assert (reply["type"] == "ok") == member, reply
+    await comings.cat.close()
+    await presence_is(asker, {c.id for c in online}, absent={comings.cat.id, *offline})
+
+
+async def presence_is(client: Persistent, online: set[str], absent: set[str], within: float = 30.0) -> None:
+    """``list_online_users`` comes to list all of ``online`` and none of ``absent`` (presence converges)."""
+    listed: set[str] = set()
+    async with asyncio.timeout(within):
+        while True:
+            listed = set((await client.ok("list_online_users", {}))["user_ids"])
+            if online <= listed and not absent & listed:
+                return
+            await asyncio.sleep(0.2)  # polling a query: presence has no event to wait on across users

@@ -280,7 +280,7 @@ async def test_forged_tokens_are_refused(stack) -> None:
 
 # Generated frames ---------------------------------------------------------------------------
 
-ERROR_CODES = set(get_args(ErrorCode))
+ERROR_CODES = set(get_args(ErrorCode)) - {"internal"}  # hostile input is refused, never crashes a handler
 VALID_ID = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=64)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
@@ -313,7 +313,8 @@ FRAMES = request_frames() | st.tuples(st.text(max_size=200).map(str), st.none())
 
 @pytest.mark.usefixtures("serving")
 async def test_generated_frames_each_get_one_reply(stack) -> None:
-    """Hypothesis drives frames at the gateway: one reply each, a PROTOCOL.md code, nothing crashes."""
+    """Hypothesis drives frames at the gateway: one reply each, a PROTOCOL.md code other than
+    ``internal`` (which would mean a handler crashed on the input), nothing crashes."""
     loop = asyncio.get_running_loop()
     clients: list[Client] = []
     sent = 0
