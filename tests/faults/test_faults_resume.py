@@ -1,5 +1,6 @@
-"""A client whose connection drops while messages flow: it reconnects, asks for what it missed by
-``seq`` (``get_room_items`` after the last one it saw, page by page), and ends with exactly the room's
+"""A client whose connection drops while messages flow (two messaging replicas numbering them, two
+gateways): it reconnects, to the other gateway, asks for what it missed by ``seq``
+(``get_room_items`` after the last one it saw, page by page), and ends with exactly the room's
 history, no gap and no duplicate."""
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ async def live_items(client: Client, room_id: str, count: int) -> list[dict[str,
 
 
 async def test_a_client_that_drops_catches_up_by_seq_to_exactly_the_history(start_stack):
-    stack = await start_stack(rate_limit_per_minute=UNLIMITED)
+    stack = await start_stack(scale={"messaging": 2, "gateway": 2}, rate_limit_per_minute=UNLIMITED)
     reply_within = stack.settings.request_timeout_seconds + 5
-    ann = await Persistent.connect(stack.ws_url, new_user("Ann"), reply_within)
+    first, second = stack.ws_urls
+    ann = await Persistent.connect(first, new_user("Ann"), reply_within)
     bob_user = new_user("Bob")
-    bob = await Client.connect(stack.ws_url, dev_user=bob_user)
+    bob = await Client.connect(first, dev_user=bob_user)
     room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob_user["id"]]}))["room"]
     await bob.expect_event("room.created", lambda d: d["room"]["id"] == room["id"])
     burst = Burst(ann, room["id"], lanes=2).start()
@@ -43,8 +45,9 @@ async def test_a_client_that_drops_catches_up_by_seq_to_exactly_the_history(star
     # its reply reaches Ann, so what Ann has acknowledged may trail what he saw).
     await burst.reached(max(len(burst.acked), len(seen)) + 15)
 
-    # Connected again first, so whatever is sent from now on arrives live; then the pages.
-    bob = await Client.connect(stack.ws_url, dev_user=bob_user)
+    # Connected again first (to the other gateway, as after a load balancer's choice), so whatever is
+    # sent from now on arrives live; then the pages.
+    bob = await Client.connect(second, dev_user=bob_user)
     fetched: list[dict[str, Any]] = []
     more = True
     while more:
