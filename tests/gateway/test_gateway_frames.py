@@ -83,7 +83,7 @@ def test_whole_data_errors_point_at_data() -> None:
     """A rule on the whole object (exactly one credential) is reported on ``data``."""
     with pytest.raises(InvalidDataError) as caught:
         frames.validate(frames.Frame("authenticate", "a", {}))
-    assert caught.value.details == {"data": "exactly one of token, google_id_token, dev_user is required"}
+    assert caught.value.details == {"data": "exactly one of token, google_id_token, dev_user, invite is required"}
 
 
 def test_validated_data_is_trimmed() -> None:
