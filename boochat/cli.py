@@ -1,13 +1,16 @@
 """The ``boochat`` command: run the whole stack, one worker, the gateway, or issue a session token.
 
     boochat --version                            the installed version
-    boochat up [--scale messaging=2,gateway=2]   everything, in the foreground (Ctrl-C stops it)
+    boochat up [--split] [--scale messaging=2,gateway=2]   everything, in the foreground (Ctrl-C stops it):
+                                                 one process, or with --split (implied by --scale) one per service
     boochat worker NAME                          one worker: workers.<NAME>.app.create_app(settings)
     boochat gateway                              the gateway: gateway.app.serve(settings)
     boochat token USER_ID --name N [--email E] [--picture URL]
+    boochat invite [--uses N] [--days D]         print an invite link (the running stack's users worker makes it)
     boochat replay WORKER [--from first|TIME] [--dry-run]   rebuild a worker's projections from the event log
     boochat drop NAMESPACE [--yes-really]        delete a namespace's queues, exchanges and databases
     boochat dead list | show N | redrive N... | redrive --all   the messages parked in <ns>.dead
+    boochat backup DIR | restore DIR             a copy of the data folder and the event log, and back
 
 Settings come from the environment (boochat.settings.Settings, BOOCHAT_*). ``up`` fills in what an
 operator has not set from its data folder (BOOCHAT_DATA_DIR, boochat.datadir): a Mongo stand-in
@@ -26,26 +29,31 @@ import importlib
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from datetime import datetime
 from importlib.metadata import version
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import aio_pika
 import structlog
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 from pymongo.errors import PyMongoError
 
-from boochat import dead, mongo, topology
+from boochat import dead, mongo, together, topology
 from boochat.datadir import SECRET, Claim, DataDir, DataDirError
 from boochat.health import QueueMetrics
 from boochat.logs import configure, route_uncaught
 from boochat.progress import Console
+from boochat.rpc import RpcClient
 from boochat.settings import Settings, load, unknown_variables
 from boochat.supervisor import (
     WORKERS,
     Supervisor,
+    available_workers,
     child_env,
     exit_when_supervisor_dies,
     parse_scale,
@@ -54,6 +62,10 @@ from boochat.supervisor import (
     wait_stack_ready,
 )
 from contracts.common import parse_time
+from contracts.envelope import Command
+from contracts.internal import OperatorInvite, OperatorInviteReply
+from contracts.requests import MAX_INVITE_SECONDS
+from contracts.shapes import Invite
 
 log = structlog.get_logger("cli")
 
@@ -90,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="run the whole stack in the foreground")
-    up.add_argument("--scale", default="", help="replicas per service, e.g. messaging=2,gateway=2")
+    up.add_argument("--split", action="store_true", help="a process per worker and for the gateway, under a supervisor")
+    up.add_argument("--scale", default="", help="replicas per service, e.g. messaging=2,gateway=2 (implies --split)")
     up.set_defaults(run=_up)
 
     worker = commands.add_parser("worker", help="run one worker")
@@ -138,12 +151,26 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--all", action="store_true", help="every parked message")
     redrive.set_defaults(run=_dead_redrive)
 
+    backup = commands.add_parser(
+        "backup", help="copy the data folder's databases, its session secret and the event log, while the stack runs"
+    )
+    backup.add_argument("folder", type=Path, metavar="DIR", help="a new (or empty) folder for the copy")
+    backup.set_defaults(run=_backup)
+    restore = commands.add_parser("restore", help="put a backup back into an empty data folder and namespace")
+    restore.add_argument("folder", type=Path, metavar="DIR", help="the folder boochat backup wrote")
+    restore.set_defaults(run=_restore)
+
     token = commands.add_parser("token", help="print a session token for a user")
     token.add_argument("user_id", help="the user's id (the token's sub)")
     token.add_argument("--name", required=True, help="the user's display name")
     token.add_argument("--email", default="", help="the user's email, if any")
     token.add_argument("--picture", default=None, help="URL of the user's picture, if any")
     token.set_defaults(run=_token)
+
+    invite = commands.add_parser("invite", help="print an invite link to the web client (the first person's, say)")
+    invite.add_argument("--uses", type=_positive, default=1, help="how many people may join by it (default 1)")
+    invite.add_argument("--days", type=_positive, default=7, help="days it stays valid (default 7, at most 90)")
+    invite.set_defaults(run=_invite)
     return parser
 
 
@@ -155,11 +182,13 @@ def _up(args: argparse.Namespace) -> None:
         scale = parse_scale(args.scale)
     except ValueError as error:
         raise SystemExit(f"boochat up: {error}") from None
-    asyncio.run(_run_stack(scale))
+    asyncio.run(_run_stack(scale, split=args.split or bool(scale)))
 
 
-async def _run_stack(scale: dict[str, int]) -> None:
-    settings = _settings("supervisor")
+async def _run_stack(scale: dict[str, int], split: bool) -> None:
+    """The gateway and every worker in this process (``boochat.together``), or with ``split`` a
+    process each under a supervisor; on the data folder, with its stand-in and secret."""
+    settings = _settings("supervisor" if split else "boochat")
     folder = DataDir.at(settings.data_dir)
     async with AsyncExitStack() as resources:
         try:
@@ -180,6 +209,10 @@ async def _run_stack(scale: dict[str, int]) -> None:
         settings = settings.model_copy(update=local)
         if not settings.dev_login:
             log.info("dev_login_off", message="dev_user sign-ins are refused; BOOCHAT_DEV_LOGIN=true turns them on")
+        if not split:
+            log.info("starting", data_dir=str(folder.path))
+            await together.serve(settings, available_workers(), _announce)
+            return
         try:
             processes = stack_processes(settings, scale)
         except ValueError as error:
@@ -187,6 +220,11 @@ async def _run_stack(scale: dict[str, int]) -> None:
         log.info("starting", processes=[process.name for process in processes], data_dir=str(folder.path))
         supervisor = Supervisor(processes, env=child_env(settings))
         await run_until_signalled(supervisor, lambda: _announce_when_ready(supervisor, settings))
+
+
+async def _announce(serving: together.Together) -> None:
+    # The one line on stdout: scripts wait for it.
+    print(f"Boochat is ready: {serving.ws_url}", flush=True)
 
 
 def _session_secret(claim: Claim) -> str:
@@ -213,6 +251,21 @@ async def _announce_when_ready(supervisor: Supervisor, settings: Settings) -> No
         if process.ws_url:
             # The one line on stdout per gateway: scripts wait for it.
             print(f"Boochat is ready: {process.ws_url}", flush=True)
+    await _invite_first_person(settings)
+
+
+async def _invite_first_person(settings: Settings) -> None:
+    """While nobody has signed in yet, log an invite link for the first person (stdout keeps its
+    one line per gateway)."""
+    try:
+        invite = await _operator_invite(settings, OperatorInvite(only_without_users=True))
+    except SystemExit as error:
+        log.warning("first_invite_failed", error=str(error))
+        return
+    if invite is not None:
+        log.info(
+            "nobody_has_signed_in_yet", message="open this invite link to join as the first person", link=invite.link
+        )
 
 
 # worker, gateway --------------------------------------------------------------------------------
@@ -396,6 +449,54 @@ def _dead_redrive(args: argparse.Namespace) -> None:
         raise SystemExit(f"boochat dead redrive: left parked: {kept}")
 
 
+# backup, restore --------------------------------------------------------------------------------
+
+
+def _backup(args: argparse.Namespace) -> None:
+    from boochat import backup  # here: it imports the replay machinery, which no other command needs
+
+    settings = _settings("backup")
+    try:
+        manifest = asyncio.run(backup.backup(settings, args.folder))
+    except backup.BackupError as error:
+        raise SystemExit(f"boochat backup: {error}") from None
+    except (AMQPError, OSError) as error:
+        raise SystemExit(f"boochat backup: RabbitMQ failed (or the files): {error!r}") from None
+    databases = manifest.databases
+    copied = (
+        f"{len(databases)} databases ({sum(d.documents for d in databases)} documents)"
+        if databases is not None
+        else "no databases"
+    )
+    secret = ", the session secret" if manifest.session_secret else ""
+    print(f"backed up {settings.namespace} to {args.folder}: {copied}, {manifest.log.entries} log entries{secret}")
+    for missing in manifest.not_covered:
+        print(f"not in this backup: {missing}", flush=True)
+
+
+def _restore(args: argparse.Namespace) -> None:
+    from boochat import backup
+
+    settings = _settings("restore")
+    try:
+        manifest = asyncio.run(backup.restore(settings, args.folder))
+    except backup.BackupError as error:
+        raise SystemExit(f"boochat restore: {error}") from None
+    except (AMQPError, OSError) as error:
+        raise SystemExit(
+            f"boochat restore: stopped, part restored: {error!r}; stop, empty the data folder, boochat drop "
+            f"{settings.namespace}, and restore again"
+        ) from None
+    databases = f"{len(manifest.databases)} databases" if manifest.databases is not None else "no databases"
+    secret = ", the session secret" if manifest.session_secret else ""
+    print(
+        f"restored {args.folder} (taken {manifest.created_at}) into {settings.data_dir} and {settings.namespace}: "
+        f"{databases}, {manifest.log.entries} log entries{secret}"
+    )
+    for missing in manifest.not_covered:
+        print(f"not in this backup: {missing}", flush=True)
+
+
 # token ------------------------------------------------------------------------------------------
 
 
@@ -407,6 +508,40 @@ def _token(args: argparse.Namespace) -> None:
     token, expires_at = auth.issue_token(settings, args.user_id, args.name, email=args.email, picture=args.picture)
     print(token, flush=True)
     print(f"expires at {expires_at.isoformat()}", file=sys.stderr)
+
+
+# invite -----------------------------------------------------------------------------------------
+
+
+def _invite(args: argparse.Namespace) -> None:
+    """One line on stdout: the link. The running stack of this namespace makes the invite."""
+    if args.days > MAX_INVITE_SECONDS // 86400:
+        raise SystemExit(f"boochat invite: --days is at most {MAX_INVITE_SECONDS // 86400}")
+    settings = _settings("invite")
+    wanted = OperatorInvite(max_uses=args.uses, expires_in=args.days * 86400)
+    invite = asyncio.run(_operator_invite(settings, wanted))
+    assert invite is not None  # made whether or not anyone has signed in
+    print(invite.link, flush=True)
+    print(f"{invite.max_uses} use(s), expires at {invite.expires_at.isoformat()}", file=sys.stderr)
+
+
+async def _operator_invite(settings: Settings, wanted: OperatorInvite) -> Invite | None:
+    """Ask the users worker of the running stack (its namespace, its broker) for an invite."""
+    try:
+        connection = await aio_pika.connect(settings.amqp_url)
+    except (AMQPError, OSError) as error:
+        raise SystemExit(f"boochat invite: RabbitMQ failed: {error!r}") from None
+    async with connection:
+        rpc = RpcClient(await connection.channel(), settings.names, settings.request_timeout_seconds)
+        await rpc.start()
+        command = Command(type="operator_invite", id=uuid.uuid4().hex, user_id="boochat", data=wanted.model_dump())
+        reply = await rpc.call("users", command)
+    if reply.error is not None:
+        raise SystemExit(
+            f"boochat invite: the users worker did not make it ({reply.error.code}: {reply.error.message}); "
+            f"is boochat up running with BOOCHAT_NAMESPACE={settings.namespace}?"
+        )
+    return OperatorInviteReply.model_validate(reply.ok).invite
 
 
 def _data_dir_secret(settings: Settings) -> str:
