@@ -96,6 +96,19 @@ class Watch:
             usage.peak_rss_mb = max(usage.peak_rss_mb, round(rss / 2**20, 1))
 
 
+def resident_mb(pids: dict[str, tuple[int | None, str]]) -> float:
+    """Resident memory now, in MiB, of the server's and the database's processes together (at rest:
+    started, nobody connected)."""
+    total = 0
+    for pid, group in pids.values():
+        if pid is not None and group in ("server", "database"):
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                continue
+    return round(total / 2**20, 1)
+
+
 def pid_listening(port: int) -> int | None:
     """The process listening on TCP ``port`` (the RabbitMQ node of the stack: others may run beside it)."""
     for connection in psutil.net_connections(kind="tcp"):

@@ -30,7 +30,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from bench.load import CONNECT_TIMEOUT, MemberSpec, Profile, Shared, Tally, histogram, load_process
-from bench.measure import Usage, Watch, settle, speed_index
+from bench.measure import Usage, Watch, resident_mb, settle, speed_index
 from bench.peers import Peer
 from bench.peers import boochat as boochat_peer
 from bench.peers import socketio as socketio_peer
@@ -42,9 +42,18 @@ PROFILES = {
         Profile("4x10@50", rooms=4, members=10, rate=50, duration=20),
         Profile("4x10@200", rooms=4, members=10, rate=200, duration=20),
         Profile("1x10-capacity", rooms=1, members=10, rate=None, duration=20),
+        # Memory with 2,000 users connected (200 rooms of 10), 20 messages/s among them.
+        Profile("footprint", rooms=200, members=10, rate=20, duration=10),
     )
 }
-PEERS = {"boochat": boochat_peer.Peer, "socketio": socketio_peer.Peer, "synapse": synapse_peer.Peer}
+PEERS = {
+    "boochat": boochat_peer.Peer,
+    "boochat-split": boochat_peer.SplitPeer,
+    "socketio": socketio_peer.Peer,
+    "synapse": synapse_peer.Peer,
+}
+# Profiles run only for some peers (2,000 Synapse users would take most of an hour to make).
+ONLY = {"footprint": ("boochat", "boochat-split")}
 RESULTS = Path(__file__).resolve().parent / "results"
 MARGIN = 30.0  # seconds beyond a profile's own bounds before the parent gives up on a load process
 SETTLE_TIMEOUT = 60.0  # seconds a server may stay busy after the drain, its CPU still counted
@@ -106,12 +115,15 @@ async def bench(peers: list[str], profiles: list[Profile], processes: int) -> di
     }
     for name in peers:
         for profile in profiles:
+            if name not in ONLY.get(profile.name, (name,)):
+                continue
             # A fresh server for every profile: a backlog one profile left cannot burden the next.
             peer: Peer = PEERS[name]()
             _say(f"{name}: starting for {profile.name} ({_describe(profile)})")
             try:
                 await peer.start()
-                result = await run_profile(peer, profile, run, processes)
+                rest = resident_mb(peer.processes())
+                result = await run_profile(peer, profile, run, processes) | {"rest_rss_mb": rest}
                 report["results"].append(result)
                 _say(f"{name}: {profile.name}: " + table([result]).splitlines()[-1].strip())
             except Exception as error:  # one failure must not hide the other figures
@@ -236,9 +248,9 @@ def _percentiles(latencies: HdrHistogram) -> dict[str, float | None]:
 
 
 COLUMNS = [
-    ("peer", 8), ("profile", 13), ("sent", 6), ("ok", 6), ("msg/s", 6), ("expected", 8), ("delivered", 9), ("lost", 6),
+    ("peer", 13), ("profile", 13), ("sent", 6), ("ok", 6), ("msg/s", 6), ("expected", 8), ("delivered", 9), ("lost", 6),
     ("dup", 4), ("p50 ms", 8), ("p90 ms", 8), ("p99 ms", 8), ("max ms", 8), ("CPU s", 6), ("db CPU s", 8),
-    ("mq CPU s", 8), ("ms/msg", 7), ("x load", 7), ("RSS MB", 7),
+    ("mq CPU s", 8), ("ms/msg", 7), ("x load", 7), ("rest MB", 7), ("RSS MB", 7),
 ]  # fmt: skip
 
 
@@ -248,7 +260,7 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [" ".join(f"{title:>{width}}" for title, width in COLUMNS)]
     for result in results:
         if "error" in result:
-            lines.append(f"{result['peer']:>8} {result['profile']['name']:>13} failed: {result['error']}")
+            lines.append(f"{result['peer']:>13} {result['profile']['name']:>13} failed: {result['error']}")
             continue
         latency, cpu = result["latency_ms"], result["cpu_seconds"]
         cells = [
@@ -256,7 +268,7 @@ def table(results: list[dict[str, Any]]) -> str:
             result["expected"],
             result["delivered"], result["lost"], result["duplicates"], latency["p50"], latency["p90"], latency["p99"],
             latency["max"], cpu["server"], cpu["database"] or "-", cpu["broker (shared)"] or "-",
-            result["cpu_ms_per_message"], result["cpu_per_load_cpu"], result["peak_rss_mb"],
+            result["cpu_ms_per_message"], result["cpu_per_load_cpu"], result.get("rest_rss_mb"), result["peak_rss_mb"],
         ]  # fmt: skip
         lines.append(
             " ".join(

@@ -1,8 +1,11 @@
-"""Boochat: the whole stack as ``boochat up`` runs it (boochat.supervisor), in a namespace of its own,
-on a Mongo stand-in of its own; the namespace is dropped when the peer stops.
+"""Boochat: ``boochat up`` as users run it (one process, or ``--split``: a process per worker and for
+the gateway under a supervisor), in a namespace of its own, on a Mongo stand-in of its own (in memory,
+started here so both modes run on the same one); the namespace is dropped when the peer stops.
 
-Settings are the defaults but for what a benchmark needs: dev sign-in for the bench users, and no
-per-user rate limit (Synapse runs without its limits too). Members sign in with the session token
+Settings are the defaults but for what a benchmark needs: dev sign-in for the bench users, no
+per-user rate limit (Synapse runs without its limits too), no limit of handshakes per address
+(every member connects from 127.0.0.1), and room for the footprint profile's 2,000 members
+connecting at once. Members sign in with the session token
 their user got when the peer made it, so connecting announces nobody.
 """
 
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import signal
 import sys
 import tempfile
 import uuid
@@ -18,26 +23,30 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.load import MemberSpec, Profile
 from bench.measure import pid_listening
 from boochat import mongo
 from boochat.settings import Settings
-from boochat.supervisor import Supervisor, child_env, stack_processes, wait_stack_ready
+from boochat.supervisor import child_env
 from boochat.topology import drop_namespace
 
 START_TIMEOUT = 180.0
+STOP_TIMEOUT = 60.0
 REPLY_TIMEOUT = 60.0  # setup requests only; the load's replies are bounded by the profile's drain
+SETUP_CONCURRENCY = 20  # sign-ins and rooms made at once (the footprint profile makes 2,000 users)
 
 
 class Peer:
     name = "boochat"
     client = "bench.peers.boochat"
+    options: tuple[str, ...] = ()  # of ``boochat up``
 
     def __init__(self) -> None:
         self._stand_in: mongo.StandIn | None = None
-        self._supervisor: Supervisor | None = None
+        self._up: asyncio.subprocess.Process | None = None
         self.settings: Settings | None = None
         self.log_dir: Path | None = None
         self._broker: int | None = None  # the RabbitMQ node's pid (shared with whatever else uses it)
@@ -45,21 +54,32 @@ class Peer:
     async def start(self) -> None:
         self._stand_in = await mongo.start()
         namespace = f"bench{uuid.uuid4().hex[:8]}"
+        self.log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{namespace}-"))
         self.settings = Settings(
             namespace=namespace,
             mongo_url=self._stand_in.url,
+            data_dir=str(self.log_dir / "data"),
             dev_login=True,
             jwt_secret=f"bench-{uuid.uuid4().hex}",
             rate_limit_per_minute=10**9,
+            handshakes_per_minute_per_address=0,  # every member connects from 127.0.0.1
+            max_pending_connections=5000,  # the footprint profile's 2,000 members connect at once
             gateway_port=mongo.free_port(),
             metrics_port=0,
         )
-        self.log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{namespace}-"))
-        self._supervisor = Supervisor(
-            stack_processes(self.settings), env=child_env(self.settings), log_dir=self.log_dir
-        )
-        await self._supervisor.start()
-        await wait_stack_ready(self._supervisor, self.settings, START_TIMEOUT)
+        with (self.log_dir / "up.log").open("wb") as log:
+            self._up = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "boochat.cli", "up", *self.options,
+                env=child_env(self.settings), stdout=asyncio.subprocess.PIPE, stderr=log,
+                stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        assert self._up.stdout is not None
+        try:
+            line = await asyncio.wait_for(self._up.stdout.readline(), START_TIMEOUT)
+        except TimeoutError:
+            raise RuntimeError(f"boochat up not ready in {START_TIMEOUT} s; see {self.log_dir}/up.log") from None
+        if not line.startswith(b"Boochat is ready: "):
+            raise RuntimeError(f"boochat up ended ({self._up.returncode}); see {self.log_dir}/up.log")
         self._broker = pid_listening(urlsplit(self.settings.amqp_url).port or 5672)
 
     @property
@@ -69,33 +89,52 @@ class Peer:
 
     async def prepare(self, run: str, profile: Profile) -> list[MemberSpec]:
         users = [f"{run}-{profile.slug}-{index}" for index in range(profile.rooms * profile.members)]
-        tokens = await asyncio.gather(*(_sign_in(self.url, user) for user in users))
-        specs = []
-        for room in range(profile.rooms):
+        limit = asyncio.Semaphore(SETUP_CONCURRENCY)
+        tokens = await asyncio.gather(*(_sign_in(self.url, user, limit) for user in users))
+
+        async def make_room(room: int) -> str:
             members = users[room * profile.members : (room + 1) * profile.members]
-            async with _Setup(self.url, {"token": tokens[room * profile.members]}) as creator:
-                created = await creator.request(
-                    "create_room", {"name": f"Bench {room}", "participant_ids": members[1:]}
-                )
-            room_id = created["room"]["id"]
+            async with limit, _Setup(self.url, {"token": tokens[room * profile.members]}) as creator:
+                data = {"name": f"Bench {room}", "participant_ids": members[1:]}
+                created = await creator.request("create_room", data)
+            return str(created["room"]["id"])
+
+        room_ids = await asyncio.gather(*(make_room(room) for room in range(profile.rooms)))
+        specs = []
+        for room, room_id in enumerate(room_ids):
             for offset in range(profile.members):
                 index = room * profile.members + offset
                 specs.append(MemberSpec(index, room, {"url": self.url, "token": tokens[index], "room_id": room_id}))
         return specs
 
     def processes(self) -> dict[str, tuple[int | None, str]]:
-        assert self._supervisor is not None and self._stand_in is not None
-        named: dict[str, tuple[int | None, str]] = {
-            process.name: (self._supervisor.pid(process.name), "server") for process in self._supervisor.processes
-        }
+        """``boochat up`` (in ``--split``, the supervisor) and each of its Boochat children by name."""
+        assert self._up is not None and self._stand_in is not None
+        named: dict[str, tuple[int | None, str]] = {"boochat up": (self._up.pid, "server")}
+        try:
+            children = psutil.Process(self._up.pid).children()
+        except psutil.Error:  # it has ended: its last samples stand
+            children = []
+        for child in children:
+            try:
+                argv = child.cmdline()
+            except psutil.Error:
+                continue
+            if "boochat.cli" in argv:  # gateway --supervised, worker NAME --supervised
+                named[" ".join(argv[argv.index("boochat.cli") + 1 : -1])] = (child.pid, "server")
         named["mongo stand-in"] = (self._stand_in.process.pid, "database")
         named["rabbitmq (shared)"] = (self._broker, "broker (shared)")
         return named
 
     async def stop(self) -> None:
         try:
-            if self._supervisor is not None:
-                await self._supervisor.stop()
+            if self._up is not None and self._up.returncode is None:
+                self._up.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(self._up.wait(), STOP_TIMEOUT)
+                except TimeoutError:
+                    self._up.kill()  # in --split its children follow (their lifeline closes)
+                    await self._up.wait()
             if self.settings is not None:
                 # The broker only: the databases go with the stand-in (which a Ctrl-C may have ended).
                 dropped = await drop_namespace(self.settings.model_copy(update={"mongo_url": None}))
@@ -109,10 +148,17 @@ class Peer:
         finally:
             if self._stand_in is not None:
                 await self._stand_in.stop()
+            if self.log_dir is not None:
+                shutil.rmtree(self.log_dir / "data", ignore_errors=True)
 
 
-async def _sign_in(url: str, user: str) -> str:
-    async with _Setup(url, {"dev_user": {"id": user, "name": user}}) as session:
+class SplitPeer(Peer):
+    name = "boochat-split"
+    options = ("--split",)
+
+
+async def _sign_in(url: str, user: str, limit: asyncio.Semaphore) -> str:
+    async with limit, _Setup(url, {"dev_user": {"id": user, "name": user}}) as session:
         return session.token
 
 

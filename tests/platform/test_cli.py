@@ -86,14 +86,18 @@ def test_up_refuses_an_unknown_service() -> None:
 
 
 @pytest.mark.e2e
-async def test_up_runs_the_stack_until_sigterm(amqp_url: str, namespace: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("options", "processes"), [((), 1), (("--split",), 8)], ids=["one process", "split"])
+async def test_up_runs_the_stack_until_sigterm(
+    amqp_url: str, namespace: str, tmp_path: Path, options: tuple[str, ...], processes: int
+) -> None:
     """With no Mongo URL it starts the stand-in; prints one ready line per gateway; SIGTERM: exit 0,
-    no child left."""
+    no child left. Its children: the stand-in (with ``--split``, a gateway and the six workers too)."""
     port = free_ports(1)
     stderr = (tmp_path / "up.log").open("wb")
     up = await asyncio.create_subprocess_exec(
         *BOOCHAT,
         "up",
+        *options,
         env=clean_env(
             BOOCHAT_NAMESPACE=namespace,
             BOOCHAT_GATEWAY_PORT=str(port),
@@ -109,7 +113,7 @@ async def test_up_runs_the_stack_until_sigterm(amqp_url: str, namespace: str, tm
         line = await asyncio.wait_for(up.stdout.readline(), 90)
         assert line.decode() == f"Boochat is ready: ws://127.0.0.1:{port}/ws\n", (tmp_path / "up.log").read_text()
         children = child_pids(up.pid)
-        assert children  # the stand-in, the gateway, the workers
+        assert len(children) == processes
         async with await Client.connect(f"ws://127.0.0.1:{port}/ws", dev_user={"id": "cli-u1", "name": "Cli"}) as c:
             assert (await c.ok("get_me"))["user"]["id"] == "cli-u1"
     finally:

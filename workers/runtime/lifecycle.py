@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 
 from boochat import topology
 from boochat.rpc import RpcClient
+from workers.runtime import bindings
 from workers.runtime.context import Runtime
 from workers.runtime.store import RUNTIME_DOCUMENTS
 from workers.runtime.tables import Chore, Worker
@@ -68,15 +69,25 @@ class Lifecycle:
             return "subscribers not running"
         return None
 
+    async def open_storage(self, shared: bool = False) -> None:
+        """The worker's database, its documents bound to it (once). ``shared``: the process serves
+        other workers too, whose bindings of the same classes are kept beside (``bindings``)."""
+        if self._mongo is not None:
+            return
+        worker, settings = self._worker, self._runtime.settings
+        client: AsyncMongoClient[Any] = AsyncMongoClient(settings.require_mongo_url(), tz_aware=True)
+        self._mongo = client
+        database = client[settings.names.database(worker.name)]
+        models = [*RUNTIME_DOCUMENTS, *worker.documents]
+        if shared:
+            await bindings.bind(worker.name, database, models)
+        else:
+            await init_beanie(database=database, document_models=models)
+
     async def prepare(self) -> None:
         worker, runtime, settings = self._worker, self._runtime, self._runtime.settings
         names = settings.names
-        client: AsyncMongoClient[Any] = AsyncMongoClient(settings.require_mongo_url(), tz_aware=True)
-        self._mongo = client
-        await init_beanie(
-            database=client[names.database(worker.name)],
-            document_models=[*RUNTIME_DOCUMENTS, *worker.documents],
-        )
+        await self.open_storage()
         connection = self._connection = runtime.connection = await aio_pika.connect_robust(settings.amqp_url)
         channel = await connection.channel(on_return_raises=True)
         await topology.declare_exchanges(channel, settings)

@@ -29,7 +29,16 @@ from workers.runtime.tables import Worker
 GRACEFUL_TIMEOUT_SECONDS = 10.0
 
 
-def create(worker: Worker, settings: Settings) -> FastStream:
+class WorkerApp(FastStream):
+    """A worker's FastStream app, and what a process serving several workers (``boochat.together``)
+    takes from it: its start and stop, and its metrics."""
+
+    worker: Worker
+    lifecycle: Lifecycle
+    registry: CollectorRegistry
+
+
+def create(worker: Worker, settings: Settings) -> WorkerApp:
     """The FastStream app of ``worker``: topology, storage, subscribers, relay and RPC."""
     configure(worker.name, settings.log_level)
     names = settings.names
@@ -44,10 +53,10 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         logger=structlog.get_logger("faststream"),
         log_level=logging.DEBUG,
     )
-    outbox = Outbox(broker, names, [d for d in worker.documents if issubclass(d, Aggregate)])
+    outbox = Outbox(broker, names, [d for d in worker.documents if issubclass(d, Aggregate)], registry)
     runtime = Runtime(settings, outbox, None, worker.projections.values(), worker.followers)
     spec = AsyncAPI(title=f"Boochat {worker.name} worker", description=_describe(worker, names))
-    app = FastStream(broker, specification=spec, logger=structlog.get_logger("faststream"))
+    app = WorkerApp(broker, specification=spec, logger=structlog.get_logger("faststream"))
     app.context.set_global("runtime", runtime)  # for operators' hooks and tests: what this process holds
     subscribe(broker, worker, runtime)
     lifecycle = Lifecycle(worker, runtime, broker, GRACEFUL_TIMEOUT_SECONDS)
@@ -57,6 +66,7 @@ def create(worker: Worker, settings: Settings) -> FastStream:
         app.on_startup(health.start)
         app.after_shutdown(health.stop)
     lifecycle.attach(app)
+    app.worker, app.lifecycle, app.registry = worker, lifecycle, registry
     return app
 
 
