@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import sqlite3
 import uuid
@@ -45,7 +44,7 @@ from boochat import topology
 from boochat.datadir import DATABASES, LOCK, RUN, SECRET, DataDir, DataDirError
 from boochat.settings import Settings
 from contracts.common import format_time
-from workers.runtime.replay import MARKER  # replay takes every entry of this type for a marker, not an event
+from workers.runtime.replay import write_marker  # replay takes a MARKER entry for a marker, not an event
 
 MANIFEST = "manifest.json"
 EVENTS = "events.jsonl"
@@ -320,32 +319,8 @@ async def _copy_log(connection: AbstractConnection, settings: Settings, target: 
 
 
 async def _mark(connection: AbstractConnection, settings: Settings) -> str:
-    """Write a marker into the log (with publisher confirms): what is before it is copied."""
-    channel = await connection.channel()
-    try:
-        await topology.declare_exchanges(channel, settings)
-        marker = uuid.uuid4().hex
-        body = {
-            "event_id": marker,
-            "type": MARKER,
-            "aggregate_id": "backup",
-            "version": 0,
-            "occurred_at": format_time(datetime.now(UTC)),
-            "payload": {"backup": True},
-        }
-        exchange = await channel.get_exchange(settings.names.events)
-        await exchange.publish(
-            aio_pika.Message(
-                json.dumps(body).encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=marker,
-            ),
-            routing_key=MARKER,
-        )
-    finally:
-        await channel.close()
-    return marker
+    """A marker in the log: what is before it is copied."""
+    return await write_marker(connection, settings, "backup", {"backup": True})
 
 
 async def _read(

@@ -216,31 +216,40 @@ async def _switch(database: AsyncDatabase[Any], live: str, fresh: str) -> None:
 # The log ----------------------------------------------------------------------------------------
 
 
-async def _mark(connection: AbstractConnection, settings: Settings, worker: str) -> str:
-    """Write a marker into the log (its message id is its own): everything before it is covered."""
-    channel = await connection.channel()  # publisher confirms: the marker is in the log once this returns
-    await topology.declare_exchanges(channel, settings)
-    marker = uuid.uuid4().hex
-    body = {
-        "event_id": marker,
-        "type": MARKER,
-        "aggregate_id": worker,
-        "version": 0,
-        "occurred_at": format_time(datetime.now(UTC)),
-        "payload": {"worker": worker},
-    }
-    exchange = await channel.get_exchange(settings.names.events)
-    await exchange.publish(
-        aio_pika.Message(
-            json.dumps(body).encode(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=marker,
-        ),
-        routing_key=MARKER,
-    )
-    await channel.close()
+async def write_marker(
+    connection: AbstractConnection, settings: Settings, aggregate_id: str, payload: dict[str, Any]
+) -> str:
+    """Write a marker into the log (its message id is its own; publisher confirms: it is in the log
+    once this returns): everything before it is covered. Replay skips markers as events."""
+    channel = await connection.channel()
+    try:
+        await topology.declare_exchanges(channel, settings)
+        marker = uuid.uuid4().hex
+        body = {
+            "event_id": marker,
+            "type": MARKER,
+            "aggregate_id": aggregate_id,
+            "version": 0,
+            "occurred_at": format_time(datetime.now(UTC)),
+            "payload": payload,
+        }
+        exchange = await channel.get_exchange(settings.names.events)
+        await exchange.publish(
+            aio_pika.Message(
+                json.dumps(body).encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=marker,
+            ),
+            routing_key=MARKER,
+        )
+    finally:
+        await channel.close()
     return marker
+
+
+async def _mark(connection: AbstractConnection, settings: Settings, worker: str) -> str:
+    return await write_marker(connection, settings, worker, {"worker": worker})
 
 
 async def _count(
