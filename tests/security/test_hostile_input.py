@@ -65,6 +65,12 @@ VALID: dict[str, dict[str, Any]] = {
     "get_meetup": {"meetup_id": "m1"},
     "list_users": {},
     "list_online_users": {},
+    "create_invite": {"max_uses": 2, "expires_in": 3600},
+    "list_invites": {},
+    "revoke_invite": {"code": "AbCdEfGhIjKlMnOpQrStUv"},
+    "list_sessions": {},
+    "revoke_session": {"session_id": "s1"},
+    "revoke_sessions": {"keep": "s1"},
 }
 
 
