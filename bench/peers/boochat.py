@@ -52,9 +52,10 @@ class Peer:
         self._broker: int | None = None  # the RabbitMQ node's pid (shared with whatever else uses it)
 
     async def start(self) -> None:
-        self._stand_in = await mongo.start()
         namespace = f"bench{uuid.uuid4().hex[:8]}"
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{namespace}-"))
+        # Its databases on disk, in the data folder, as `boochat up` keeps them by default.
+        self._stand_in = await mongo.start(databases=self.log_dir / "data" / "mongo")
         self.settings = Settings(
             namespace=namespace,
             mongo_url=self._stand_in.url,
