@@ -1,6 +1,7 @@
 """Boochat: ``boochat up`` as users run it (one process, or ``--split``: a process per worker and for
-the gateway under a supervisor), in a namespace of its own, on a Mongo stand-in of its own (in memory,
-started here so both modes run on the same one); the namespace is dropped when the peer stops.
+the gateway under a supervisor), in a namespace of its own, on a Mongo stand-in of its own (its
+databases on disk in the peer's data folder, as ``boochat up`` keeps them; started here so both
+modes run on the same one); the namespace is dropped when the peer stops.
 
 Settings are the defaults but for what a benchmark needs: dev sign-in for the bench users, no
 per-user rate limit (Synapse runs without its limits too), no limit of handshakes per address
