@@ -98,10 +98,11 @@ async def test_offline_users_get_one_push_per_message_connected_users_and_sender
     await replica.client.close()
 
 
-async def test_a_message_sent_as_its_recipient_goes_offline_is_pushed_to_them_once(start_stack, fcm, tmp_path):
-    """Bob closes his connection and Ann sends at once: messaging routes the message before its replica
-    of presence knows Bob went offline, so the item never goes to notifications. Bob's going offline
-    does: notifications asks messaging what he missed and pushes it. One push, whichever way it came."""
+async def ann_and_bob_online(
+    start_stack: Any, fcm: Any, tmp_path: Any
+) -> tuple[Any, Replica, Client, Client, str, dict[str, Any]]:
+    """A stack pushing to ``fcm``; Ann and Bob connected (and so online in notifications' replica),
+    Bob's phone registered (its token), and a room of the two."""
     account = write_service_account(tmp_path, fcm.url + "/token")
     stack = await start_stack(fcm_credentials=str(account), fcm_endpoint=fcm.endpoint)
     replica = Replica(stack)
@@ -113,6 +114,15 @@ async def test_a_message_sent_as_its_recipient_goes_offline_is_pushed_to_them_on
     for user_id in (ann_id, bob_id):
         await replica.presence(user_id, online=True)
     room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob_id]}))["room"]
+    return stack, replica, ann, bob, token, room
+
+
+async def test_a_message_sent_as_its_recipient_goes_offline_is_pushed_to_them_once(start_stack, fcm, tmp_path):
+    """Bob closes his connection and Ann sends at once: messaging routes the message before its replica
+    of presence knows Bob went offline, so the item never goes to notifications. Bob's going offline
+    does: notifications asks messaging what he missed and pushes it. One push, whichever way it came."""
+    stack, replica, ann, bob, token, room = await ann_and_bob_online(start_stack, fcm, tmp_path)
+    bob_id = bob.user["id"]  # type: ignore[index]
 
     def pushed(seq: int) -> list[dict[str, Any]]:
         return [p.message for p in fcm.sends_to(token) if p.message["data"] == {"room_id": room["id"], "seq": str(seq)}]
@@ -154,17 +164,7 @@ async def test_items_received_live_are_not_pushed_when_the_member_goes_offline(s
     """Bob receives items live, then closes his connection (nothing read): none of them is pushed to
     his phone; the item Ann sends right after the close (messaging's replica of presence may not know
     yet) is pushed once."""
-    account = write_service_account(tmp_path, fcm.url + "/token")
-    stack = await start_stack(fcm_credentials=str(account), fcm_endpoint=fcm.endpoint)
-    replica = Replica(stack)
-    ann = await Client.connect(stack.ws_url, dev_user=dev_user("Ann"))
-    bob = await Client.connect(stack.ws_url, dev_user=dev_user("Bob"))
-    ann_id, bob_id = ann.user["id"], bob.user["id"]  # type: ignore[index]
-    token = f"fcm-{uuid.uuid4().hex}"
-    await bob.ok("register_device", {"token": token, "platform": "android"})
-    for user_id in (ann_id, bob_id):
-        await replica.presence(user_id, online=True)
-    room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob_id]}))["room"]
+    stack, replica, ann, bob, token, room = await ann_and_bob_online(start_stack, fcm, tmp_path)
     live = [(await ann.ok("send_message", {"room_id": room["id"], "content": f"live {n}"}))["item"] for n in range(3)]
     for item in live:
         await bob.expect_event("room.item_added", lambda d, item=item: d["item"]["id"] == item["id"])
