@@ -280,8 +280,10 @@ class Hub:
             seen = _seen(delivery) if delivery.event == ITEM_ADDED else None
             for connection in recipients:
                 connection.deliver(delivery.id, text, seen)
-                if delivery.event == SESSION_REVOKED:
-                    connection.end_session(SessionRevokedFrame.model_validate(delivery.data).session_id)
+            if delivery.event == SESSION_REVOKED:  # after the event: those connections close
+                revoked = SessionRevokedFrame.model_validate(delivery.data).session_id
+                for connection in recipients:
+                    connection.end_session(revoked)
         if changed:
             await self._rebind(changed)
 
