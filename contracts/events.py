@@ -17,7 +17,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from contracts.common import Shape, Time
-from contracts.shapes import Meetup, Poll, RoomFields, RoomItem, User
+from contracts.shapes import Meetup, NotificationLevel, Poll, ReminderKind, RoomFields, RoomItem, User
 
 # rooms --------------------------------------------------------------------------------------
 
@@ -55,9 +55,13 @@ class MemberLeft(Shape):
 
 
 class RoomUpdated(Shape):
-    """``room.updated``"""
+    """``room.updated``: renamed or given a new image. Added in v1.2, for a rename only: who renamed
+    it (``renamed_by``, ``renamed_by_name``) and its name before (``old_name``), for the announcement."""
 
     room: RoomInfo
+    renamed_by: str | None = None
+    renamed_by_name: str | None = None
+    old_name: str | None = None
 
 
 # messaging ----------------------------------------------------------------------------------
@@ -85,6 +89,26 @@ class ItemAdded(Shape):
         """Who may be told of the item: the room as it was when the item was added, minus its sender
         (so a user who left before it gets nothing)."""
         return [user_id for user_id in dict.fromkeys(self.participant_ids) if user_id != self.item.sender_id]
+
+
+class ItemChanged(Shape):
+    """``room.item_changed`` (added in v1.2): a change entry (``change``: an edit, a delete, a
+    reaction added or removed) and the item it changed as it now is (``item``), with what
+    consumers need (who is in the room). ``quoting`` lists the ``seq`` of the room's replies to the
+    item whose quote the change altered (an edit marks them edited, a delete erases their excerpt)."""
+
+    item: RoomItem
+    change: RoomItem
+    participant_ids: list[str]
+    quoting: list[int] = Field(default_factory=list)
+
+
+class NotificationsSet(Shape):
+    """``room.notifications_set`` (added in v1.2): a user's notification level in a room."""
+
+    room_id: str
+    user_id: str
+    level: NotificationLevel
 
 
 # users --------------------------------------------------------------------------------------
@@ -160,19 +184,23 @@ class SessionChanged(Shape):
 
 
 class MeetupCreated(Shape):
-    """``meetup.created``: ``meetup.alerts`` is empty (alerts are per recipient)."""
+    """``meetup.created``: ``meetup.alerts`` is empty (alerts are per recipient). ``sequence`` (added
+    in v1.2, in each meetup event): the calendars' SEQUENCE, one more at each move or cancellation."""
 
     meetup: Meetup
     created_at: Time
     organizer_name: str
+    sequence: int = 0
 
 
 class MeetupUpdated(Shape):
     """``meetup.updated``: anything of the meetup changed (RSVPs, image, attendees, its polls); no
-    announcement. Every change of a meetup is one of these three events, with the whole meetup."""
+    announcement. Every change of a meetup is one of these four events (``meetup.cancelled`` since
+    v1.2), with the whole meetup."""
 
     meetup: Meetup
     created_at: Time
+    sequence: int = 0
 
 
 class MeetupMoved(Shape):
@@ -183,6 +211,43 @@ class MeetupMoved(Shape):
     poll_id: str
     field: str  # "takes_place_on" or "location"
     value: str
+    sequence: int = 0
+
+
+class MeetupCancelled(Shape):
+    """``meetup.cancelled`` (added in v1.2): its organizer cancelled it (announced in its room)."""
+
+    meetup: Meetup
+    created_at: Time
+    sequence: int
+    cancelled_by: str
+    cancelled_by_name: str
+
+
+class MeetupReminderDue(Shape):
+    """``meetup.reminder_due`` (added in v1.2): a reminder (``kind``) for ``user_ids``, ``lead_seconds``
+    before the meetup starts; ``text`` says when and where, in the meetup's time zone (the push's
+    body). ``meetup.alerts`` is empty."""
+
+    meetup: Meetup
+    kind: ReminderKind
+    lead_seconds: int
+    user_ids: list[str]
+    text: str
+
+
+class CalendarFeedReset(Shape):
+    """``meetup.calendar_feed_reset`` (added in v1.2): the user's feed has a new address (the event
+    does not carry it)."""
+
+    user_id: str
+
+
+class RemindersSet(Shape):
+    """``meetup.reminders_set`` (added in v1.2): the user turned reminders on or off."""
+
+    user_id: str
+    enabled: bool
 
 
 # polls --------------------------------------------------------------------------------------

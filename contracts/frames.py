@@ -16,7 +16,7 @@ from pydantic import Field, StringConstraints
 
 from contracts.common import Input, Shape
 from contracts.errors import ErrorCode
-from contracts.shapes import Meetup, Poll, Room, RoomItem, User
+from contracts.shapes import Meetup, NotificationLevel, Poll, ReminderKind, Room, RoomItem, User
 
 RequestId = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,64}$")]
 
@@ -113,6 +113,36 @@ class SessionRevokedFrame(Shape):
     session_id: str
 
 
+class ItemChangedFrame(Shape):
+    """``room.item_changed`` (v1.2): the changed item as it now is, and the change entry."""
+
+    item: RoomItem
+    change: RoomItem
+
+
+class TypingFrame(Shape):
+    """``room.typing`` (v1.2)."""
+
+    room_id: str
+    user_id: str
+    active: bool
+
+
+class NotificationsChangedFrame(Shape):
+    """``room.notifications_changed`` (v1.2)."""
+
+    room_id: str
+    level: NotificationLevel
+
+
+class MeetupReminderFrame(Shape):
+    """``meetup.reminder`` (v1.2): the meetup starts ``lead_seconds`` after the reminder was due."""
+
+    meetup: Meetup
+    kind: ReminderKind
+    lead_seconds: int
+
+
 EVENTS: dict[str, type[Shape]] = {
     "room.created": RoomCreatedFrame,
     "room.member_joined": MemberJoinedFrame,
@@ -128,4 +158,8 @@ EVENTS: dict[str, type[Shape]] = {
     "presence.changed": PresenceChangedFrame,
     "user.updated": UserUpdatedFrame,
     "session.revoked": SessionRevokedFrame,
+    "room.item_changed": ItemChangedFrame,
+    "room.typing": TypingFrame,
+    "room.notifications_changed": NotificationsChangedFrame,
+    "meetup.reminder": MeetupReminderFrame,
 }

@@ -172,3 +172,23 @@ class MeetupAccessReply(Shape):
 
 
 INTERNAL["meetup_access"] = Spec(MeetupAccess, MeetupAccessReply, "meetups", command=False)
+
+
+class CalendarFile(Input):
+    """Gateway -> meetups, for a GET of a calendar feed (``meetup_id`` None) or of one meetup's file:
+    the file of the user whose feed ``token`` is. ``if_none_match``: the entity tags the client has
+    (``If-None-Match``). An unknown token, or a meetup that user does not attend: not_found."""
+
+    token: str
+    meetup_id: str | None = None
+    if_none_match: list[str] = Field(default_factory=list)
+
+
+class CalendarText(Shape):
+    """``body`` is None when one of the client's tags is still the file's ``etag`` (HTTP 304)."""
+
+    etag: str
+    body: str | None
+
+
+INTERNAL["calendar_file"] = Spec(CalendarFile, CalendarText, "meetups", command=False)

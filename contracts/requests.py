@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import unicodedata
+import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -36,6 +40,7 @@ from contracts.shapes import (
     DeviceSession,
     Invite,
     Meetup,
+    NotificationLevel,
     Platform,
     Poll,
     PollType,
@@ -44,6 +49,7 @@ from contracts.shapes import (
     RoomSummary,
     Rsvp,
     User,
+    Version,
 )
 
 Ids = Annotated[list[Id], Field(max_length=1000)]
@@ -145,9 +151,66 @@ class ReadMark(Shape):
 # Messages -----------------------------------------------------------------------------------
 
 
+MAX_MENTIONS = 50
+MAX_EMOJI_BYTES = 32
+
+
+def _emoji(value: str) -> str:
+    if len(value.encode()) > MAX_EMOJI_BYTES:
+        raise ValueError(f"must be at most {MAX_EMOJI_BYTES} bytes of UTF-8")
+    if any(char.isspace() or unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise ValueError("must not hold white space or control characters")
+    return value
+
+
+Emoji = Annotated[StrictStr, StringConstraints(min_length=1), AfterValidator(_emoji), Field(examples=["👍"])]
+
+
 class SendMessage(Input):
     room_id: Id
     content: Content
+    # Added in v1.2 (PROTOCOL.md, Everyday chat).
+    reply_to: PositiveSeq | None = None
+    mentions: Annotated[list[Id], Field(max_length=MAX_MENTIONS)] = []
+    mentions_room: StrictBool = False
+
+
+class EditMessage(Input):
+    room_id: Id
+    seq: PositiveSeq
+    content: Content
+
+
+class DeleteMessage(Input):
+    room_id: Id
+    seq: PositiveSeq
+
+
+class ChangeReaction(Input):
+    """``add_reaction`` and ``remove_reaction``."""
+
+    room_id: Id
+    seq: PositiveSeq
+    emoji: Emoji
+
+
+class SetRoomNotifications(Input):
+    room_id: Id
+    level: NotificationLevel
+
+
+class Typing(Input):
+    room_id: Id
+    active: StrictBool = True
+
+
+class GetItemHistory(Input):
+    room_id: Id
+    seq: PositiveSeq
+
+
+class ItemHistory(Shape):
+    versions: list[Version]
 
 
 class ItemReply(Shape):
@@ -157,12 +220,59 @@ class ItemReply(Shape):
 # Meetups ------------------------------------------------------------------------------------
 
 
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _time_zone(value: str) -> str:
+    """An IANA time zone this machine knows (its names only: never a path)."""
+    if value not in _zones():
+        raise ValueError("must be an IANA time zone name, like Europe/Berlin")
+    return value
+
+
+TimeZone = Annotated[
+    StrictStr,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_time_zone),
+    Field(examples=["Europe/Berlin"]),
+]
+
+
 class CreateMeetup(Input):
     name: Name
     location: Location
     takes_place_on: Annotated[Time, AfterValidator(_in_future), Field(description="strictly in the future")]
     attendee_ids: Ids
     image_url: Url | None = None
+    # Added in v1.2 (PROTOCOL.md, Calendars and reminders).
+    ends_on: Annotated[Time | None, Field(description="after takes_place_on; default two hours after it")] = None
+    time_zone: TimeZone = "UTC"
+
+    @field_validator("ends_on")
+    @classmethod
+    def _ends_after_start(cls, ends_on: datetime | None, info: ValidationInfo) -> datetime | None:
+        starts = info.data.get("takes_place_on")
+        if ends_on is not None and starts is not None and ends_on <= starts:
+            raise ValueError("must be after takes_place_on")
+        return ends_on
+
+
+class CancelMeetup(Input):
+    meetup_id: Id
+
+
+class SetReminders(Input):
+    enabled: StrictBool
+
+
+class CalendarFeed(Shape):
+    """``get_calendar_feed``, ``reset_calendar_feed``: the user's secret feed address."""
+
+    url: str
+    webcal_url: str
+    reminders: bool
 
 
 class ChangeRsvp(Input):
@@ -274,6 +384,7 @@ class GetRoomItems(Input):
     before_seq: PositiveSeq | None = None
     after_seq: Seq | None = None
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 50
+    with_changes: StrictBool = False  # added in v1.2: change entries too, and their targets
 
 
 class GetMeetup(Input):
@@ -302,14 +413,38 @@ class ListRooms(Input):
 class ItemPage(Shape):
     items: list[RoomItem]
     has_more: bool
+    targets: list[RoomItem] | None = None  # added in v1.2: with ``with_changes`` only
 
 
 class MeetupList(Shape):
     meetups: list[Meetup]
 
 
+MAX_USERS_LISTED = 500
+USERS_LISTED = 100  # a page of ``list_users`` without ``limit``
+UserQuery = Annotated[
+    StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Field(examples=["ann"])
+]
+Cursor = Annotated[StrictStr, StringConstraints(min_length=1, max_length=2048), Field(examples=["QW5uAWFubi0x"])]
+
+
+class ListUsers(Input):
+    """``list_users`` (added in v1.2: ``query``, ``limit``, ``cursor``). With none of them (v1's
+    ``{}``), every user; with any, a page of at most ``limit`` users after ``cursor`` (a previous
+    page's ``next_cursor``) whose name holds ``query`` (case-insensitive)."""
+
+    query: UserQuery | None = None
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_USERS_LISTED)] | None = None
+    cursor: Cursor | None = None
+
+    @property
+    def paged(self) -> bool:
+        return (self.query, self.limit, self.cursor) != (None, None, None)
+
+
 class UserList(Shape):
     users: list[User]
+    next_cursor: str | None = None  # added in v1.2: paging only; the next page's ``cursor``, None at the end
 
 
 class OnlineUsers(Shape):
@@ -342,9 +477,19 @@ REQUESTS: dict[str, Spec] = {
     "change_room_image": Spec(ChangeRoomImage, Empty, "rooms", command=True),
     "rename_room": Spec(RenameRoom, Empty, "rooms", command=True),
     "send_message": Spec(SendMessage, ItemReply, "messaging", command=True),
+    "edit_message": Spec(EditMessage, ItemReply, "messaging", command=True),
+    "delete_message": Spec(DeleteMessage, ItemReply, "messaging", command=True),
+    "add_reaction": Spec(ChangeReaction, ItemReply, "messaging", command=True),
+    "remove_reaction": Spec(ChangeReaction, ItemReply, "messaging", command=True),
+    "set_room_notifications": Spec(SetRoomNotifications, Empty, "messaging", command=True),
+    "typing": Spec(Typing, Empty, "gateway", command=False),
+    "get_item_history": Spec(GetItemHistory, ItemHistory, "messaging", command=False),
     "create_meetup": Spec(CreateMeetup, MeetupReply, "meetups", command=True),
     "change_rsvp": Spec(ChangeRsvp, Empty, "meetups", command=True),
     "change_meetup_image": Spec(ChangeMeetupImage, Empty, "meetups", command=True),
+    "cancel_meetup": Spec(CancelMeetup, Empty, "meetups", command=True),
+    "reset_calendar_feed": Spec(Empty, CalendarFeed, "meetups", command=True),
+    "set_reminders": Spec(SetReminders, Empty, "meetups", command=True),
     "create_poll": Spec(CreatePoll, PollReply, "polls", command=True),
     "vote_poll": Spec(VotePoll, Empty, "polls", command=True),
     "close_poll": Spec(ClosePoll, Empty, "polls", command=True),
@@ -355,7 +500,8 @@ REQUESTS: dict[str, Spec] = {
     "get_room_items": Spec(GetRoomItems, ItemPage, "messaging", command=False),
     "list_meetups": Spec(Empty, MeetupList, "meetups", command=False),
     "get_meetup": Spec(GetMeetup, MeetupReply, "meetups", command=False),
-    "list_users": Spec(Empty, UserList, "users", command=False),
+    "get_calendar_feed": Spec(Empty, CalendarFeed, "meetups", command=False),
+    "list_users": Spec(ListUsers, UserList, "users", command=False),
     "list_online_users": Spec(Empty, OnlineUsers, "users", command=False),
     "create_invite": Spec(CreateInvite, InviteReply, "users", command=True),
     "revoke_invite": Spec(RevokeInvite, Empty, "users", command=True),

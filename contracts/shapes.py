@@ -6,12 +6,18 @@ from typing import Literal
 
 from contracts.common import Shape, Time
 
-ItemKind = Literal["message", "announcement"]
+ItemKind = Literal["message", "announcement", "edit", "delete", "reaction_added", "reaction_removed"]
+# Items people see; the other kinds are change entries (PROTOCOL.md, Everyday chat), never unread,
+# never pushed, never a room's last item, sent only to clients that ask for them.
+SHOWN_KINDS: tuple[ItemKind, ...] = ("message", "announcement")
+CHANGE_KINDS: tuple[ItemKind, ...] = ("edit", "delete", "reaction_added", "reaction_removed")
+NotificationLevel = Literal["all", "mentions", "none"]
 Rsvp = Literal["not_responded", "yes", "no", "maybe"]
 PollType = Literal["generic", "reschedule", "relocate"]
 PollStatus = Literal["open", "closed"]
 AlertType = Literal["pending_poll", "pending_reschedule_poll", "pending_relocation_poll"]
 Platform = Literal["android", "ios", "web"]
+ReminderKind = Literal["reminder", "nudge"]
 InviteStatus = Literal["active", "expired", "used_up", "revoked"]
 
 ALERT_OF_POLL: dict[str, AlertType] = {
@@ -42,6 +48,27 @@ class Room(RoomFields):
     last_seq: int
 
 
+class Quote(Shape):
+    """What a reply carries of the item it answers, as it was when the reply was sent (added in v1.2)."""
+
+    id: str
+    seq: int
+    sender_id: str | None
+    excerpt: str  # at most EXCERPT_LENGTH characters; "" once the original is deleted
+    edited: bool = False
+    deleted: bool = False
+
+
+class Reaction(Shape):
+    """One emoji on an item and who holds it, in the order they reacted (added in v1.2)."""
+
+    emoji: str
+    user_ids: list[str]
+
+
+EXCERPT_LENGTH = 200
+
+
 class RoomItem(Shape):
     id: str
     room_id: str
@@ -50,6 +77,22 @@ class RoomItem(Shape):
     sender_id: str | None
     content: str
     sent_at: Time
+    # Added in v1.2 (PROTOCOL.md, Everyday chat): null, false or empty where they do not apply.
+    reply_to: Quote | None = None
+    mentions: list[str] = []
+    mentions_room: bool = False
+    reactions: list[Reaction] = []
+    edited_at: Time | None = None
+    deleted_at: Time | None = None
+    target_seq: int | None = None  # change entries only: the item changed
+    emoji: str | None = None  # reaction_added, reaction_removed only
+
+
+class Version(Shape):
+    """A message's text as it was from ``at`` (``get_item_history``)."""
+
+    content: str
+    at: Time
 
 
 class RoomSummary(Shape):
@@ -57,6 +100,8 @@ class RoomSummary(Shape):
     last_item: RoomItem | None
     last_read_seq: int
     unread_count: int
+    mention_count: int = 0  # added in v1.2: unread items mentioning the user or the room
+    notifications: NotificationLevel = "all"  # added in v1.2: set_room_notifications
 
 
 class Attendee(Shape):
@@ -100,6 +145,11 @@ class Meetup(Shape):
     attendees: list[Attendee]
     polls: list[Poll]
     alerts: list[Alert]
+    # Added in v1.2 (PROTOCOL.md, Calendars and reminders). ``ends_on`` is null only in what was
+    # stored before (the meetup then ends two hours after it starts).
+    ends_on: Time | None = None
+    time_zone: str = "UTC"  # an IANA name
+    cancelled_at: Time | None = None
 
 
 class Invite(Shape):
