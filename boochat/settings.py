@@ -27,6 +27,27 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
 
+LEAD_UNITS = {"d": 86400, "h": 3600, "m": 60}
+MIN_LEAD, MAX_LEAD = 60, 30 * 86400
+
+
+def lead_seconds(value: str) -> tuple[int, ...]:
+    """``"24h,2h"`` -> ``(86400, 7200)``: distinct whole days, hours or minutes, 1 minute to 30 days."""
+    leads: list[int] = []
+    for part in value.split(","):
+        part = part.strip()
+        number, unit = part[:-1], part[-1:]
+        if not number.isascii() or not number.isdigit() or unit not in LEAD_UNITS:
+            raise ValueError(f"{part!r} is not a whole number of days, hours or minutes (1d, 24h, 90m)")
+        seconds = int(number) * LEAD_UNITS[unit]
+        if not MIN_LEAD <= seconds <= MAX_LEAD:
+            raise ValueError(f"{part!r} is not between 1 minute and 30 days")
+        if seconds in leads:
+            raise ValueError(f"{part!r} is given twice")
+        leads.append(seconds)
+    return tuple(sorted(leads, reverse=True))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOOCHAT_", frozen=True)
 
@@ -58,6 +79,13 @@ class Settings(BaseSettings):
     # to rooms (invited, or named when creating one). One more is refused (rate_limited).
     max_rooms_per_hour: Positive = 50
     max_invites_per_hour: Positive = 500
+    # Messaging (PROTOCOL.md, Everyday chat): how long after sending its sender may edit a message,
+    # and the largest room in which a message may mention everyone (``mentions_room``).
+    edit_window_seconds: Positive = 86400
+    room_mention_max_members: Positive = 50
+    # Meetups (PROTOCOL.md, Calendars and reminders): how long before a meetup starts its attendees
+    # are reminded, e.g. "24h,2h" (``reminder_leads`` has them in seconds).
+    reminder_lead_times: str = "24h,2h"
     allowed_origins: str | None = None
     google_client_id: str | None = None
     allowed_emails: str | None = None
@@ -106,6 +134,12 @@ class Settings(BaseSettings):
         """``1,5,30`` (also as ``child_env`` writes a tuple: ``(1.0, 5.0, 30.0)``)."""
         return _split(value.strip("()[] ")) if isinstance(value, str) else value
 
+    @field_validator("reminder_lead_times")
+    @classmethod
+    def _leads(cls, value: str) -> str:
+        lead_seconds(value)  # raises ValueError, naming what is wrong
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -114,6 +148,11 @@ class Settings(BaseSettings):
     @cached_property
     def names(self) -> Names:
         return Names(self.namespace)
+
+    @property
+    def reminder_leads(self) -> tuple[int, ...]:
+        """``reminder_lead_times`` in seconds, longest first."""
+        return lead_seconds(self.reminder_lead_times)
 
     @property
     def origins(self) -> tuple[str, ...]:

@@ -1,21 +1,26 @@
-"""Messaging: everything measured in ``seq``, sans-I/O. A room's timeline (messages and
-announcements numbered 1, 2, 3 ... with no gaps), read marks and unread counts, decided from
-messaging's own copy of each room (kept from the rooms worker's events)."""
+"""Messaging: everything measured in ``seq``, sans-I/O. A room's timeline (messages, announcements
+and change entries numbered 1, 2, 3 ... with no gaps), what changes make of an item (edits,
+deletes, reactions), read marks, unread counts and notification levels, decided from messaging's
+own copy of each room (kept from the rooms worker's events)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from contracts.common import parse_time
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
 from contracts.events import (
     ItemAdded,
+    ItemChanged,
+    MeetupCancelled,
     MeetupCreated,
     MeetupMoved,
     MemberJoined,
     MemberLeft,
+    NotificationsSet,
     PollClosed,
     PollCreated,
     RoomCreated,
@@ -25,14 +30,27 @@ from contracts.events import (
 )
 from contracts.frames import (
     ItemAddedFrame,
+    ItemChangedFrame,
     MemberJoinedFrame,
     MemberLeftFrame,
+    NotificationsChangedFrame,
     RoomCreatedFrame,
     RoomReadFrame,
     RoomUpdatedFrame,
 )
 from contracts.routing import ITEMS_FOR_OFFLINE, room_key, user_key
-from contracts.shapes import ItemKind, Poll, Room, RoomItem
+from contracts.shapes import (
+    CHANGE_KINDS,
+    EXCERPT_LENGTH,
+    ItemKind,
+    NotificationLevel,
+    Poll,
+    Quote,
+    Reaction,
+    Room,
+    RoomItem,
+    Version,
+)
 
 
 class MessagingError(Rejected):
@@ -51,6 +69,37 @@ class NotParticipantError(MessagingError):
 
     def __init__(self) -> None:
         super().__init__("not a member of this room")
+
+
+class ItemNotFoundError(MessagingError):
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no such item in this room")
+
+
+class NotAnItemError(MessagingError):
+    """A ``seq`` that names a change entry, or a deleted item, where a message or announcement is needed."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__("invalid data", {path: reason})
+
+
+class MentionError(MessagingError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__("invalid data", {path: reason})
+
+
+class NotAllowedError(MessagingError):
+    """Editing someone else's message, or deleting it without being the room's creator."""
+
+    code = "forbidden"
+
+
+class UnchangeableError(MessagingError):
+    """An announcement edited or deleted, a deleted message edited, an edit too late, an emoji too many."""
+
+    code = "conflict"
 
 
 # The copy of a room ---------------------------------------------------------------------------
@@ -131,11 +180,47 @@ def names_in(event: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) -> di
 # Items ----------------------------------------------------------------------------------------
 
 
-def send_message(copy: RoomCopy | None, sender_id: str, content: str, item_id: str, seq: int, now: datetime) -> Fact:
+@dataclass(frozen=True)
+class Mentions:
+    """Whom a new message mentions (``user_ids``, as sent), and whether it mentions the whole room,
+    allowed in rooms of at most ``room_max`` members."""
+
+    user_ids: tuple[str, ...] = ()
+    room: bool = False
+    room_max: int = 50
+
+
+def send_message(
+    copy: RoomCopy | None,
+    sender_id: str,
+    content: str,
+    item_id: str,
+    seq: int,
+    now: datetime,
+    reply_to: Quote | None = None,
+    mentions: Mentions = Mentions(),
+) -> Fact:
     """A message at ``seq``, from a participant; sending moves the sender's read mark to it: ``room.read``
-    to the sender, riding on the room's delivery (every gateway holding their connections gets it)."""
+    to the sender, riding on the room's delivery (every gateway holding their connections gets it).
+    Those it mentions are members of the room (duplicates dropped); ``@room`` only in a small room."""
     copy = readable(copy, sender_id)
-    fact = _item(copy, "message", sender_id, content, item_id, seq, now)
+    strangers = [uid for uid in dict.fromkeys(mentions.user_ids) if uid not in copy.participant_ids]
+    if strangers:
+        raise MentionError("data.mentions", "not members of this room: " + ", ".join(strangers[:10]))
+    if mentions.room and len(copy.participant_ids) > mentions.room_max:
+        raise MentionError("data.mentions_room", f"only in rooms of at most {mentions.room_max} members")
+    fact = _item(
+        copy,
+        "message",
+        sender_id,
+        content,
+        item_id,
+        seq,
+        now,
+        reply_to=reply_to,
+        mentions=list(dict.fromkeys(mentions.user_ids)),
+        mentions_room=mentions.room,
+    )
     read = Send(user_key(sender_id), "room.read", RoomReadFrame(room_id=copy.id, last_read_seq=seq))
     [to_room] = fact.sends
     return replace(fact, sends=(replace(to_room, riders=(read,)),))  # one broker message for both
@@ -157,9 +242,29 @@ def announce(
 
 
 def _item(
-    copy: RoomCopy, kind: ItemKind, sender_id: str | None, content: str, item_id: str, seq: int, now: datetime
+    copy: RoomCopy,
+    kind: ItemKind,
+    sender_id: str | None,
+    content: str,
+    item_id: str,
+    seq: int,
+    now: datetime,
+    reply_to: Quote | None = None,
+    mentions: list[str] | None = None,
+    mentions_room: bool = False,
 ) -> Fact:
-    item = RoomItem(id=item_id, room_id=copy.id, seq=seq, kind=kind, sender_id=sender_id, content=content, sent_at=now)
+    item = RoomItem(
+        id=item_id,
+        room_id=copy.id,
+        seq=seq,
+        kind=kind,
+        sender_id=sender_id,
+        content=content,
+        sent_at=now,
+        reply_to=reply_to,
+        mentions=mentions or [],
+        mentions_room=mentions_room,
+    )
     payload = ItemAdded(
         item=item,
         room_name=copy.name,
@@ -200,6 +305,283 @@ def page(after_seq: int | None, before_seq: int | None, limit: int) -> Page:
     return Page(after=after_seq or 0, before=before_seq, limit=limit, ascending=after_seq is not None)
 
 
+# Changes: edits, deletes, reactions -------------------------------------------------------------
+
+MAX_REACTIONS = 20  # distinct emojis on one item
+
+
+def is_change(item: RoomItem) -> bool:
+    return item.kind in CHANGE_KINDS
+
+
+def target(item: RoomItem | None, path: str = "data.seq") -> RoomItem:
+    """The message or announcement a request names by its ``seq`` (``path``)."""
+    if item is None:
+        raise ItemNotFoundError()
+    if is_change(item):
+        raise NotAnItemError(path, "names a change entry, not a message or announcement")
+    return item
+
+
+def quote(original: RoomItem) -> Quote:
+    """What a reply carries of ``original`` (as it now is); a deleted one cannot be answered."""
+    if original.deleted_at is not None:
+        raise NotAnItemError("data.reply_to", "the item is deleted")
+    return Quote(
+        id=original.id, seq=original.seq, sender_id=original.sender_id, excerpt=original.content[:EXCERPT_LENGTH]
+    )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A change decided on, before it is numbered: its kind, and an edit's text or a reaction's emoji."""
+
+    kind: ItemKind
+    content: str = ""
+    emoji: str | None = None
+
+
+def edit(item: RoomItem, user_id: str, content: str, now: datetime, window: timedelta) -> Draft | None:
+    """A new text for the sender's own message, within ``window`` of sending it; None: the same text."""
+    if item.kind == "announcement":
+        raise UnchangeableError("an announcement cannot be edited")
+    if item.sender_id != user_id:
+        raise NotAllowedError("only its sender may edit a message")
+    if item.deleted_at is not None:
+        raise UnchangeableError("the message is deleted")
+    if now - item.sent_at > window:
+        raise UnchangeableError(f"a message can be edited only within {int(window.total_seconds())} seconds")
+    return None if content == item.content else Draft("edit", content=content)
+
+
+def delete(copy: RoomCopy, item: RoomItem, user_id: str) -> Draft | None:
+    """A message deleted by its sender, or by the room's creator; None: deleted already."""
+    if item.kind == "announcement":
+        raise UnchangeableError("an announcement cannot be deleted")
+    if user_id not in (item.sender_id, copy.created_by):
+        raise NotAllowedError("only its sender or the room's creator may delete a message")
+    return None if item.deleted_at is not None else Draft("delete")
+
+
+def react(item: RoomItem, user_id: str, emoji: str) -> Draft | None:
+    """The user's ``emoji`` on the item; None: they hold it already."""
+    held = _holders(item, emoji)
+    if held is not None and user_id in held:
+        return None
+    if held is None and len(item.reactions) >= MAX_REACTIONS:
+        raise UnchangeableError(f"an item holds at most {MAX_REACTIONS} different emojis")
+    return Draft("reaction_added", emoji=emoji)
+
+
+def unreact(item: RoomItem, user_id: str, emoji: str) -> Draft | None:
+    """The user's ``emoji`` taken off the item; None: they do not hold it."""
+    held = _holders(item, emoji)
+    return Draft("reaction_removed", emoji=emoji) if held is not None and user_id in held else None
+
+
+def _holders(item: RoomItem, emoji: str) -> list[str] | None:
+    if item.deleted_at is not None:
+        raise NotAnItemError("data.seq", "the item is deleted")
+    return next((reaction.user_ids for reaction in item.reactions if reaction.emoji == emoji), None)
+
+
+def change(
+    copy: RoomCopy | None,
+    user_id: str,
+    item: RoomItem,
+    draft: Draft,
+    replies: list[RoomItem],
+    entry_id: str,
+    seq: int,
+    now: datetime,
+) -> Fact:
+    """The change entry at ``seq`` and ``room.item_changed``: the item as it now is, and each of its
+    ``replies`` (as they are) whose quote the change alters, each with the entry, to the room."""
+    copy = readable(copy, user_id)
+    entry = RoomItem(
+        id=entry_id,
+        room_id=copy.id,
+        seq=seq,
+        kind=draft.kind,
+        sender_id=user_id,
+        content=draft.content,
+        sent_at=now,
+        target_seq=item.seq,
+        emoji=draft.emoji,
+    )
+    after = applied(item, entry)
+    requoted = [new for reply in replies if (new := requote(reply, draft.kind)) is not None]
+    payload = ItemChanged(
+        item=after, change=entry, participant_ids=list(copy.participant_ids), quoting=[r.seq for r in requoted]
+    )
+    frames = (ItemChangedFrame(item=shown, change=entry) for shown in (after, *requoted))
+    return Fact(
+        "room.item_changed", copy.id, payload, tuple(Send(room_key(copy.id), "room.item_changed", f) for f in frames)
+    )
+
+
+def applied(item: RoomItem, change: RoomItem | Change) -> RoomItem:
+    """``item`` with one more change made (in ``seq`` order); nothing changes a deleted item, and a
+    reaction beyond ``MAX_REACTIONS`` emojis is left out (two made at once by two processes)."""
+    if item.deleted_at is not None:
+        return item
+    if change.kind == "edit":
+        return item.model_copy(update={"content": change.content, "edited_at": change.sent_at})
+    if change.kind == "delete":
+        return tombstone(item, change.sent_at)
+    reactions = {reaction.emoji: list(reaction.user_ids) for reaction in item.reactions}
+    emoji, user_id = change.emoji or "", change.sender_id or ""
+    if change.kind == "reaction_added" and user_id not in reactions.get(emoji, []):
+        if emoji in reactions or len(reactions) < MAX_REACTIONS:
+            reactions.setdefault(emoji, []).append(user_id)
+    elif change.kind == "reaction_removed" and user_id in reactions.get(emoji, []):
+        reactions[emoji].remove(user_id)
+    kept = [Reaction(emoji=emoji, user_ids=users) for emoji, users in reactions.items() if users]
+    return item.model_copy(update={"reactions": kept})
+
+
+def tombstone(item: RoomItem, at: datetime) -> RoomItem:
+    """What is left of a deleted message: who sent it and when, no text, nothing attached."""
+    return item.model_copy(
+        update={
+            "content": "",
+            "reply_to": None,
+            "mentions": [],
+            "mentions_room": False,
+            "reactions": [],
+            "edited_at": None,
+            "deleted_at": at,
+        }
+    )
+
+
+def requote(reply: RoomItem, kind: ItemKind) -> RoomItem | None:
+    """``reply`` once the item it quotes was edited or deleted (``kind``); None when its quote stays."""
+    quoted = reply.reply_to
+    if quoted is None or kind not in ("edit", "delete") or quoted.deleted or (kind == "edit" and quoted.edited):
+        return None
+    new = {"edited": True} if kind == "edit" else {"deleted": True, "excerpt": ""}
+    return reply.model_copy(update={"reply_to": quoted.model_copy(update=new)})
+
+
+@dataclass
+class Change:
+    """A change entry as the state of the item it changed keeps it."""
+
+    seq: int
+    kind: ItemKind
+    sender_id: str | None
+    sent_at: datetime
+    content: str = ""  # an edit's text, until the item is deleted
+    emoji: str | None = None
+
+
+@dataclass
+class ItemState:
+    """What changes made of an item (the projection ``apply_changes``; its id: ``state_id``): its
+    change entries in ``seq`` order, and, for a reply, what became of the item it quotes. Kept as
+    entries, not as a result, so applying them in any order, or twice, gives the same state."""
+
+    id: str
+    room_id: str
+    seq: int
+    changes: list[Change] = field(default_factory=list)
+    quote_edited: bool = False
+    quote_deleted: bool = False
+
+
+def state_id(room_id: str, seq: int) -> str:
+    return f"{room_id}\x1f{seq}"
+
+
+def new_state(room_id: str, seq: int) -> ItemState:
+    return ItemState(id=state_id(room_id, seq), room_id=room_id, seq=seq)
+
+
+def record(state: ItemState, entry: RoomItem) -> bool:
+    """Keep the change ``entry`` (of the item ``state`` is of); False when it was kept already. A
+    delete erases the text of every edit, those that come later (out of order) included."""
+    if any(kept.seq == entry.seq for kept in state.changes):
+        return False
+    deleted = entry.kind == "delete" or any(kept.kind == "delete" for kept in state.changes)
+    content = entry.content if entry.kind == "edit" and not deleted else ""
+    state.changes.append(Change(entry.seq, entry.kind, entry.sender_id, entry.sent_at, content, entry.emoji))
+    state.changes.sort(key=lambda kept: kept.seq)
+    if entry.kind == "delete":
+        for kept in state.changes:
+            kept.content = ""
+    return True
+
+
+def record_quote(state: ItemState, kind: ItemKind) -> bool:
+    """The item a reply quotes was edited or deleted (``kind``); False when that was known already."""
+    if kind == "edit" and not state.quote_edited:
+        state.quote_edited = True
+        return True
+    if kind == "delete" and not state.quote_deleted:
+        state.quote_deleted = True
+        return True
+    return False
+
+
+def shown(item: RoomItem, state: ItemState | None) -> RoomItem:
+    """An item as clients see it: every change made (a change entry is shown as it was recorded)."""
+    if state is None or is_change(item):
+        return item
+    for kept in state.changes:
+        item = applied(item, kept)
+    if state.quote_edited and item.reply_to is not None:
+        item = requote(item, "edit") or item
+    if state.quote_deleted and item.reply_to is not None:
+        item = requote(item, "delete") or item
+    return item
+
+
+def unrecorded(state: ItemState, entries: list[RoomItem]) -> list[RoomItem]:
+    """Of an item's change ``entries``, those its state does not hold yet."""
+    recorded = {kept.seq for kept in state.changes}
+    return [entry for entry in entries if entry.seq not in recorded]
+
+
+def targets_of(items: list[RoomItem]) -> list[int]:
+    """The ``seq`` of each item the change entries among ``items`` changed, not itself among them."""
+    present = {item.seq for item in items}
+    return sorted({item.target_seq for item in items if item.target_seq is not None} - present)
+
+
+def history(original: RoomItem, state: ItemState | None) -> list[Version]:
+    """A message's texts, oldest first (``original``: as sent); none once it is deleted."""
+    if original.deleted_at is not None or (state and any(kept.kind == "delete" for kept in state.changes)):
+        return []
+    edits = (
+        [Version(content=kept.content, at=kept.sent_at) for kept in state.changes if kept.kind == "edit"]
+        if state
+        else []
+    )
+    return [Version(content=original.content, at=original.sent_at), *edits]
+
+
+def erase(value: Any, item: RoomItem, at: str) -> Any:
+    """``value`` (a stored entry or event as JSON) with every trace of the deleted ``item``'s text
+    gone: the item itself made a tombstone, its edits' text, the excerpts quoting it. Tombstones, as
+    ``tombstone``, keep only who sent it and when (``at``: when it was deleted, as JSON has it)."""
+    if isinstance(value, list):
+        return [erase(element, item, at) for element in value]
+    if not isinstance(value, dict):
+        return value
+    found = {key: erase(element, item, at) for key, element in value.items()}
+    if found.get("room_id") == item.room_id:
+        if found.get("id") == item.id and "content" in found:
+            found |= {"content": "", "reply_to": None, "mentions": [], "mentions_room": False, "reactions": []}
+            found |= {"edited_at": None, "deleted_at": found.get("deleted_at") or at}
+        elif found.get("target_seq") == item.seq and found.get("kind") == "edit":
+            found["content"] = ""
+    quoted = found.get("reply_to")
+    if isinstance(quoted, dict) and quoted.get("id") == item.id:
+        found["reply_to"] = quoted | {"excerpt": "", "deleted": True}
+    return found
+
+
 # Read marks -----------------------------------------------------------------------------------
 
 
@@ -212,6 +594,7 @@ class ReadMark:
     room_id: str
     user_id: str
     seq: int = 0
+    notifications: NotificationLevel = "all"  # which of the room's items push the user
 
 
 def in_effect(mark: int, own_latest: int) -> int:
@@ -229,16 +612,22 @@ def missed_after(read: int, delivered: int | None, since: datetime) -> tuple[int
 
 def missed(items: list[RoomItem], user_id: str) -> list[RoomItem]:
     """Of a room's items after the user's read mark, in ``seq`` order, those the user has not read:
-    after their own latest (sending moves the sender's mark) and not theirs."""
-    own = max((item.seq for item in items if item.sender_id == user_id), default=0)
-    return [item for item in items if item.seq > own and item.sender_id != user_id]
+    after their own latest message (sending moves the sender's mark) and not theirs. Change entries
+    and deleted messages are never missed."""
+    own = max((item.seq for item in items if item.sender_id == user_id and item.kind == "message"), default=0)
+    return [
+        item
+        for item in items
+        if item.seq > own and item.sender_id != user_id and not is_change(item) and item.deleted_at is None
+    ]
 
 
-def unread(last_seq: int, read: int, announcements: int) -> int:
-    """Messages from others after the mark in effect ``read``, from the room's numbers alone: ``seq``
-    has no gaps, and none of the user's own messages comes after ``read`` (``in_effect``), so they
-    are the items after it less its ``announcements`` (which never count)."""
-    return max(last_seq - read, 0) - announcements
+def unread(last_seq: int, read: int, others: int) -> int:
+    """Messages from others after the mark in effect ``read`` up to the room's last message or
+    announcement (``last_seq``), from the room's numbers alone: ``seq`` has no gaps, and none of the
+    user's own messages comes after ``read`` (``in_effect``), so they are the entries in between less
+    the ``others`` (announcements and change entries, which never count)."""
+    return max(last_seq - read, 0) - others
 
 
 def mark_read(mark: ReadMark, own_latest: int, seq: int | None, last_seq: int) -> list[Fact]:
@@ -251,6 +640,23 @@ def welcome(mark: ReadMark, last_seq: int) -> list[Fact]:
     """A new member has read up to the room's latest item before the announcement of their arrival
     (a returning member keeps the later of that and their old mark)."""
     return _move(mark, mark.seq, last_seq)
+
+
+def set_notifications(mark: ReadMark, level: NotificationLevel) -> list[Fact]:
+    """The user's notification level in the room; told to their connections only when it changes."""
+    if mark.notifications == level:
+        return []
+    mark.notifications = level
+    payload = NotificationsSet(room_id=mark.room_id, user_id=mark.user_id, level=level)
+    frame = NotificationsChangedFrame(room_id=mark.room_id, level=level)
+    return [
+        Fact(
+            "room.notifications_set",
+            mark.id,
+            payload,
+            (Send(user_key(mark.user_id), "room.notifications_changed", frame),),
+        )
+    ]
 
 
 def _move(mark: ReadMark, current: int, target: int) -> list[Fact]:
@@ -319,6 +725,10 @@ def meetup_moved(event: MeetupMoved) -> str:
     return f"{meetup.name} moved to {meetup.location}"
 
 
+def meetup_cancelled(event: MeetupCancelled) -> str:
+    return f"{event.cancelled_by_name} cancelled {event.meetup.name} ({_when(event.meetup.takes_place_on)})"
+
+
 def _choice(poll: Poll, choice: str) -> str:
     """A choice as people read it: a reschedule poll's choices are times."""
     return _when(parse_time(choice)) if poll.poll_type == "reschedule" else choice
@@ -342,4 +752,11 @@ def room_announcement(payload: RoomCreated | MemberJoined | MemberLeft | RoomUpd
         return member_joined(payload)
     if isinstance(payload, MemberLeft):
         return member_left(payload)
-    return None  # renamed or re-imaged: no announcement
+    return room_renamed(payload)
+
+
+def room_renamed(event: RoomUpdated) -> str | None:
+    """A rename, said by whom (a new image, or an event from before renames were announced: None)."""
+    if event.renamed_by_name is None or event.old_name == event.room.name:
+        return None
+    return f"{event.renamed_by_name} renamed the room to {event.room.name}"

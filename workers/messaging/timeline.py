@@ -1,6 +1,7 @@
 """Messaging's write path: a room item is numbered, stored with its event, and published.
 
-``append`` is the one way an item (a message or an announcement) enters a room. Items are stored by
+``append`` is the one way an entry (a message, an announcement, or a change entry: an edit, a
+delete, a reaction added or removed) enters a room. Items are stored by
 one write per room at a time (group commit): the items queued while a write is on its way go
 together in the next one, in ``seq`` order, so a busy room costs one insert per batch, not one per
 send, and its sends do not wait for each other's round trips. Each stored item's event goes to the
@@ -22,7 +23,7 @@ from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
 from contracts.envelope import Fact, Failure, Reply
-from contracts.events import ItemAdded
+from contracts.events import ItemAdded, ItemChanged
 from contracts.shapes import RoomItem
 from workers import presence
 from workers.messaging import domain, storage
@@ -177,6 +178,7 @@ async def append(
     item_id: str,
     decide: Callable[[RoomCopy | None, int], Fact],
     reply: Callable[[RoomItem], BaseModel] | None = None,
+    target: int | None = None,
 ) -> Appended:
     """Store the item ``decide(copy, seq)`` makes at the room's next ``seq``, then have it published,
     with the command's ``reply`` riding on its room delivery when the caller offered a key (``carry``).
@@ -184,7 +186,10 @@ async def append(
     The unique ``(room_id, seq)`` index is the check: a replica that wrote first takes the number
     and this one publishes what that one wrote (so the room's order holds) before trying the next.
     The unique item id makes a second copy of the same command, or of the same announcement, act
-    once.
+    once. A change entry (``target``: the ``seq`` of the item it changes) was decided from that
+    item's state as read before: when the timeline moved under this process with a change of the
+    same item, it raises ``ConcurrencyError`` (the command is decided again, from the item as it
+    now is).
 
     This process remembers the last ``seq`` and the copy of each room it writes to (the latest
     ``TIMELINES_KEPT``), so a send reads nothing.
@@ -211,14 +216,12 @@ async def append(
                     raise
                 known.copy = None  # refused by a copy read earlier: decide again from the stored one
                 continue
-            assert isinstance(fact.payload, ItemAdded)
-            item = fact.payload.item
-            offline = presence.offline(fact.payload.recipients, presence.PRESENCE.state(ctx.runtime))
-            entry = stamp(domain.routed_for_pushes(fact, offline), item.seq, ctx.cause, item.sent_at)
+            item, routed = _routed(ctx, fact)
+            entry = distinct(stamp(routed, item.seq, ctx.cause, item.sent_at))
             answer = Reply.of(reply(item)) if reply else None
             queued = Queued(item, entry, ctx.caller, answer, asyncio.get_running_loop().create_future())
             stored = known.store(outbox, publishing, queued)
-            if item.kind != "message":
+            if item.kind == "announcement":
                 known.copy = None  # this process announced a change: its copy is read again next time
         try:
             carried = await stored  # the room's lock is free meanwhile: the next sends join the next write
@@ -228,13 +231,47 @@ async def append(
                     if done.published_at is None and done.event is not None:  # its writer may have crashed
                         publishing.publish(outbox, storage.Published(done.id, done.event))
                     return Appended(first_outcome(done))
-                for earlier in await storage.stored_after(room_id, known.last_seq):
+                moved = await storage.stored_after(room_id, known.last_seq)
+                for earlier in moved:
                     publishing.publish(outbox, earlier)
                     known.last_seq = earlier.event.version
                 known.copy = None  # the timeline moved under this process: perhaps a membership change
+            if target is not None and any(_changes(earlier.event, target) for earlier in moved):
+                raise ConcurrencyError(f"{room_id}/{target}") from None
             continue
         return Appended(item, carried)
     raise ConcurrencyError(room_id)
+
+
+def _routed(ctx: Context, fact: Fact) -> tuple[RoomItem, Fact]:
+    """The entry a fact adds, and the fact routed also for pushes when it is a new item some of whose
+    recipients are offline (a change entry is never pushed)."""
+    if isinstance(fact.payload, ItemChanged):
+        return fact.payload.change, fact
+    assert isinstance(fact.payload, ItemAdded)
+    offline = presence.offline(fact.payload.recipients, presence.PRESENCE.state(ctx.runtime))
+    return fact.payload.item, domain.routed_for_pushes(fact, offline)
+
+
+def _changes(event: OutboxEntry, target: int) -> bool:
+    """Whether ``event`` is a change entry's, of the item at ``target``."""
+    return event.type == "room.item_changed" and event.payload.get("change", {}).get("target_seq") == target
+
+
+def distinct(entry: OutboxEntry) -> OutboxEntry:
+    """``entry`` with each different delivery's id its own: a change sends one ``room.item_changed``
+    per item it alters (the item, replies quoting it) to the same room, and a gateway drops a
+    repeated id. Copies of one delivery under several keys (an announcement to the room and to its
+    newcomers) keep their one id: a gateway is to drop the second."""
+    first: dict[str, object] = {}
+    deliveries = []
+    for n, routed in enumerate(entry.deliveries):
+        delivery_id = str(routed.body.get("id"))
+        data = first.setdefault(delivery_id, routed.body.get("data"))
+        if data != routed.body.get("data"):
+            routed = routed.model_copy(update={"body": {**routed.body, "id": f"{delivery_id}/{n}"}})
+        deliveries.append(routed)
+    return entry.model_copy(update={"deliveries": deliveries}) if deliveries != entry.deliveries else entry
 
 
 async def _timeline(timelines: Timelines, outbox: Outbox, room_id: str) -> Timeline:

@@ -136,12 +136,15 @@ def leave(state: RoomState, leaver: User) -> list[Fact]:
     return [Fact("room.member_left", state.id, MemberLeft(room=state.view(), user_id=leaver.id, user_name=leaver.name))]
 
 
-def rename(state: RoomState, user_id: str, name: str) -> list[Fact]:
+def rename(state: RoomState, user_id: str, name: str, user_name: str | None = None) -> list[Fact]:
+    """The room's new name; the event says who renamed it (``user_name``) and the old name, for the
+    announcement members see."""
     state.require_participant(user_id)
     if name == state.name:
         return []
-    state.name = name
-    return [_changed(state)]
+    old, state.name = state.name, name
+    payload = RoomUpdated(room=state.view(), renamed_by=user_id, renamed_by_name=user_name, old_name=old)
+    return [Fact("room.updated", state.id, payload)]
 
 
 def change_image(state: RoomState, user_id: str, image_url: str) -> list[Fact]:

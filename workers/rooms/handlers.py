@@ -103,7 +103,8 @@ async def leave_room(data: requests.LeaveRoom, ctx: Context) -> Empty:
 
 async def rename_room(data: requests.RenameRoom, ctx: Context) -> Empty:
     doc, state = await participant(ctx, data.room_id)
-    if facts := domain.rename(state, ctx.user_id or "", data.name):
+    renamer = (await ctx.users([ctx.user_id or ""])).get(ctx.user_id or "")
+    if facts := domain.rename(state, ctx.user_id or "", data.name, renamer.name if renamer else None):
         await ctx.commit(doc.with_state(state), facts, Empty())
     return Empty()
 

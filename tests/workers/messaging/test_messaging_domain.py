@@ -1,11 +1,11 @@
 """Messaging's rules, without I/O."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from support.shapes import a_poll
 
-from contracts.events import MemberJoined, MemberLeft, PollClosed, PollCreated, RoomCreated, RoomInfo
+from contracts.events import MemberJoined, MemberLeft, PollClosed, PollCreated, RoomCreated, RoomInfo, RoomUpdated
 from contracts.routing import ITEMS_FOR_OFFLINE, room_key, user_key
 from contracts.shapes import RoomItem
 from workers.messaging import domain
@@ -123,10 +123,10 @@ def test_reschedule_choices_are_announced_as_times_people_read():
     assert closed.endswith("Chosen: Tue 08 Dec 2026, 19:00 UTC")
 
 
-def test_unread_is_the_items_after_the_mark_less_announcements():
-    assert domain.unread(last_seq=10, read=4, announcements=2) == 4
-    assert domain.unread(last_seq=4, read=4, announcements=0) == 0
-    assert domain.unread(last_seq=4, read=6, announcements=0) == 0  # a mark beyond the end reads nothing
+def test_unread_is_the_items_after_the_mark_less_announcements_and_changes():
+    assert domain.unread(last_seq=10, read=4, others=2) == 4
+    assert domain.unread(last_seq=4, read=4, others=0) == 0
+    assert domain.unread(last_seq=4, read=6, others=0) == 0  # a mark beyond the end reads nothing
 
 
 def test_missed_items_are_those_after_the_users_own_latest_and_not_theirs():
@@ -139,3 +139,176 @@ def test_missed_items_are_those_after_the_users_own_latest_and_not_theirs():
     assert [i.seq for i in domain.missed(items, "cid")] == [5, 6, 7, 8]
     assert [i.seq for i in domain.missed(items, "ann")] == []
     assert domain.missed([], "bob") == []
+
+
+# Everyday chat: changes, without I/O ---------------------------------------------------------------
+
+LATER = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+
+
+def message(seq: int = 2, sender: str = "b", content: str = "hello", **more) -> RoomItem:
+    return RoomItem(
+        id=f"m{seq}", room_id="r", seq=seq, kind="message", sender_id=sender, content=content, sent_at=NOW, **more
+    )
+
+
+def entry(seq: int, kind, sender: str = "a", target: int = 2, content: str = "", emoji=None) -> RoomItem:
+    return RoomItem(
+        id=f"c{seq}",
+        room_id="r",
+        seq=seq,
+        kind=kind,
+        sender_id=sender,
+        content=content,
+        sent_at=LATER,
+        target_seq=target,
+        emoji=emoji,
+    )
+
+
+def test_a_change_is_an_entry_and_an_event_of_the_item_as_it_now_is():
+    fact = domain.change(copy(), "a", message(), domain.Draft("reaction_added", emoji="👍"), [], "c3", 3, LATER)
+    assert fact.type == "room.item_changed"
+    assert fact.payload.change.target_seq == 2 and fact.payload.change.seq == 3
+    assert fact.payload.item.reactions[0].user_ids == ["a"]
+    [send] = fact.sends
+    assert send.key == room_key("r") and send.event == "room.item_changed"
+    with pytest.raises(domain.NotParticipantError):
+        domain.change(copy(), "z", message(), domain.Draft("delete"), [], "c3", 3, LATER)
+
+
+def test_what_each_change_may_do():
+    item = message()
+    window = timedelta(hours=1)
+    assert domain.edit(item, "b", "hello", NOW, window) is None
+    assert domain.edit(item, "b", "hi", NOW, window) == domain.Draft("edit", content="hi")
+    with pytest.raises(domain.NotAllowedError):
+        domain.edit(item, "a", "hi", NOW, window)
+    with pytest.raises(domain.UnchangeableError):
+        domain.edit(item, "b", "hi", NOW + timedelta(hours=2), window)
+    announcement = item.model_copy(update={"kind": "announcement", "sender_id": None})
+    for refused in (
+        lambda: domain.edit(announcement, "b", "x", NOW, window),
+        lambda: domain.delete(copy(), announcement, "a"),
+    ):
+        with pytest.raises(domain.UnchangeableError):
+            refused()
+    assert domain.delete(copy(), item, "a") == domain.Draft("delete")  # the room's creator
+    with pytest.raises(domain.NotAllowedError):
+        domain.delete(copy(), message(sender="a"), "b")
+    gone = domain.tombstone(item, LATER)
+    assert domain.delete(copy(), gone, "b") is None
+    with pytest.raises(domain.NotAnItemError):
+        domain.react(gone, "a", "👍")
+    with pytest.raises(domain.NotAnItemError):
+        domain.target(entry(3, "edit"))
+    with pytest.raises(domain.ItemNotFoundError):
+        domain.target(None)
+
+
+def test_reactions_fold_in_order_and_are_bounded():
+    item = message()
+    for n, (kind, user, emoji) in enumerate(
+        [
+            ("reaction_added", "a", "👍"),
+            ("reaction_added", "b", "🎉"),
+            ("reaction_added", "b", "👍"),
+            ("reaction_removed", "a", "👍"),
+        ]
+    ):
+        item = domain.applied(item, entry(3 + n, kind, user, emoji=emoji))
+    assert [(r.emoji, r.user_ids) for r in item.reactions] == [("👍", ["b"]), ("🎉", ["b"])]
+    assert domain.react(item, "b", "👍") is None and domain.unreact(item, "a", "👍") is None
+    full = message(reactions=[{"emoji": str(n), "user_ids": ["a"]} for n in range(domain.MAX_REACTIONS)])
+    with pytest.raises(domain.UnchangeableError):
+        domain.react(full, "b", "new")
+    assert domain.react(full, "b", "0") == domain.Draft("reaction_added", emoji="0")
+    assert domain.applied(full, entry(9, "reaction_added", "b", emoji="new")) == full  # two at once: left out
+
+
+def test_an_items_state_is_the_same_in_any_order_and_a_delete_erases_edits():
+    changes = [
+        entry(3, "edit", "b", content="v2"),
+        entry(4, "reaction_added", "a", emoji="👍"),
+        entry(5, "edit", "b", content="v3"),
+    ]
+    forward, backward = domain.new_state("r", 2), domain.new_state("r", 2)
+    for change in changes:
+        assert domain.record(forward, change)
+    for change in reversed(changes):
+        domain.record(backward, change)
+    assert forward == backward and not domain.record(forward, changes[0])
+    shown = domain.shown(message(), forward)
+    assert (shown.content, shown.edited_at, len(shown.reactions)) == ("v3", LATER, 1)
+    assert [v.content for v in domain.history(message(), forward)] == ["hello", "v2", "v3"]
+    domain.record(forward, entry(6, "delete", "b"))
+    assert all(kept.content == "" for kept in forward.changes) and domain.history(message(), forward) == []
+    late = domain.new_state("r", 2)
+    domain.record(late, entry(6, "delete", "b"))
+    domain.record(late, entry(3, "edit", "b", content="v2"))  # out of order: erased all the same
+    assert [kept.content for kept in late.changes] == ["", ""]
+    assert domain.shown(message(), late).deleted_at == LATER
+
+
+def test_a_reply_quotes_and_follows_its_original():
+    original = message(content="x" * 300)
+    quoted = domain.quote(original)
+    assert (quoted.seq, quoted.excerpt, quoted.sender_id) == (2, "x" * 200, "b")
+    reply = message(seq=3, sender="a", content="yes", reply_to=quoted)
+    edited = domain.requote(reply, "edit")
+    assert edited is not None and edited.reply_to.edited and edited.reply_to.excerpt == "x" * 200
+    assert domain.requote(edited, "edit") is None
+    deleted = domain.requote(edited, "delete")
+    assert deleted is not None and (deleted.reply_to.excerpt, deleted.reply_to.deleted) == ("", True)
+    with pytest.raises(domain.NotAnItemError):
+        domain.quote(domain.tombstone(original, LATER))
+    state = domain.new_state("r", 3)
+    assert domain.record_quote(state, "delete") and not domain.record_quote(state, "delete")
+    assert domain.shown(reply, state).reply_to.excerpt == ""
+
+
+def test_erasing_reaches_every_copy_of_the_text():
+    original = message(content="secret")
+    stored = {
+        "item": original.model_dump(mode="json"),
+        "deliveries": [{"body": {"data": {"item": original.model_dump(mode="json")}}}],
+        "edit": entry(3, "edit", "b", content="secret 2").model_dump(mode="json"),
+        "reply": message(seq=4, reply_to=domain.quote(original)).model_dump(mode="json"),
+        "other": message(seq=5, content="secret too").model_dump(mode="json"),
+    }
+    erased = domain.erase(stored, original, "2026-01-01T00:05:00.000Z")
+    text = str(erased)
+    assert "secret too" in text and "secret'" not in text and "secret 2" not in text
+    assert erased["item"]["deleted_at"] == "2026-01-01T00:05:00.000Z" and erased["reply"]["reply_to"]["deleted"]
+    assert domain.erase(erased, original, "later") == erased
+
+
+def test_mentions_are_of_members_and_the_room_only_when_small():
+    fact = domain.send_message(copy(), "a", "hi", "i", 2, NOW, mentions=domain.Mentions(("b", "b")))
+    assert fact.payload.item.mentions == ["b"]
+    with pytest.raises(domain.MentionError) as refused:
+        domain.send_message(copy(), "a", "hi", "i", 2, NOW, mentions=domain.Mentions(("z",)))
+    assert refused.value.details == {"data.mentions": "not members of this room: z"}
+    with pytest.raises(domain.MentionError):
+        domain.send_message(copy(), "a", "hi", "i", 2, NOW, mentions=domain.Mentions(room=True, room_max=1))
+
+
+def test_missed_and_unread_leave_out_changes():
+    items = [message(seq=2, sender="b"), entry(3, "reaction_added", "b"), domain.tombstone(message(seq=4), LATER)]
+    assert [i.seq for i in domain.missed(items, "a")] == [2]
+    assert domain.targets_of([entry(5, "edit", target=2), entry(6, "delete", target=5)]) == [2]
+
+
+def test_notification_levels_change_once():
+    mark = domain.ReadMark(id="m", room_id="r", user_id="a")
+    [fact] = domain.set_notifications(mark, "mentions")
+    assert fact.type == "room.notifications_set" and fact.sends[0].key == user_key("a")
+    assert domain.set_notifications(mark, "mentions") == [] and mark.notifications == "mentions"
+
+
+def test_a_rename_is_announced_by_whom():
+    room = INFO.model_copy(update={"name": "Attic"})
+    assert domain.room_announcement(
+        RoomUpdated(room=room, renamed_by="a", renamed_by_name="Alice", old_name="Den")
+    ) == ("Alice renamed the room to Attic")
+    assert domain.room_announcement(RoomUpdated(room=room)) is None
