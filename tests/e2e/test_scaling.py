@@ -28,18 +28,24 @@ async def test_everything_twice(start_stack):
     bob = await Client.connect(second, dev_user=new_user("Bob"))
     pat_profile = {"id": f"pat-{uuid.uuid4().hex[:8]}", "name": "Pat"}
     try:
-        # presence counts connections across gateways
+        # presence counts connections across gateways, and reaches those who share a room with Pat
         pat_here = await Client.connect(first, dev_user=pat_profile)
+        pats = await ann.ok("create_room", {"name": "Pat's", "participant_ids": [bob.user["id"], pat_profile["id"]]})
+        for client in (ann, bob, pat_here):
+            await client.expect_event("room.created", lambda d: d["room"]["id"] == pats["room"]["id"], timeout=WAIT)
         pat_there = await Client.connect(second, dev_user=pat_profile)
-        assert (await ann.expect_event("presence.changed", lambda d: d["user_id"] == pat_profile["id"]))["online"]
         await pat_here.close()
         assert pat_profile["id"] in (await bob.ok("list_online_users"))["user_ids"]
         await pat_there.close()
-        await bob.expect_event("presence.changed", lambda d: d["user_id"] == pat_profile["id"] and d["online"])
         await bob.expect_event(
             "presence.changed", lambda d: d["user_id"] == pat_profile["id"] and not d["online"], timeout=WAIT
         )
+        await ann.expect_event(
+            "presence.changed", lambda d: d["user_id"] == pat_profile["id"] and not d["online"], timeout=WAIT
+        )
         assert pat_profile["id"] not in (await ann.ok("list_online_users"))["user_ids"]
+        async with await Client.connect(second, dev_user=pat_profile):
+            assert (await ann.expect_event("presence.changed", lambda d: d["user_id"] == pat_profile["id"]))["online"]
 
         # a room across gateways, with gap-free seq under concurrent sends
         room = (await ann.ok("create_room", {"name": "Den", "participant_ids": [bob.user["id"]]}, timeout=WAIT))["room"]
@@ -95,7 +101,9 @@ async def test_a_dead_gateways_users_go_offline(start_stack):
     watcher = await Client.connect(second, dev_user=new_user("Watcher"))
     pat = await Client.connect(first, dev_user=new_user("Pat"))
     try:
-        await watcher.expect_event("presence.changed", lambda d: d["user_id"] == pat.user["id"] and d["online"])
+        room = (await pat.ok("create_room", {"name": "Den", "participant_ids": [watcher.user["id"]]}))["room"]
+        await watcher.expect_event("room.created", lambda d: d["room"]["id"] == room["id"], timeout=WAIT)
+        assert pat.user["id"] in (await watcher.ok("list_online_users"))["user_ids"]
         os.kill(stack.supervisor.pid("gateway-1"), signal.SIGKILL)  # no connection_closed will ever come
         gone = await watcher.expect_event(
             "presence.changed", lambda d: d["user_id"] == pat.user["id"] and not d["online"], timeout=WAIT

@@ -7,10 +7,10 @@ from faststream import FastStream
 from boochat.settings import Settings
 from workers.runtime.service import create
 from workers.runtime.tables import Worker
-from workers.users.handlers import CHORES, COMMANDS, PROJECTIONS, REACTIONS
+from workers.users.handlers import CHORES, COMMANDS, MIRRORS, PROJECTIONS, REACTIONS
 from workers.users.storage import DOCUMENTS
 
-WORKER = Worker("users", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS, CHORES)
+WORKER = Worker("users", COMMANDS, REACTIONS, DOCUMENTS, PROJECTIONS, CHORES, mirrors=MIRRORS)
 
 
 def create_app(settings: Settings) -> FastStream:

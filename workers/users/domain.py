@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from contracts.common import Shape
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
 from contracts.events import (
@@ -19,7 +22,8 @@ from contracts.events import (
     SessionRecord,
 )
 from contracts.frames import PresenceChangedFrame, SessionRevokedFrame, UserUpdatedFrame
-from contracts.routing import EVERYONE, user_key
+from contracts.requests import UserList
+from contracts.routing import room_key, user_key
 from contracts.shapes import DeviceSession, Invite, InviteStatus, User
 
 
@@ -62,6 +66,13 @@ class InviteUsedUpError(UsersError):
         super().__init__("this invite has been used up")
 
 
+class BadCursorError(UsersError):
+    code = "bad_request"
+
+    def __init__(self) -> None:
+        super().__init__("invalid data", {"data.cursor": "not a cursor list_users gave"})
+
+
 class SessionEndedError(UsersError):
     code = "unauthenticated"
 
@@ -90,9 +101,12 @@ class UserState:
         return User(id=self.id, name=self.name, image_url=self.image_url)
 
 
-def sign_in(state: UserState | None, profile: User, email: str) -> tuple[UserState, list[Fact]]:
-    """The profile comes from the last sign-in or token presented; everyone connected learns of a
-    new user or a changed name or picture (not of a changed email: nobody else sees it)."""
+def sign_in(
+    state: UserState | None, profile: User, email: str, rooms: Sequence[str] = ()
+) -> tuple[UserState, list[Fact]]:
+    """The profile comes from the last sign-in or token presented; those who share one of ``rooms``
+    with the user (the user's rooms, as the replica knows them), and the user, learn of a new user
+    or a changed name or picture (not of a changed email: nobody else sees it)."""
     if state is None:
         state = UserState(id=profile.id, name=profile.name, image_url=profile.image_url, email=email)
     elif (state.name, state.image_url, state.email) == (profile.name, profile.image_url, email):
@@ -102,25 +116,29 @@ def sign_in(state: UserState | None, profile: User, email: str) -> tuple[UserSta
         return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=profile))]
     else:
         state.name, state.image_url, state.email = profile.name, profile.image_url, email
-    updated = Send(EVERYONE, "user.updated", UserUpdatedFrame(user=state.view()))
-    return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=state.view()), (updated,))]
+    updated = sharers(state.id, rooms, "user.updated", UserUpdatedFrame(user=state.view()))
+    return state, [Fact("user.profile_changed", state.id, ProfileChanged(user=state.view()), updated)]
 
 
-def connect(state: UserState, connection: str, limit: int) -> list[Fact]:
-    """A connection opened on some gateway; the first one makes the user online. A user has at most
-    ``limit`` connections open, over every gateway."""
+def connect(state: UserState, connection: str, limit: int, rooms: Sequence[str] = ()) -> list[Fact]:
+    """A connection opened on some gateway; the first one makes the user online (told to those who
+    share one of ``rooms`` with the user). A user has at most ``limit`` connections open, over every
+    gateway."""
     if connection in state.connections:
         return []
     if len(state.connections) >= limit:
         raise TooManyConnectionsError()
     state.connections.append(connection)
     opened = Fact("user.connection_opened", state.id, ConnectionOpened(connection=connection))
-    return [opened, *(_presence(state, online=True) if len(state.connections) == 1 else [])]
+    return [opened, *(_presence(state, rooms, online=True) if len(state.connections) == 1 else [])]
 
 
-def disconnect(state: UserState, connection: str, delivered: Mapping[str, int] | None = None) -> list[Fact]:
+def disconnect(
+    state: UserState, connection: str, delivered: Mapping[str, int] | None = None, rooms: Sequence[str] = ()
+) -> list[Fact]:
     """A connection closed, having sent its client the items ``delivered`` names (per room, the
-    latest ``seq``); the last one makes the user offline, saying what all of them had sent."""
+    latest ``seq``); the last one makes the user offline (told to those who share one of ``rooms``),
+    saying what all of them had sent."""
     if connection not in state.connections:
         return []
     state.connections.remove(connection)
@@ -130,7 +148,7 @@ def disconnect(state: UserState, connection: str, delivered: Mapping[str, int] |
     if state.connections:
         return [closed]
     seen, state.delivered = state.delivered, {}
-    return [closed, *_presence(state, online=False, delivered=seen)]
+    return [closed, *_presence(state, rooms, online=False, delivered=seen)]
 
 
 def gateways(states: list[UserState]) -> set[str]:
@@ -138,18 +156,133 @@ def gateways(states: list[UserState]) -> set[str]:
     return {connection.split("/", 1)[0] for state in states for connection in state.connections}
 
 
-def gateway_gone(state: UserState, gateway_id: str) -> list[Fact]:
+def gateway_gone(state: UserState, gateway_id: str, rooms: Sequence[str] = ()) -> list[Fact]:
     """A gateway died with connections open: they are closed now (the last one makes the user offline)."""
     facts: list[Fact] = []
     for connection in [c for c in state.connections if c.split("/", 1)[0] == gateway_id]:
-        facts += disconnect(state, connection)
+        facts += disconnect(state, connection, rooms=rooms)
     return facts
 
 
-def _presence(state: UserState, online: bool, delivered: dict[str, int] | None = None) -> list[Fact]:
+def _presence(
+    state: UserState, rooms: Sequence[str], online: bool, delivered: dict[str, int] | None = None
+) -> list[Fact]:
     payload = PresenceChanged(user_id=state.id, online=online, delivered=delivered or {})
     frame = PresenceChangedFrame(user_id=state.id, online=online)
-    return [Fact("user.presence_changed", state.id, payload, (Send(EVERYONE, "presence.changed", frame),))]
+    return [Fact("user.presence_changed", state.id, payload, sharers(state.id, rooms, "presence.changed", frame))]
+
+
+def sharers(user_id: str, rooms: Sequence[str], event: str, frame: Shape) -> tuple[Send, ...]:
+    """A client event about a user for those who share a room with them, and the user: one send per
+    room (gateways bind the rooms of the members connected to them), with the user's own key riding
+    on each; with no room, to the user alone. The sends of one fact make one delivery (they share
+    its id), so a connection reached through several rooms gets it once."""
+    own = Send(user_key(user_id), event, frame)
+    return tuple(Send(room_key(room_id), event, frame, riders=(own,)) for room_id in rooms) or (own,)
+
+
+def introduce(newcomer: UserState, room_id: str) -> tuple[Send, ...]:
+    """A user joined a room: its members learn who they are and whether they are online (they may
+    have shared no room before, so were told of neither)."""
+    online = PresenceChangedFrame(user_id=newcomer.id, online=bool(newcomer.connections))
+    return (
+        Send(room_key(room_id), "user.updated", UserUpdatedFrame(user=newcomer.view())),
+        Send(room_key(room_id), "presence.changed", online),
+    )
+
+
+# Who shares a room with whom --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoomMembers:
+    """A room's members as the rooms worker's event of ``version`` (the room's) said."""
+
+    room_id: str
+    member_ids: frozenset[str]
+    version: int
+
+
+@dataclass
+class Memberships:
+    """A replica of who is in which room, kept from the rooms worker's events: per room, the newest
+    version wins, so events applied late, twice or out of order change nothing they should not."""
+
+    rooms: dict[str, RoomMembers] = field(default_factory=dict)
+    _rooms_of: dict[str, set[str]] = field(default_factory=dict, repr=False)  # user id -> their room ids
+
+    def merge(self, said: Iterable[RoomMembers]) -> None:
+        for room in said:
+            if (known := self.rooms.get(room.room_id)) is not None and known.version >= room.version:
+                continue
+            for user_id in known.member_ids - room.member_ids if known else ():
+                self._rooms_of[user_id].discard(room.room_id)
+                if not self._rooms_of[user_id]:
+                    del self._rooms_of[user_id]
+            for user_id in room.member_ids:
+                self._rooms_of.setdefault(user_id, set()).add(room.room_id)
+            self.rooms[room.room_id] = room
+
+    def rooms_of(self, user_id: str) -> list[str]:
+        """The user's rooms, in id order."""
+        return sorted(self._rooms_of.get(user_id, ()))
+
+    def sharing(self, user_id: str) -> set[str]:
+        """Who shares a room with the user, the user included."""
+        return {user_id}.union(*(self.rooms[room_id].member_ids for room_id in self._rooms_of.get(user_id, ())))
+
+
+# The directory ----------------------------------------------------------------------------------
+
+
+def by_name(users: list[User]) -> list[User]:
+    """Version 1's directory: everyone by name (code point order), then id."""
+    return sorted(users, key=lambda user: (user.name, user.id))
+
+
+def page(found: list[User], limit: int) -> UserList:
+    """A page of ``list_users`` from ``found``, the users listed after its cursor (one more than
+    ``limit`` when there are more)."""
+    shown = found[:limit]
+    more = len(found) > limit
+    return UserList(users=shown, next_cursor=cursor_after(listed_as(shown[-1])) if more else None)
+
+
+def listed_as(user: User) -> str:
+    """A user's place in the directory: by name (code point order), then id. The separator sorts
+    below any character but NUL, which the Mongo stand-in cuts strings at (a name holding U+0000 or
+    U+0001 may be listed out of place, nothing worse)."""
+    return f"{user.name}\x01{user.id}"
+
+
+def folded(text: str) -> str:
+    """What a search compares: case folded (``Straße`` holds ``SS``)."""
+    return text.casefold()
+
+
+def holding(query: str) -> str:
+    """A regular expression matching folded names that hold ``query``: only the characters that are
+    special to every regular expression dialect are escaped."""
+    return "".join(f"\\{c}" if c in SPECIAL else c for c in folded(query))
+
+
+SPECIAL = frozenset("\\.^$|?*+()[]{}")
+
+
+def cursor_after(place: str) -> str:
+    """An opaque cursor for the page after the directory place ``place``."""
+    return base64.urlsafe_b64encode(place.encode()).decode().rstrip("=")
+
+
+def place_of(cursor: str) -> str:
+    """The directory place a cursor of ``cursor_after`` stands for; ``BadCursorError`` for anything else."""
+    try:
+        place = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursorError() from None
+    if "\x01" not in place or cursor_after(place) != cursor:
+        raise BadCursorError()
+    return place
 
 
 def existing(state: UserState | None) -> UserState:

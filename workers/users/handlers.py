@@ -11,13 +11,15 @@ from boochat import topology
 from contracts import internal
 from contracts.common import Shape
 from contracts.envelope import AnyEvent, Fact
-from contracts.events import PresenceChanged, ProfileChanged
+from contracts.events import MemberJoined, MemberLeft, PresenceChanged, ProfileChanged, RoomCreated
 from contracts.internal import OperatorInviteReply, SessionGrant, SignedIn, Users
 from contracts.requests import (
+    USERS_LISTED,
     CreateInvite,
     Empty,
     InviteList,
     InviteReply,
+    ListUsers,
     OnlineUsers,
     RevokedSessions,
     RevokeInvite,
@@ -28,11 +30,12 @@ from contracts.requests import (
     UserReply,
 )
 from contracts.shapes import Invite
-from workers.runtime.context import ATTEMPTS, Context, Runtime
+from workers.runtime.context import ATTEMPTS, Context, Kept, Runtime
 from workers.runtime.outbox import Cause
 from workers.runtime.store import ConcurrencyError
-from workers.runtime.tables import Chore, CommandHandler, Projection, Reaction, typed
+from workers.runtime.tables import Chore, CommandHandler, Mirror, Projection, Reaction, Replica, typed
 from workers.users import domain, storage
+from workers.users.domain import Memberships, RoomMembers
 from workers.users.storage import InviteDoc, SessionDoc, UserDoc
 
 log = structlog.get_logger()
@@ -54,7 +57,7 @@ async def sign_in(data: internal.SignIn, ctx: Context) -> SignedIn:
         await _keep_session(data.session, user_id, data.renew, ctx)
     doc = await storage.load(user_id)
     profile = data.user.model_copy(update={"id": user_id})
-    state, facts = domain.sign_in(doc.state() if doc else None, profile, data.email)
+    state, facts = domain.sign_in(doc.state() if doc else None, profile, data.email, rooms_of(ctx.runtime, user_id))
     if facts:
         await ctx.commit(doc.with_state(state) if doc else UserDoc.new(state), facts)
     return SignedIn(user_id=None if user_id == data.user.id else user_id)
@@ -140,13 +143,14 @@ async def list_sessions(data: Empty, ctx: Context) -> SessionList:
 
 
 async def connection_opened(data: internal.ConnectionOpened, ctx: Context) -> Done:
-    limit = ctx.runtime.settings.max_connections_per_user
-    return await _count(ctx, lambda state: domain.connect(state, f"{data.gateway_id}/{data.connection_id}", limit))
+    limit, rooms = ctx.runtime.settings.max_connections_per_user, rooms_of(ctx.runtime, ctx.user_id or "")
+    connection = f"{data.gateway_id}/{data.connection_id}"
+    return await _count(ctx, lambda state: domain.connect(state, connection, limit, rooms))
 
 
 async def connection_closed(data: internal.ConnectionClosed, ctx: Context) -> Done:
-    connection = f"{data.gateway_id}/{data.connection_id}"
-    return await _count(ctx, lambda state: domain.disconnect(state, connection, data.delivered))
+    connection, rooms = f"{data.gateway_id}/{data.connection_id}", rooms_of(ctx.runtime, ctx.user_id or "")
+    return await _count(ctx, lambda state: domain.disconnect(state, connection, data.delivered, rooms))
 
 
 async def _count(ctx: Context, change: Callable[[domain.UserState], list[Fact]]) -> Done:
@@ -168,12 +172,18 @@ async def get_me(data: Empty, ctx: Context) -> UserReply:
     return UserReply(user=found[0].view())
 
 
-async def list_users(data: Empty, ctx: Context) -> UserList:
-    return UserList(users=sorted((p.view() for p in await storage.everyone()), key=lambda u: (u.name, u.id)))
+async def list_users(data: ListUsers, ctx: Context) -> UserList:
+    """Version 1's ``{}``: everyone; else a page of the directory, read from its ``order`` index."""
+    if not data.paged:
+        return UserList(users=domain.by_name([profile.view() for profile in await storage.everyone()]))
+    limit, after = data.limit or USERS_LISTED, domain.place_of(data.cursor) if data.cursor else None
+    found = await storage.directory_page(after, domain.holding(data.query) if data.query else None, limit + 1)
+    return domain.page([profile.view() for profile in found], limit)
 
 
 async def list_online_users(data: Empty, ctx: Context) -> OnlineUsers:
-    return OnlineUsers(user_ids=sorted(profile.id for profile in await storage.online()))
+    sharing = MEMBERSHIPS.state(ctx.runtime).sharing(ctx.user_id or "")
+    return OnlineUsers(user_ids=sorted(await storage.online_among(sorted(sharing))))
 
 
 async def index_profile(payload: ProfileChanged, event: AnyEvent) -> None:
@@ -182,6 +192,63 @@ async def index_profile(payload: ProfileChanged, event: AnyEvent) -> None:
 
 async def index_presence(payload: PresenceChanged, event: AnyEvent) -> None:
     await storage.set_presence(payload.user_id, payload.online, event.version)
+
+
+async def introduce_newcomer(payload: MemberJoined, ctx: Context) -> None:
+    """The room's members learn the newcomer's profile and presence (sent again when redelivered:
+    the deliveries' ids derive from the event, so gateways drop the copies)."""
+    assert ctx.event is not None
+    # This process routes the newcomer's next changes to the room from now on, whatever its
+    # mirror's queue has reached (applying an event twice changes nothing).
+    MEMBERSHIPS.reflect(ctx.runtime, ctx.event)
+    if (doc := await storage.load(payload.user_id)) is not None:
+        await ctx.runtime.outbox.send(ctx.event.event_id, domain.introduce(doc.state(), payload.room.id))
+
+
+# Who shares a room with whom: a projection of the rooms worker's events (replay rebuilds it) and a
+# mirror of it in each process, which presence and profile changes are routed by.
+
+RoomChange = RoomCreated | MemberJoined | MemberLeft
+ROOM_CHANGES: dict[str, type[Shape]] = {
+    "room.created": RoomCreated,
+    "room.member_joined": MemberJoined,
+    "room.member_left": MemberLeft,
+}
+
+
+def _members(payload: RoomChange, event: AnyEvent) -> RoomMembers:
+    return RoomMembers(payload.room.id, frozenset(payload.room.participant_ids), event.version)
+
+
+async def copy_members(payload: RoomChange, event: AnyEvent) -> None:
+    await storage.save_members(_members(payload, event))
+
+
+def mirror_members(payload: RoomChange, event: AnyEvent, known: Memberships) -> None:
+    known.merge([_members(payload, event)])
+
+
+def merge_memberships(known: Memberships, loaded: Memberships) -> None:
+    known.merge(loaded.rooms.values())
+
+
+MEMBERSHIPS: Mirror[Memberships] = Mirror(
+    mirror_members,
+    ROOM_CHANGES,
+    storage.stored_memberships,
+    merge_memberships,
+    Kept("memberships", lambda: Replica[Memberships](Memberships())),
+)
+
+
+def rooms_of(runtime: Runtime, user_id: str) -> list[str]:
+    """The user's rooms, as this process's replica knows them."""
+    return MEMBERSHIPS.state(runtime).rooms_of(user_id)
+
+
+async def list_unlisted(runtime: Runtime) -> None:
+    while await storage.list_unlisted() == storage.BATCH:
+        continue
 
 
 async def close_dead_gateways(runtime: Runtime) -> None:
@@ -201,7 +268,7 @@ async def _close_gateway(runtime: Runtime, user_id: str, gateway_id: str) -> Non
     ctx = Context(runtime, Cause(None, f"gateway-gone-{gateway_id}", None), user_id)
     for _ in range(ATTEMPTS):
         try:
-            await _count(ctx, lambda state: domain.gateway_gone(state, gateway_id))
+            await _count(ctx, lambda state: domain.gateway_gone(state, gateway_id, rooms_of(runtime, user_id)))
             return
         except ConcurrencyError:
             continue
@@ -224,13 +291,19 @@ COMMANDS: dict[str, CommandHandler] = {
     "list_sessions": list_sessions,
 }
 
-REACTIONS: dict[str, Reaction] = {}
+REACTIONS: dict[str, Reaction] = {
+    "introduce_newcomer": Reaction(introduce_newcomer, typed(MemberJoined, "room.member_joined")),
+}
 
 CHORES = {
     "close_dead_gateways": Chore(lambda settings: settings.presence_sweep_seconds, close_dead_gateways),
+    "list_unlisted": Chore(lambda settings: settings.presence_sweep_seconds, list_unlisted),
 }
 
 PROJECTIONS = {
     "index_profiles": Projection(index_profile, typed(ProfileChanged, "user.profile_changed"), (storage.Profile,)),
     "index_presence": Projection(index_presence, typed(PresenceChanged, "user.presence_changed"), (storage.Profile,)),
+    "copy_members": Projection(copy_members, ROOM_CHANGES, (storage.MembersDoc,)),
 }
+
+MIRRORS = {"memberships": MEMBERSHIPS}

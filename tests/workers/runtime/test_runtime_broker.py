@@ -14,7 +14,7 @@ import pytest
 from boochat import topology
 from boochat.rpc import RpcClient
 from contracts.envelope import Command
-from contracts.routing import EVERYONE
+from contracts.routing import user_key
 from workers.runtime.store import StoredEvent
 from workers.users.app import create_app as create_users
 from workers.users.storage import UserDoc
@@ -61,8 +61,8 @@ async def read_log(connection, settings, count: int) -> list[dict]:
 
 async def test_commands_reply_and_events_reach_the_log_and_gateways(settings, connection, channel, rpc):
     """A request gets its reply; the event is in the stream; the delivery reaches a bound queue."""
-    everyone = await channel.declare_queue(exclusive=True)
-    await everyone.bind(settings.names.deliveries, routing_key=EVERYONE)
+    pats = await channel.declare_queue(exclusive=True)
+    await pats.bind(settings.names.deliveries, routing_key=user_key("pat"))  # Pat shares no room: to Pat alone
     async with create_users(settings):
         signed = await rpc.call(
             "users", Command(type="sign_in", id="s1", user_id="pat", data={"user": {"id": "pat", "name": "Pat"}})
@@ -75,7 +75,7 @@ async def test_commands_reply_and_events_reach_the_log_and_gateways(settings, co
         assert opened.error is None
         types = [event["type"] for event in await read_log(connection, settings, 3)]
         assert types == ["user.profile_changed", "user.connection_opened", "user.presence_changed"]
-        async with asyncio.timeout(WAIT), everyone.iterator() as deliveries:
+        async with asyncio.timeout(WAIT), pats.iterator() as deliveries:
             async for message in deliveries:  # user.updated comes first: Pat is a new user
                 if (delivery := json.loads(message.body))["event"] == "presence.changed":
                     break

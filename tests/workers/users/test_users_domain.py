@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.routing import EVERYONE, user_key
+from contracts.routing import room_key, user_key
 from contracts.shapes import User
 from workers.users import domain
 
@@ -19,21 +19,89 @@ def test_profile_changes_only_when_it_differs():
     assert domain.sign_in(state, User(id="p", name="Patricia"), "")[1]
 
 
-def test_everyone_learns_of_a_new_user_or_a_new_name_or_picture():
-    """user.updated goes to everyone for a first sign-in or a changed name or picture, not for an email."""
+def test_those_sharing_a_room_learn_of_a_new_user_or_a_new_name_or_picture():
+    """user.updated goes to the user's rooms (the user riding along) for a first sign-in or a changed
+    name or picture, not for an email."""
 
     def sends(facts):
         return [(send.key, send.event, send.data.user) for fact in facts for send in fact.sends]
 
     state, facts = domain.sign_in(None, User(id="p", name="Pat"), "")
-    assert sends(facts) == [(EVERYONE, "user.updated", User(id="p", name="Pat"))]
+    assert sends(facts) == [(user_key("p"), "user.updated", User(id="p", name="Pat"))]  # in no room yet
     pictured = User(id="p", name="Pat", image_url="https://x.org/p.png")
-    state, facts = domain.sign_in(state, pictured, "")
-    assert sends(facts) == [(EVERYONE, "user.updated", pictured)]
-    state, facts = domain.sign_in(state, pictured, "pat@x.org")
+    state, facts = domain.sign_in(state, pictured, "", ["r1", "r2"])
+    assert sends(facts) == [(room_key("r1"), "user.updated", pictured), (room_key("r2"), "user.updated", pictured)]
+    assert [r.key for send in facts[0].sends for r in send.riders] == [user_key("p"), user_key("p")]
+    state, facts = domain.sign_in(state, pictured, "pat@x.org", ["r1"])
     assert [f.type for f in facts] == ["user.profile_changed"] and sends(facts) == []
     assert state.email == "pat@x.org"
     assert domain.sign_in(state, User(id="p", name="Patricia"), "pat@x.org")[1][0].sends[0].data.user.name == "Patricia"
+
+
+def test_presence_goes_to_the_users_rooms_and_the_user():
+    """One send per room, each carrying the user's own key; with no room, the user's key alone."""
+    state = domain.UserState(id="p", name="Pat", image_url=None)
+    [_, online] = domain.connect(state, "g1/a", LIMIT, ["r1", "r2"])
+    assert [(s.key, s.event, s.data.online) for s in online.sends] == [
+        (room_key("r1"), "presence.changed", True),
+        (room_key("r2"), "presence.changed", True),
+    ]
+    assert {(r.key, r.data.online) for s in online.sends for r in s.riders} == {(user_key("p"), True)}
+    [_, offline] = domain.disconnect(state, "g1/a")
+    assert [(s.key, s.data.online, s.riders) for s in offline.sends] == [(user_key("p"), False, ())]
+
+
+def test_a_newcomer_is_introduced_to_the_room():
+    """Its members learn the newcomer's profile and presence."""
+    state = domain.UserState(id="p", name="Pat", image_url=None, connections=["g1/a"])
+    sends = domain.introduce(state, "r1")
+    assert [(s.key, s.event) for s in sends] == [(room_key("r1"), "user.updated"), (room_key("r1"), "presence.changed")]
+    assert sends[0].data.user == User(id="p", name="Pat") and sends[1].data.online is True
+    assert domain.introduce(domain.UserState(id="q", name="Q", image_url=None), "r1")[1].data.online is False
+
+
+def members(room_id, version, *user_ids):
+    return domain.RoomMembers(room_id, frozenset(user_ids), version)
+
+
+def test_memberships_keep_the_newest_version_of_each_room():
+    """Late, repeated or out-of-order room events change nothing they should not."""
+    known = domain.Memberships()
+    known.merge([members("r1", 1, "ann", "bob"), members("r2", 1, "ann", "cy")])
+    known.merge([members("r1", 3, "ann")])  # bob left
+    known.merge([members("r1", 2, "ann", "bob", "dee")])  # late
+    assert known.rooms_of("ann") == ["r1", "r2"] and known.rooms_of("bob") == [] and known.rooms_of("dee") == []
+    assert known.sharing("ann") == {"ann", "cy"}
+    assert known.sharing("cy") == {"ann", "cy"}
+    assert known.sharing("bob") == {"bob"}  # in no room: only themselves
+    known.merge([members("r2", 2, "cy")])
+    assert known.sharing("ann") == {"ann"} and known.rooms_of("ann") == ["r1"]
+
+
+def test_a_page_says_where_the_next_one_starts():
+    """One more than the limit was read: the cursor names the last user shown."""
+    users = [User(id=f"u{n}", name=name) for n, name in enumerate(["Al", "Bo", "Cy"])]
+    page = domain.page(users, 2)
+    assert [u.name for u in page.users] == ["Al", "Bo"]
+    assert page.next_cursor is not None and domain.place_of(page.next_cursor) == "Bo\x01u1"
+    assert domain.page(users, 3).next_cursor is None
+    for bad in ["!!", domain.cursor_after("no separator"), domain.cursor_after("Bo\x01u1") + "=="]:
+        with pytest.raises(domain.BadCursorError) as refused:
+            domain.place_of(bad)
+        assert refused.value.code == "bad_request"
+
+
+def test_the_directory_order_is_name_then_id():
+    """The place a user is listed at sorts as (name, id) does, in code point order."""
+    users = [User(id=i, name=n) for i, n in [("b", "a"), ("a", "ab"), ("c", "a"), ("d", "B"), ("e", "é"), ("f", "")]]
+    assert sorted(users, key=domain.listed_as) == domain.by_name(users)
+    assert [u.id for u in domain.by_name(users)] == ["f", "d", "b", "c", "a", "e"]
+
+
+def test_a_search_matches_its_text_literally_whatever_the_case():
+    """Regular expression characters in a query stand for themselves; case is folded."""
+    assert domain.holding("A.b*") == "a\\.b\\*"
+    assert domain.holding("STRASSE") == domain.folded("straße")
 
 
 def test_a_gone_gateway_closes_only_its_connections():

@@ -7,9 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.handlers import harness, replica
+from support.handlers import event, harness, replica
 
-from contracts.routing import EVERYONE, user_key
+from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomInfo
+from contracts.routing import room_key, user_key
+from workers.users import storage
 from workers.users.app import WORKER
 
 
@@ -34,14 +36,15 @@ async def test_sign_in_keeps_the_last_profile(users):
     }
     assert len(users.events("user.profile_changed")) == 2
     updates = [(d["key"], d["data"]["user"]["name"]) for d in users.sent("user.updated")]
-    assert updates == [(EVERYONE, "Pat"), (EVERYONE, "Patricia")]
+    assert updates == [(user_key("pat"), "Pat"), (user_key("pat"), "Patricia")]  # in no room: the user alone
 
 
 async def test_list_and_resolve_users(users):
-    """list_users by name then id; resolve_users returns the known ones."""
+    """list_users by name then id (version 1's ``{}``: everyone, no cursor); resolve_users returns the known ones."""
     for user_id, name in [("b2", "b"), ("a", "B"), ("b1", "b"), ("c", "a")]:
         await users.ok("sign_in", user_id, profile(user_id, name))
-    assert [u["id"] for u in (await users.ok("list_users", "a"))["users"]] == ["a", "c", "b1", "b2"]
+    listed = await users.ok("list_users", "a")
+    assert [u["id"] for u in listed["users"]] == ["a", "c", "b1", "b2"] and listed["next_cursor"] is None
     assert [u["id"] for u in (await users.ok("resolve_users", "a", {"ids": ["c", "zed", "a"]}))["users"]] == ["a", "c"]
     assert await users.error("get_me", "zed") == "not_found"
 
@@ -52,13 +55,13 @@ async def test_presence_counts_connections_across_gateways(users):
     await users.ok("connection_opened", "pat", {"connection_id": "c1", "gateway_id": "g1"})
     await users.ok("connection_opened", "pat", {"connection_id": "c1", "gateway_id": "g2"})
     await users.ok("connection_opened", "pat", {"connection_id": "c1", "gateway_id": "g1"})  # again: no change
-    assert (await users.ok("list_online_users", "x"))["user_ids"] == ["pat"]
+    assert (await users.ok("list_online_users", "pat"))["user_ids"] == ["pat"]
     await users.ok("connection_closed", "pat", {"connection_id": "c1", "gateway_id": "g1"})
-    assert (await users.ok("list_online_users", "x"))["user_ids"] == ["pat"]
+    assert (await users.ok("list_online_users", "pat"))["user_ids"] == ["pat"]
     await users.ok("connection_closed", "pat", {"connection_id": "c1", "gateway_id": "g2"})
-    assert (await users.ok("list_online_users", "x"))["user_ids"] == []
+    assert (await users.ok("list_online_users", "pat"))["user_ids"] == []
     changes = [(d["data"]["online"], d["key"]) for d in users.sent("presence.changed")]
-    assert changes == [(True, EVERYONE), (False, EVERYONE)]
+    assert changes == [(True, user_key("pat")), (False, user_key("pat"))]  # in no room: the user alone
 
 
 async def test_connections_past_the_limit_are_rate_limited(users):
@@ -70,6 +73,168 @@ async def test_connections_past_the_limit_are_rate_limited(users):
     assert await users.error("connection_opened", "pat", {"connection_id": "x", "gateway_id": "g0"}) == "rate_limited"
     await users.ok("connection_closed", "pat", {"connection_id": "c0", "gateway_id": "g0"})
     await users.ok("connection_opened", "pat", {"connection_id": "x", "gateway_id": "g0"})
+
+
+# Who shares a room with whom ----------------------------------------------------------------------
+
+
+def room(room_id: str, *member_ids: str) -> RoomInfo:
+    return RoomInfo(
+        id=room_id,
+        name=room_id,
+        image_url=None,
+        participant_ids=list(member_ids),
+        created_by=member_ids[0],
+        created_at=datetime.now(UTC),
+    )
+
+
+async def rooms_say(users, type: str, payload, version: int) -> None:
+    """The rooms worker's event, as the users worker's projection and mirror take it."""
+    said = event(type, payload, aggregate_id=payload.room.id, version=version)
+    await users.react("copy_members", said)
+    await users.react("memberships", said)
+
+
+async def created(users, room_id: str, *member_ids: str) -> None:
+    await rooms_say(users, "room.created", RoomCreated(room=room(room_id, *member_ids), names={}), 1)
+
+
+async def signed_in(users, *user_ids: str) -> None:
+    for user_id in user_ids:
+        await users.ok("sign_in", user_id, profile(user_id, user_id.title()))
+
+
+async def connect(users, user_id: str, connection: str = "c1") -> None:
+    await users.ok("connection_opened", user_id, {"connection_id": connection, "gateway_id": "g1"})
+
+
+async def test_presence_goes_to_the_rooms_the_user_shares_once_per_change(users):
+    """Ann's presence is sent to each of her rooms, with her own key riding on each; all of one
+    change's deliveries share one id, so a user who shares three rooms with her is shown it once."""
+    await signed_in(users, "ann", "bob", "cy")
+    for room_id in ("r1", "r2", "r3"):
+        await created(users, room_id, "ann", "bob")
+    await created(users, "r4", "bob", "cy")
+    await connect(users, "ann")
+    sent = users.sent("presence.changed")
+    rooms = [room_key(room_id) for room_id in ("r1", "r2", "r3")]  # not r4: cy shares no room with Ann
+    assert sorted(d["key"] for d in sent) == sorted([*rooms, *[user_key("ann")] * 3])  # Ann's key rides on each
+    assert len({d["id"] for d in sent}) == 1  # one delivery: a gateway drops its copies by this id
+
+
+async def test_a_user_in_no_room_tells_only_themselves(users):
+    """Presence and profile changes of a user who shares no room go to the user alone."""
+    await signed_in(users, "ann")
+    await connect(users, "ann")
+    await users.ok("sign_in", "ann", profile("ann", "Annie"))
+    assert [d["key"] for d in users.sent("presence.changed")] == [user_key("ann")]
+    assert [d["key"] for d in users.sent("user.updated")] == [user_key("ann"), user_key("ann")]
+
+
+async def test_leaving_a_room_stops_its_presence(users):
+    """After room.member_left (and not before a late older event), the room hears no more of the leaver."""
+    await signed_in(users, "ann", "bob")
+    await created(users, "r1", "ann", "bob")
+    await rooms_say(users, "room.member_left", MemberLeft(room=room("r1", "bob"), user_id="ann", user_name="Ann"), 3)
+    joined = MemberJoined(
+        room=room("r1", "ann", "bob"), user_id="bob", user_name="Bob", invited_by="ann", invited_by_name="Ann"
+    )
+    await rooms_say(users, "room.member_joined", joined, 2)  # late: changes nothing
+    await connect(users, "ann")
+    assert [d["key"] for d in users.sent("presence.changed")] == [user_key("ann")]
+    assert (await users.ok("list_online_users", "bob"))["user_ids"] == []
+
+
+async def test_list_online_users_lists_those_who_share_a_room(users):
+    """The caller (if online) and the online users who share a room with them; nobody else."""
+    await signed_in(users, "ann", "bob", "cy", "dee")
+    await created(users, "r1", "ann", "bob")
+    await created(users, "r2", "bob", "cy")
+    for user_id in ("ann", "bob", "cy", "dee"):
+        await connect(users, user_id)
+    assert (await users.ok("list_online_users", "ann"))["user_ids"] == ["ann", "bob"]
+    assert (await users.ok("list_online_users", "bob"))["user_ids"] == ["ann", "bob", "cy"]
+    assert (await users.ok("list_online_users", "dee"))["user_ids"] == ["dee"]
+    await users.ok("connection_closed", "ann", {"connection_id": "c1", "gateway_id": "g1"})
+    assert (await users.ok("list_online_users", "ann"))["user_ids"] == ["bob"]
+
+
+async def test_another_process_loads_the_memberships_from_its_copy(users):
+    """A process started later routes by what the projection stored (replay rebuilds that)."""
+    await signed_in(users, "ann", "bob")
+    await created(users, "r1", "ann", "bob")
+    twin = replica(users)
+    await twin.reload()
+    await twin.ok("connection_opened", "ann", {"connection_id": "c1", "gateway_id": "g1"})
+    assert room_key("r1") in {d["key"] for d in twin.sent("presence.changed")}
+
+
+async def test_a_newcomer_is_introduced_to_the_room(users):
+    """On room.member_joined, the room learns the newcomer's profile and presence, and the newcomer's
+    next change goes to the room (this process applied the join, whatever its mirror's queue says)."""
+    await signed_in(users, "ann", "bob")
+    await created(users, "r1", "ann")
+    await connect(users, "bob")
+    joined = MemberJoined(
+        room=room("r1", "ann", "bob"), user_id="bob", user_name="Bob", invited_by="ann", invited_by_name="Ann"
+    )
+    await users.react("introduce_newcomer", event("room.member_joined", joined, aggregate_id="r1", version=2))
+    assert [(d["key"], d["data"]["user"]["id"]) for d in users.sent("user.updated", room_key("r1"))] == [
+        (room_key("r1"), "bob")
+    ]
+    assert [d["data"] for d in users.sent("presence.changed", room_key("r1"))] == [{"user_id": "bob", "online": True}]
+    await users.ok("connection_closed", "bob", {"connection_id": "c1", "gateway_id": "g1"})
+    assert [d["data"]["online"] for d in users.sent("presence.changed", room_key("r1"))] == [True, False]
+
+
+# The directory ----------------------------------------------------------------------------------
+
+
+async def test_list_users_pages_through_the_directory_by_name_then_id(users):
+    """Pages of ``limit`` in version 1's order; the last page has no cursor; every user once."""
+    names = ["bo", "Al", "bo", "Émile", "al", "Zed", "ann", "Bob"]
+    for n, name in enumerate(names):
+        await users.ok("sign_in", f"u{n}", profile(f"u{n}", name))
+    everyone = [u["id"] for u in (await users.ok("list_users", "u0"))["users"]]
+    paged, cursor = [], None
+    while True:
+        page = await users.ok("list_users", "u0", {"limit": 3, "cursor": cursor})
+        assert len(page["users"]) <= 3
+        paged += [u["id"] for u in page["users"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert paged == everyone and len(paged) == len(names)
+    assert len((await users.ok("list_users", "u0", {"limit": 100}))["users"]) == len(names)
+
+
+async def test_list_users_finds_names_holding_the_query_whatever_the_case(users):
+    """A case-insensitive substring (a prefix too); regular expression characters are literal."""
+    for user_id, name in [("a", "Anna"), ("b", "JOANNE"), ("c", "Bob"), ("d", "an.n"), ("e", "Hannah")]:
+        await users.ok("sign_in", user_id, profile(user_id, name))
+    found = await users.ok("list_users", "a", {"query": "ANN"})
+    assert [u["name"] for u in found["users"]] == ["Anna", "Hannah", "JOANNE"] and found["next_cursor"] is None
+    first = await users.ok("list_users", "a", {"query": "ann", "limit": 2})
+    rest = await users.ok("list_users", "a", {"query": "ann", "limit": 2, "cursor": first["next_cursor"]})
+    assert [u["id"] for u in first["users"] + rest["users"]] == ["a", "e", "b"] and rest["next_cursor"] is None
+    assert [u["id"] for u in (await users.ok("list_users", "a", {"query": "n.n"}))["users"]] == ["d"]
+    assert (await users.ok("list_users", "a", {"query": "zz"}))["users"] == []
+
+
+async def test_list_users_refuses_what_it_cannot_read(users):
+    """A foreign cursor, a limit or query out of bounds: bad_request."""
+    await signed_in(users, "ann")
+    for data in [{"cursor": "not-ours"}, {"limit": 0}, {"limit": 501}, {"query": ""}, {"query": "x" * 101}]:
+        assert await users.error("list_users", "ann", data) == "bad_request"
+
+
+async def test_directory_entries_from_before_paging_are_listed(users):
+    """An entry written before v1.2 (no place in the directory) is given one by the chore."""
+    await signed_in(users, "ann", "bob")
+    await storage.Profile.get_pymongo_collection().update_one({"_id": "bob"}, {"$unset": {"order": "", "folded": ""}})
+    assert [u["id"] for u in (await users.ok("list_users", "ann", {"limit": 10}))["users"]] == ["ann"]
+    await users.worker.chores["list_unlisted"].run(users.runtime)
+    assert [u["id"] for u in (await users.ok("list_users", "ann", {"query": "BO"}))["users"]] == ["bob"]
 
 
 # Invites and device sessions ---------------------------------------------------------------------
