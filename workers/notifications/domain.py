@@ -3,17 +3,22 @@
 Devices are push targets (kind + value: FCM registration tokens today, installation ids tomorrow),
 each owned by one user. The worker's replica of presence (``workers.presence``) says who has no
 open connection. A new room item is pushed to every participant but its sender who is offline, on
-each of their devices; a target the push service reports gone is forgotten.
+each of their devices, unless the participant's notification level for the room (``Level``, kept
+from ``room.notifications_set``) says otherwise: ``mentions`` pushes only the items that mention
+them or the room, ``none`` nothing. A target the push service reports gone is forgotten. A deleted
+message is not pushed any more (``deleted_item``): its push is withdrawn.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from contracts.events import ItemAdded
+from contracts.events import ItemAdded, ItemChanged, MeetupReminderDue
+from contracts.shapes import SHOWN_KINDS, NotificationLevel, RoomItem
 
 BODY_LIMIT = 200  # characters of a push body; longer content is cut, with an ellipsis
 ELLIPSIS = "\u2026"
@@ -55,12 +60,72 @@ def owned_by(device: Device | None, user_id: str) -> bool:
     return device is not None and device.user_id == user_id
 
 
+# Notification levels --------------------------------------------------------------------------
+
+DEFAULT_LEVEL: NotificationLevel = "all"
+LevelKey = tuple[str, str]  # (room_id, user_id)
+
+
+@dataclass(frozen=True)
+class Level:
+    """A user's notification level in a room, as of ``version``: the version of messaging's event
+    that set it (its aggregate is the user's read mark in the room, one per user and room, so its
+    versions order every setting of one user in one room)."""
+
+    room_id: str
+    user_id: str
+    level: NotificationLevel
+    version: int
+
+    @property
+    def key(self) -> LevelKey:
+        return (self.room_id, self.user_id)
+
+
+Levels = dict[LevelKey, Level]  # what a process knows, by (room_id, user_id)
+
+
+def move_level(current: Level | None, said: Level) -> Level | None:
+    """The new level, or None when ``said`` is not newer than what is known (events of different
+    queues and replicas arrive out of order, or twice; only the newest one counts)."""
+    if current is not None and current.version >= said.version:
+        return None
+    return said
+
+
+def merge_levels(known: Levels, said: Iterable[Level]) -> None:
+    """Merge ``said`` into ``known``, each one only if newer (``move_level``): merging again, late or
+    out of order never brings back an older level."""
+    for level in said:
+        if move_level(known.get(level.key), level) is not None:
+            known[level.key] = level
+
+
+def level_of(levels: Mapping[LevelKey, Level], room_id: str, user_id: str) -> NotificationLevel:
+    known = levels.get((room_id, user_id))
+    return known.level if known is not None else DEFAULT_LEVEL
+
+
+def mentioned(item: RoomItem, user_id: str) -> bool:
+    """Whether ``item`` mentions ``user_id``, by name or through the room (``@room``)."""
+    return item.mentions_room or user_id in item.mentions
+
+
+def pushes_at(level: NotificationLevel, item: RoomItem, user_id: str) -> bool:
+    """Whether ``user_id``, at ``level`` in the item's room, is pushed ``item`` (PROTOCOL.md, Push
+    notifications): ``all`` everything, ``mentions`` what mentions them or the room, ``none`` nothing."""
+    if level == "none":
+        return False
+    return level == "all" or mentioned(item, user_id)
+
+
 # Pushes ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Push:
-    """What a user's devices show. ``data`` values are strings, as FCM requires."""
+    """What a user's devices show. ``data`` values are strings, as FCM requires. ``item_id``: the
+    room item it is about (a push is withdrawn when that item is deleted before it went out)."""
 
     user_id: str
     title: str
@@ -68,6 +133,7 @@ class Push:
     data: dict[str, str]
     collapse_key: str  # per room: a device offline for a while gets the room's latest push only
     tag: str  # per room: a newer notification replaces the room's older one in the tray
+    item_id: str
 
 
 @dataclass(frozen=True)
@@ -80,21 +146,54 @@ def clip(text: str, limit: int = BODY_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
 
 
-def item_pushes(event: ItemAdded, offline: set[str]) -> list[Push]:
+def item_pushes(event: ItemAdded, offline: set[str], levels: Mapping[LevelKey, Level]) -> list[Push]:
+    """The pushes of a new item: to each recipient who is ``offline`` and whose level in the room
+    (``levels``, by room and user; ``all`` when unknown) asks for it. Change entries and deleted
+    items are never pushed."""
     item = event.item
-    text = item.content if item.kind == "announcement" else f"{event.sender_name or 'Someone'}: {item.content}"
+    if item.kind not in SHOWN_KINDS or item.deleted_at is not None:
+        return []
     return [
         Push(
             user_id=user_id,
             title=event.room_name,
-            body=clip(text),
+            body=clip(body(event, user_id)),
             data={"room_id": item.room_id, "seq": str(item.seq)},
             collapse_key=item.room_id,
             tag=item.room_id,
+            item_id=item.id,
         )
         for user_id in event.recipients
-        if user_id in offline
+        if user_id in offline and pushes_at(level_of(levels, item.room_id, user_id), item, user_id)
     ]
+
+
+def body(event: ItemAdded, user_id: str) -> str:
+    """An announcement's content; a message's sender and content, saying so when it names the user."""
+    item = event.item
+    if item.kind == "announcement":
+        return item.content
+    sender = event.sender_name or "Someone"
+    return f"{sender} mentioned you: {item.content}" if user_id in item.mentions else f"{sender}: {item.content}"
+
+
+def reminder_pushes(due: MeetupReminderDue, event_id: str) -> list[Push]:
+    """A meetup's reminder (or nudge), to each of its users, online or not (PROTOCOL.md, Calendars
+    and reminders). It is no room item: ``item_id`` is the event's own, which is never deleted."""
+    meetup = due.meetup
+    data = {"meetup_id": meetup.id, "room_id": meetup.room_id, "kind": due.kind}
+    tag = f"meetup-{meetup.id}"
+    return [Push(user_id, meetup.name, clip(due.text), data, tag, tag, event_id) for user_id in due.user_ids]
+
+
+def withdraw(pushes: list[Push], deleted: set[str]) -> list[Push]:
+    """``pushes`` but those of items ``deleted`` (by id) before they went out."""
+    return [push for push in pushes if push.item_id not in deleted]
+
+
+def deleted_item(changed: ItemChanged) -> str | None:
+    """The id of the item a ``room.item_changed`` deleted (None for an edit or a reaction)."""
+    return changed.item.id if changed.change.kind == "delete" else None
 
 
 def deliveries(pushes: list[Push], devices: list[Device], done: set[str]) -> list[Delivery]:
@@ -116,6 +215,7 @@ class Outcome(Enum):
     GONE = "gone"  # the service says the target no longer exists (UNREGISTERED, invalid token)
     RETRY = "retry"  # rate limited, or the service is unavailable: try again later
     FAILED = "failed"  # refused for another reason: trying again would not help
+    WITHDRAWN = "withdrawn"  # its item was deleted while the push waited to be tried again: not sent
 
 
 def forget_target(outcome: Outcome) -> bool:

@@ -10,10 +10,20 @@ mirror whom to push. So a chat where everyone is online never reaches this worke
 replica lags a moment behind, so when a user goes offline ``push_missed_items`` asks it for what it
 routed meanwhile.
 
+Whom an item is pushed to also depends on each recipient's notification level in its room (``all``,
+``mentions`` or ``none``: PROTOCOL.md, Push notifications), set with messaging's
+``set_room_notifications``. The worker keeps them as it keeps presence: the projection
+``track_levels`` in its database (replay rebuilds it), the mirror ``levels`` in each process's
+memory, so deciding costs no database call. A message deleted before its push went out is not
+pushed: ``track_deletions`` records each delete (``room.item_changed``), and both paths, and each
+retry of a push (``sender.Retrying``), leave out what it recorded.
+
 Only room items are pushed. Invitations (``room.member_joined``), new meetups (``meetup.created``)
 and moved meetups (``meetup.moved``) are announced in their room by messaging, and an announcement
 is a room item: its push already reaches the invitee and every attendee who is offline, so a push
-of their own would notify the same people twice about one thing.
+of their own would notify the same people twice about one thing. The exception is a meetup's
+reminder (``meetup.reminder_due``, from the meetups worker): ``push_meetup_reminder`` pushes it to
+every device of its users, online or not.
 """
 
 from __future__ import annotations
@@ -25,15 +35,16 @@ from functools import partial
 import structlog
 
 from contracts import events, internal, requests
+from contracts.envelope import AnyEvent
 from contracts.requests import Empty
 from contracts.routing import ITEMS_FOR_OFFLINE
 from workers import presence
 from workers.notifications import domain, storage
-from workers.notifications.domain import Delivery, Target
+from workers.notifications.domain import Delivery, Level, Levels, Target
 from workers.notifications.sender import Sender
 from workers.presence import PRESENCE
-from workers.runtime.context import Context
-from workers.runtime.tables import CommandHandler, Reaction, typed
+from workers.runtime.context import Context, Kept
+from workers.runtime.tables import CommandHandler, Mirror, Projection, Reaction, Replica, typed
 
 log = structlog.get_logger()
 
@@ -59,10 +70,11 @@ async def unregister_device(data: requests.UnregisterDevice, ctx: Context) -> Em
 
 async def push_to_offline_members(added: events.ItemAdded, ctx: Context, sender: Sender) -> None:
     assert ctx.event is not None
-    known = PRESENCE.state(ctx.runtime)
-    pushes = domain.item_pushes(added, presence.offline(added.recipients, known))
-    if not pushes:  # the common case: everyone else is online (no database call at all)
+    offline = presence.offline(added.recipients, PRESENCE.state(ctx.runtime))
+    pushes = domain.item_pushes(added, offline, LEVELS.state(ctx.runtime))
+    if not pushes:  # the common case: everyone else is online, or muted the room (no database call at all)
         return
+    pushes = domain.withdraw(pushes, await storage.deleted([added.item.id]))  # deleted while it waited here
     devices = await storage.devices_of([push.user_id for push in pushes])
     planned = domain.deliveries(pushes, devices, await storage.claimed(ctx.event.event_id))
     await asyncio.gather(*(deliver(sender, ctx.event.event_id, delivery) for delivery in planned))
@@ -86,10 +98,20 @@ async def push_missed_items(moved: events.PresenceChanged, ctx: Context, sender:
         return
     since = internal.MissedItems(since=ctx.event.occurred_at - MISSED_MARGIN, delivered=moved.delivered)
     missed = internal.Missed.model_validate(await ctx.ask("messaging", "missed_items", since, moved.user_id))
+    deleted = await storage.deleted([item.added.item.id for item in missed.items])  # since messaging answered
     for item in missed.items:
-        pushes = domain.item_pushes(item.added, {moved.user_id})
+        pushes = domain.withdraw(domain.item_pushes(item.added, {moved.user_id}, LEVELS.state(ctx.runtime)), deleted)
         planned = domain.deliveries(pushes, devices, await storage.claimed(item.event_id))
         await asyncio.gather(*(deliver(sender, item.event_id, delivery) for delivery in planned))
+
+
+async def push_meetup_reminder(due: events.MeetupReminderDue, ctx: Context, sender: Sender) -> None:
+    """Meetups published a reminder: each of its users' devices gets it once (claimed per target)."""
+    assert ctx.event is not None
+    pushes = domain.reminder_pushes(due, ctx.event.event_id)
+    devices = await storage.devices_of(due.user_ids)
+    planned = domain.deliveries(pushes, devices, await storage.claimed(ctx.event.event_id))
+    await asyncio.gather(*(deliver(sender, ctx.event.event_id, delivery) for delivery in planned))
 
 
 async def deliver(sender: Sender, event_id: str, delivery: Delivery) -> None:
@@ -101,6 +123,30 @@ async def deliver(sender: Sender, event_id: str, delivery: Delivery) -> None:
     if domain.forget_target(outcome):
         await storage.delete_device(delivery.target, delivery.push.user_id)
         log.info("device forgotten", user_id=delivery.push.user_id, target=delivery.target.short())
+
+
+# Projections and mirrors ----------------------------------------------------------------------
+
+
+async def track_levels(set_to: events.NotificationsSet, event: AnyEvent) -> None:
+    said = Level(set_to.room_id, set_to.user_id, set_to.level, event.version)
+    current = await storage.level(set_to.room_id, set_to.user_id)
+    if domain.move_level(current, said) is not None:
+        await storage.save_level(said, current)
+
+
+def mirror_levels(set_to: events.NotificationsSet, event: AnyEvent, known: Levels) -> None:
+    domain.merge_levels(known, [Level(set_to.room_id, set_to.user_id, set_to.level, event.version)])
+
+
+def merge_loaded_levels(known: Levels, loaded: Levels) -> None:
+    domain.merge_levels(known, loaded.values())
+
+
+async def track_deletions(changed: events.ItemChanged, event: AnyEvent) -> None:
+    """Each delete, by item id; edits and reactions change nothing here."""
+    if (item_id := domain.deleted_item(changed)) is not None:
+        await storage.save_deletion(item_id, changed.item.room_id, event.occurred_at)
 
 
 COMMANDS: dict[str, CommandHandler] = {
@@ -117,9 +163,28 @@ def reactions(sender: Sender) -> dict[str, Reaction]:
             keys=(ITEMS_FOR_OFFLINE,),  # only items messaging saw a recipient of offline
         ),
         "push_missed_items": Reaction(partial(push_missed_items, sender=sender), presence.PRESENCE_CHANGED),
+        "push_meetup_reminder": Reaction(
+            partial(push_meetup_reminder, sender=sender), typed(events.MeetupReminderDue, "meetup.reminder_due")
+        ),
     }
 
 
-PROJECTIONS = presence.PROJECTIONS
+NOTIFICATIONS_SET = typed(events.NotificationsSet, "room.notifications_set")
 
-MIRRORS = presence.MIRRORS
+PROJECTIONS = presence.PROJECTIONS | {
+    "track_levels": Projection(track_levels, NOTIFICATIONS_SET, (storage.LevelDoc,)),
+    # Bound to every change of an item (edits and reactions too): RabbitMQ routes by type only.
+    "track_deletions": Projection(
+        track_deletions, typed(events.ItemChanged, "room.item_changed"), (storage.DeletionDoc,)
+    ),
+}
+
+LEVELS: Mirror[Levels] = Mirror(
+    mirror_levels,
+    NOTIFICATIONS_SET,
+    storage.stored_levels,
+    merge_loaded_levels,
+    Kept("levels", lambda: Replica[Levels]({})),
+)
+
+MIRRORS = presence.MIRRORS | {"levels": LEVELS}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -59,13 +60,22 @@ class LogSender:
         pass
 
 
-class Retrying:
-    """Another sender, tried again while it answers ``RETRY``, up to ``attempts`` times in all."""
+# Whether a push was withdrawn since it was planned (its item deleted): a storage query, passed in.
+Withdrawn = Callable[[Push], Awaitable[bool]]
 
-    def __init__(self, sender: Sender, attempts: int = ATTEMPTS, backoff: float = BACKOFF) -> None:
+
+class Retrying:
+    """Another sender, tried again while it answers ``RETRY``, up to ``attempts`` times in all. With
+    ``withdrawn``, a push whose item was deleted while it waited for its next attempt is not tried
+    again (``WITHDRAWN``)."""
+
+    def __init__(
+        self, sender: Sender, attempts: int = ATTEMPTS, backoff: float = BACKOFF, withdrawn: Withdrawn | None = None
+    ) -> None:
         self.sender = sender
         self.attempts = attempts
         self.backoff = backoff
+        self.withdrawn = withdrawn
 
     async def send(self, push: Push, target: Target) -> Outcome:
         for attempt in range(1, self.attempts + 1):
@@ -74,6 +84,9 @@ class Retrying:
                 return outcome
             if attempt < self.attempts:
                 await asyncio.sleep(retry_delay(attempt, self.backoff))  # backoff, not synchronisation
+                if self.withdrawn is not None and await self.withdrawn(push):
+                    log.info("push withdrawn: its item was deleted", user_id=push.user_id, item_id=push.item_id)
+                    return Outcome.WITHDRAWN
         log.warning("push given up", user_id=push.user_id, target=target.short(), attempts=self.attempts)
         return Outcome.RETRY
 
@@ -180,8 +193,9 @@ def about_target(error: exceptions.FirebaseError) -> bool:
     return "registration token" in str(error).lower()
 
 
-def create_sender(credentials_path: str | None, endpoint: str) -> Sender:
-    """The sender settings ask for: firebase-admin with retries, or the log without credentials."""
+def create_sender(credentials_path: str | None, endpoint: str, withdrawn: Withdrawn | None = None) -> Sender:
+    """The sender settings ask for: firebase-admin with retries (none of a push ``withdrawn`` says
+    is withdrawn), or the log without credentials."""
     if not credentials_path:
         return LogSender()
-    return Retrying(FirebaseSender(credentials_path, endpoint))
+    return Retrying(FirebaseSender(credentials_path, endpoint), withdrawn=withdrawn)

@@ -1,5 +1,6 @@
 """Notifications' collections: devices, the presence replica (what each process's presence mirror
-loads), and the pushes already made per event.
+loads), the notification levels replica (what each process's levels mirror loads), the items
+deleted (their pushes are withdrawn), and the pushes already made per event.
 
 None of these produce events, so they are plain documents written whole (insert, replace, delete),
 never with ``$set``/``$push`` (which the Mongo stand-in stores differently).
@@ -7,6 +8,7 @@ never with ``$set``/``$push`` (which the Mongo stand-in stores differently).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from beanie import Document
@@ -14,10 +16,13 @@ from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from workers.notifications.domain import Device, Target
+from contracts.shapes import NotificationLevel
+from workers.notifications.domain import Device, Level, Levels, Push, Target
 from workers.presence import PresenceDoc
+from workers.runtime.store import ConcurrencyError
 
 CLAIMS_KEPT = timedelta(days=7)  # longer than any redelivery of an event
+DELETIONS_KEPT = CLAIMS_KEPT  # a push still pending after that long is never sent anyway
 
 
 class DeviceDoc(Document):
@@ -52,6 +57,38 @@ class PushClaim(Document):
             IndexModel([("event_id", ASCENDING), ("at", ASCENDING)]),
             IndexModel([("at", ASCENDING)], expireAfterSeconds=int(CLAIMS_KEPT.total_seconds())),
         ]
+
+
+class LevelDoc(Document):
+    """A user's notification level in a room, written whole (insert, or replace at the version
+    read); ``stored_at``: when (epoch seconds), so a mirror's reload reads only what changed since
+    its last one. Every level set is kept, ``all`` too: it overrides an older one."""
+
+    id: str  # type: ignore[assignment]  # level_id(room_id, user_id); Beanie declares an ObjectId
+    room_id: str
+    user_id: str
+    level: NotificationLevel
+    version: int
+    stored_at: float = 0.0
+
+    class Settings:
+        name = "levels"
+        indexes = [IndexModel([("stored_at", ASCENDING)])]
+
+    def state(self) -> Level:
+        return Level(self.room_id, self.user_id, self.level, self.version)
+
+
+class DeletionDoc(Document):
+    """An item deleted (its id): a push of it not made yet is not made."""
+
+    id: str  # type: ignore[assignment]  # the item's id
+    room_id: str
+    deleted_at: datetime
+
+    class Settings:
+        name = "deletions"
+        indexes = [IndexModel([("deleted_at", ASCENDING)], expireAfterSeconds=int(DELETIONS_KEPT.total_seconds()))]
 
 
 # Devices --------------------------------------------------------------------------------------
@@ -106,4 +143,67 @@ async def claim(event_id: str, target: Target) -> bool:
     return True
 
 
-DOCUMENTS: list[type[Document]] = [DeviceDoc, PresenceDoc, PushClaim]
+# Levels ---------------------------------------------------------------------------------------
+
+
+def level_id(room_id: str, user_id: str) -> str:
+    return f"{room_id}/{user_id}"  # room ids never hold a slash (uuid hex), so the key is unambiguous
+
+
+async def level(room_id: str, user_id: str) -> Level | None:
+    doc = await LevelDoc.get(level_id(room_id, user_id))
+    return doc.state() if doc else None
+
+
+async def stored_levels(since: float | None) -> Levels:
+    """The levels stored at or after ``since`` (epoch seconds; None: all of them)."""
+    query = {} if since is None else {"stored_at": {"$gte": since}}
+    return {doc.state().key: doc.state() for doc in await LevelDoc.find(query).to_list()}
+
+
+async def save_level(new: Level, read: Level | None) -> None:
+    """Write ``new`` if the stored level is still ``read``; else ``ConcurrencyError`` (decide again)."""
+    body = {
+        "_id": level_id(new.room_id, new.user_id),
+        "room_id": new.room_id,
+        "user_id": new.user_id,
+        "level": new.level,
+        "version": new.version,
+        "stored_at": time.time(),
+    }
+    collection = LevelDoc.get_pymongo_collection()
+    if read is None:
+        try:
+            await collection.insert_one(body)
+        except DuplicateKeyError:
+            raise ConcurrencyError(body["_id"]) from None
+        return
+    result = await collection.replace_one({"_id": body["_id"], "version": read.version}, body)
+    if result.matched_count == 0:
+        raise ConcurrencyError(body["_id"])
+
+
+# Deletions ------------------------------------------------------------------------------------
+
+
+async def save_deletion(item_id: str, room_id: str, at: datetime) -> None:
+    """Idempotent: a deletion recorded already stays as it was."""
+    try:
+        await DeletionDoc(id=item_id, room_id=room_id, deleted_at=at).insert()
+    except DuplicateKeyError:
+        pass
+
+
+async def deleted(item_ids: list[str]) -> set[str]:
+    """Those of ``item_ids`` that were deleted."""
+    if not item_ids:
+        return set()
+    return {doc.id for doc in await DeletionDoc.find({"_id": {"$in": item_ids}}).to_list()}
+
+
+async def withdrawn(push: Push) -> bool:
+    """Whether ``push``'s item was deleted since it was planned (asked before each retry)."""
+    return bool(await deleted([push.item_id]))
+
+
+DOCUMENTS: list[type[Document]] = [DeviceDoc, PresenceDoc, LevelDoc, DeletionDoc, PushClaim]

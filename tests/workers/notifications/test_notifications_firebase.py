@@ -12,7 +12,7 @@ from workers.notifications.app import create_app
 from workers.notifications.domain import Outcome, Push, Target
 from workers.notifications.sender import FirebaseSender, Retrying
 
-PUSH = Push("bob", "Den", "Ann: hi", {"room_id": "r1", "seq": "3"}, "r1", "r1")
+PUSH = Push("bob", "Den", "Ann: hi", {"room_id": "r1", "seq": "3"}, "r1", "r1", "i1")
 
 
 @pytest.fixture

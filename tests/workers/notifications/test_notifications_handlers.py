@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
-from support.fcm import FakeSender, item_added, presence
+from support.fcm import FakeSender, event, item_added, presence, write_service_account
 from support.handlers import READS, WRITES, Harness, database_calls, harness, replica
 
+from boochat.settings import Settings
 from contracts.envelope import AnyEvent, Command, Failure
+from contracts.events import ItemAdded, ItemChanged, NotificationsSet
+from contracts.shapes import RoomItem
 from workers.notifications import app
 from workers.notifications import storage as store
-from workers.notifications.domain import Outcome, Push, Target
-from workers.notifications.handlers import MISSED_MARGIN
+from workers.notifications.domain import Level, Outcome, Push, Target
+from workers.notifications.handlers import LEVELS, MISSED_MARGIN
 from workers.notifications.sender import LogSender, Retrying, create_sender
 from workers.presence import PRESENCE, Presence, PresenceDoc
 from workers.presence import presence as stored_presence
@@ -71,14 +74,55 @@ async def register(worker, runtime, user_id, value, platform="android", id=None)
 
 
 async def react(notifications: Harness, event) -> None:
-    """As a worker process takes it: a presence event from the projection's queue and from the mirror's
-    (each process has its own), an item from the reaction's."""
+    """As a worker process takes it: a presence or level event from the projection's queue and from
+    the mirror's (each process has its own), a change from its projection's, an item from the reaction's."""
     if event.type == "user.presence_changed":
         await notifications.react("track_presence", event)
         await notifications.react("presence", event)
         await notifications.react("push_missed_items", event)
+    elif event.type == "room.notifications_set":
+        await notifications.react("track_levels", event)
+        await notifications.react("levels", event)
+    elif event.type == "room.item_changed":
+        await notifications.react("track_deletions", event)
     else:
         await notifications.react("push_to_offline_members", event)
+
+
+def level_set(room_id: str, user_id: str, level: str, version: int) -> AnyEvent:
+    """``room.notifications_set`` as messaging publishes it (its aggregate: the user's place in the room)."""
+    return event("room.notifications_set", NotificationsSet(room_id=room_id, user_id=user_id, level=level), version)
+
+
+def mentioning(added: AnyEvent, *user_ids: str, room: bool = False) -> AnyEvent:
+    """``added`` with its item mentioning ``user_ids`` (and the room, with ``room``)."""
+    payload = ItemAdded.model_validate(added.payload)
+    item = payload.item.model_copy(update={"mentions": list(user_ids), "mentions_room": room})
+    return added.model_copy(update={"payload": payload.model_copy(update={"item": item}).model_dump(mode="json")})
+
+
+def changed(added: AnyEvent, kind: str) -> AnyEvent:
+    """``room.item_changed``: ``added``'s item changed by its sender (``delete``, ``edit``, ``reaction_added``)."""
+    payload = ItemAdded.model_validate(added.payload)
+    item, now = payload.item, datetime.now(UTC)
+    entry = RoomItem(
+        id=uuid.uuid4().hex,
+        room_id=item.room_id,
+        seq=item.seq + 1,
+        kind=kind,
+        sender_id=item.sender_id,
+        content="edited" if kind == "edit" else "",
+        sent_at=now,
+        target_seq=item.seq,
+        emoji="\U0001f44d" if kind.startswith("reaction") else None,
+    )
+    after = item.model_copy(update={"content": "", "deleted_at": now} if kind == "delete" else {})
+    return event(
+        "room.item_changed",
+        ItemChanged(item=after, change=entry, participant_ids=payload.participant_ids),
+        entry.seq,
+        item.room_id,
+    )
 
 
 async def owner(value: str) -> str | None:
@@ -237,7 +281,7 @@ async def test_no_database_call_when_everyone_is_online(worker, runtime, notific
     assert calls == []
     await notifications.react("presence", presence(cid, False, 3))
     await react(notifications, item_added("r1", [ann, bob, cid], sender_id=ann, seq=2))
-    assert sorted(set(calls)) == ["devices.find", "pushes.find", "pushes.insert_one"]
+    assert sorted(set(calls)) == ["deletions.find", "devices.find", "pushes.find", "pushes.insert_one"]
     assert len(sender.sent) == 1
 
 
@@ -338,12 +382,165 @@ async def test_a_gone_token_that_moved_meanwhile_is_kept(worker, runtime):
     assert await owner(value) == cid
 
 
+# Notification levels --------------------------------------------------------------------------
+
+
+async def test_a_muted_room_pushes_nothing_and_mentions_push_only_mentions(worker, runtime, notifications, sender):
+    """Bob muted the room, Cid asked for mentions only, Dee left it at ``all``: a plain message pushes
+    Dee; one mentioning Bob and Cid pushes Cid (saying so) and Dee; ``@room`` pushes Cid and Dee."""
+    ann, bob, cid, dee = user(), user(), user(), user()
+    for who in (bob, cid, dee):
+        await register(worker, runtime, who, f"tok-{who}")
+    await react(notifications, level_set("r1", bob, "none", 1))
+    await react(notifications, level_set("r1", cid, "mentions", 1))
+    room = [ann, bob, cid, dee]
+    await react(notifications, item_added("r1", room, sender_id=ann, content="plain", seq=1))
+    await react(notifications, mentioning(item_added("r1", room, sender_id=ann, content="you two", seq=2), bob, cid))
+    await react(notifications, mentioning(item_added("r1", room, sender_id=ann, content="all", seq=3), room=True))
+    assert sender.to(f"tok-{bob}") == []
+    assert [p.body for p in sender.to(f"tok-{cid}")] == ["Ann mentioned you: you two", "Ann: all"]
+    assert [p.body for p in sender.to(f"tok-{dee}")] == ["Ann: plain", "Ann: you two", "Ann: all"]
+
+
+async def test_a_level_holds_in_its_room_only_and_the_newest_setting_wins(worker, runtime, notifications, sender):
+    """Bob muted r1, then (version 3) chose all again; the older ``none`` arriving late changes nothing.
+    His level in r1 never affects r2."""
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    await react(notifications, level_set("r1", bob, "none", 2))
+    await react(notifications, item_added("r2", [ann, bob], sender_id=ann, seq=1))
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=1))
+    await react(notifications, level_set("r1", bob, "all", 3))
+    await react(notifications, level_set("r1", bob, "none", 2))  # a copy, late
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=2))
+    assert [(p.data["room_id"], p.data["seq"]) for p in sender.to(value)] == [("r2", "1"), ("r1", "2")]
+    assert await store.level("r1", bob) == Level("r1", bob, "all", 3)
+
+
+async def test_the_level_decision_follows_the_mirror_and_costs_no_database_call(
+    worker, runtime, notifications, sender, monkeypatch
+):
+    """Muted in this process's mirror: nothing is read or written, not even devices. A level stored by
+    another process (not yet in this one's mirror) counts from the next reload."""
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    await notifications.react("levels", level_set("r1", bob, "none", 1))
+    calls = database_calls(monkeypatch, READS + WRITES)
+    await react(notifications, item_added("r1", [ann, bob], sender_id=ann, seq=1))
+    assert calls == [] and sender.sent == []
+    await notifications.react("track_levels", level_set("r2", bob, "none", 1))  # another process's
+    await react(notifications, item_added("r2", [ann, bob], sender_id=ann, seq=1))
+    await notifications.reload()
+    await react(notifications, item_added("r2", [ann, bob], sender_id=ann, seq=2))
+    assert [(p.data["room_id"], p.data["seq"]) for p in sender.to(value)] == [("r2", "1")]
+
+
+async def test_a_new_process_loads_the_stored_levels(notifications):
+    bob, cid = user(), user()
+    await notifications.react("track_levels", level_set("r1", bob, "mentions", 2))
+    await notifications.react("track_levels", level_set("r1", cid, "none", 1))
+    later = replica(notifications)
+    await later.reload()  # what a process does before its subscribers start
+    assert LEVELS.state(later.runtime) == {
+        ("r1", bob): Level("r1", bob, "mentions", 2),
+        ("r1", cid): Level("r1", cid, "none", 1),
+    }
+
+
+async def test_going_offline_pushes_the_missed_items_the_level_asks_for(worker, runtime, notifications, sender):
+    """Bob asked for mentions in r1: of what messaging says he missed there, only the mention is pushed."""
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    await react(notifications, level_set("r1", bob, "mentions", 1))
+    plain = item_added("r1", [ann, bob], sender_id=ann, content="plain", seq=3)
+    mention = mentioning(item_added("r1", [ann, bob], sender_id=ann, content="bob?", seq=4), bob)
+    answer_missed(notifications, plain, mention)
+    await react(notifications, presence(bob, False, 3))
+    assert [p.body for p in sender.to(value)] == ["Ann mentioned you: bob?"]
+
+
+# Deleted items --------------------------------------------------------------------------------
+
+
+async def test_an_item_deleted_before_its_push_went_out_is_not_pushed(worker, runtime, notifications, sender):
+    """The delete reached this worker before the item's event did (it waited in its queue): no push.
+    An edit or a reaction withdraws nothing."""
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    gone = item_added("r1", [ann, bob], sender_id=ann, content="oops", seq=1)
+    kept = item_added("r1", [ann, bob], sender_id=ann, content="fine", seq=3)
+    await react(notifications, changed(gone, "delete"))
+    await react(notifications, changed(kept, "edit"))
+    await react(notifications, changed(kept, "reaction_added"))
+    await react(notifications, gone)
+    await react(notifications, kept)
+    assert [p.body for p in sender.to(value)] == ["Ann: fine"]
+    await react(notifications, changed(gone, "delete"))  # a copy: still recorded once
+    assert await store.deleted([ItemAdded.model_validate(gone.payload).item.id, "other"]) == {
+        ItemAdded.model_validate(gone.payload).item.id
+    }
+
+
+async def test_an_item_deleted_after_messaging_listed_it_as_missed_is_not_pushed(
+    worker, runtime, notifications, sender
+):
+    ann, bob, value = user(), user(), token()
+    await register(worker, runtime, bob, value)
+    gone = item_added("r1", [ann, bob], sender_id=ann, content="oops", seq=3)
+    kept = item_added("r1", [ann, bob], sender_id=ann, content="fine", seq=4)
+    answer_missed(notifications, gone, kept)
+    await react(notifications, changed(gone, "delete"))
+    await react(notifications, presence(bob, False, 3))
+    assert [p.body for p in sender.to(value)] == ["Ann: fine"]
+
+
+class DeletedMeanwhile:
+    """The push service answers RETRY to the first attempt; while the push waits for its next one,
+    its item is deleted (the delete reaches this worker's projection)."""
+
+    def __init__(self, notifications: Harness, delete: AnyEvent) -> None:
+        self.notifications, self.delete = notifications, delete
+        self.attempts = 0
+
+    async def send(self, push: Push, target: Target) -> Outcome:
+        self.attempts += 1
+        await react(self.notifications, self.delete)
+        return Outcome.RETRY
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_push_waiting_for_a_retry_is_withdrawn_when_its_item_is_deleted(notifications):
+    """Retrying asks storage before each new attempt: the deleted item's push is not tried again."""
+    gone = item_added("r1", ["ann", "bob"], sender_id="ann", seq=1)
+    service = DeletedMeanwhile(notifications, changed(gone, "delete"))
+    item_id = ItemAdded.model_validate(gone.payload).item.id
+    push = Push("bob", "Den", "Ann: hi", {"room_id": "r1", "seq": "1"}, "r1", "r1", item_id)
+    retrying = Retrying(service, attempts=4, backoff=0, withdrawn=store.withdrawn)
+    with capture_logs() as logs:
+        assert await retrying.send(push, Target("token", "t1")) is Outcome.WITHDRAWN
+    assert service.attempts == 1
+    assert [entry["event"] for entry in logs] == ["push withdrawn: its item was deleted"]
+
+
+async def test_the_worker_s_firebase_sender_withdraws_the_pushes_of_deleted_items(tmp_path):
+    """With credentials, the app's sender retries through Retrying, which asks storage (``withdrawn``)."""
+    account = write_service_account(tmp_path, "http://127.0.0.1:9/token")
+    settings = Settings(fcm_credentials=str(account), fcm_endpoint="http://127.0.0.1:9/{project_id}")
+    sender = app.default_sender(settings)
+    try:
+        assert isinstance(sender, Retrying) and sender.withdrawn is store.withdrawn
+    finally:
+        await sender.close()
+
+
 # The port's adapters --------------------------------------------------------------------------
 
 
 async def test_retrying_tries_again_then_stops():
     fake = FakeSender()
-    push = Push("bob", "Den", "hi", {}, "r1", "r1")
+    push = Push("bob", "Den", "hi", {}, "r1", "r1", "i1")
     fake.answer("t1", Outcome.RETRY, Outcome.RETRY)
     assert await Retrying(fake, attempts=4, backoff=0).send(push, Target("token", "t1")) is Outcome.SENT
     fake.answer("t2", *[Outcome.RETRY] * 10)
@@ -360,7 +557,7 @@ async def test_without_credentials_pushes_are_logged_with_tokens_shortened():
     assert isinstance(sender, LogSender)
     with capture_logs() as logs:
         outcome = await sender.send(
-            Push("bob", "Den", "Ann: hi", {"room_id": "r1", "seq": "1"}, "r1", "r1"), Target("token", value)
+            Push("bob", "Den", "Ann: hi", {"room_id": "r1", "seq": "1"}, "r1", "r1", "i1"), Target("token", value)
         )
     assert outcome is Outcome.SENT
     [entry] = logs

@@ -5,6 +5,7 @@ presence mirror each worker process keeps in memory."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,17 +13,23 @@ from contextlib import asynccontextmanager
 
 import aio_pika
 import pytest
+from pymongo import AsyncMongoClient
 from support.broker import listed
 from support.fcm import FakeFcm, FakeSender, item_added, presence, write_service_account
+from test_notifications_handlers import changed, level_set, mentioning
 
+from boochat import topology
+from boochat.progress import Console
 from boochat.rpc import RpcClient
 from contracts.envelope import AnyEvent, Command
 from contracts.routing import ITEMS_FOR_OFFLINE
-from workers.notifications.app import create_app
-from workers.notifications.domain import Target
+from workers.notifications.app import WORKER, create_app
+from workers.notifications.domain import Level, Target
+from workers.notifications.handlers import LEVELS
 from workers.notifications.sender import Sender, create_sender
-from workers.notifications.storage import DeviceDoc
+from workers.notifications.storage import DeletionDoc, DeviceDoc
 from workers.presence import PRESENCE, Presence, PresenceDoc
+from workers.runtime import replay
 from workers.runtime.context import Runtime
 
 pytestmark = pytest.mark.integration
@@ -172,3 +179,65 @@ async def test_a_worker_started_later_loads_the_stored_presence(settings):
 
 async def _holds(runtime: Runtime, presence: Presence) -> bool:
     return PRESENCE.state(runtime).get(presence.user_id) == presence
+
+
+async def test_levels_and_deletes_decide_the_running_workers_pushes(settings):
+    """Through the worker's queues: Bob muted the room, Cid asked for mentions. A deleted item (its
+    delete came first) pushes nobody, a plain one nobody, one mentioning Cid pushes Cid. One delivery
+    at a time, so the items are taken in order: once Cid has the last push, the others were decided."""
+    sender = FakeSender()
+    ann, bob, cid = user(), user(), user()
+    one_at_a_time = without_reload(settings).model_copy(update={"prefetch": 1})
+    async with running(one_at_a_time, sender) as bus:
+        for who in (bob, cid):
+            await bus.command(who, "register_device", {"token": f"tok-{who}", "platform": "android"})
+        await bus.publish(level_set("r1", bob, "none", 1))
+        await bus.publish(level_set("r1", cid, "mentions", 1))
+        await eventually(lambda: _levels(bus.runtime, Level("r1", bob, "none", 1), Level("r1", cid, "mentions", 1)))
+        room = [ann, bob, cid]
+        gone = mentioning(item_added("r1", room, sender_id=ann, content="oops", seq=1), bob, cid)
+        await bus.publish(changed(gone, "delete"))
+        await eventually(lambda: DeletionDoc.find_one({"_id": gone.payload["item"]["id"]}).exists())
+        await bus.publish_item(gone)
+        await bus.publish_item(item_added("r1", room, sender_id=ann, content="plain", seq=3))
+        await bus.publish_item(mentioning(item_added("r1", room, sender_id=ann, content="cid?", seq=4), cid))
+        await sender.wait_for(lambda: len(sender.to(f"tok-{cid}")) == 1)
+    assert [p.body for p in sender.to(f"tok-{cid}")] == ["Ann mentioned you: cid?"]
+    assert sender.to(f"tok-{bob}") == []
+
+
+async def _levels(runtime: Runtime, *levels: Level) -> bool:
+    return all(LEVELS.state(runtime).get(level.key) == level for level in levels)
+
+
+async def test_replay_rebuilds_the_levels_and_the_deletions(settings):
+    """From the event log alone: each user's newest level per room (events in any order), and the
+    items deleted; edits and reactions record nothing."""
+    bob, cid = user(), user()
+    gone, kept = (item_added("r1", [bob, cid], sender_id=bob, seq=seq) for seq in (1, 3))
+    logged = [
+        level_set("r1", bob, "none", 2),
+        level_set("r1", bob, "mentions", 1),  # older, logged later
+        level_set("r1", cid, "mentions", 1),
+        changed(gone, "delete"),
+        changed(kept, "edit"),
+    ]
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await topology.declare_exchanges(channel, settings)
+        exchange = await channel.get_exchange(settings.names.events)
+        for event in logged:
+            body = event.model_dump_json().encode()
+            await exchange.publish(aio_pika.Message(body, message_id=event.event_id), routing_key=event.type)
+    plan = await replay.replay(WORKER, settings, console=Console(io.StringIO()))
+    assert plan.applied == len(logged)
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    try:
+        database = client[settings.names.database("notifications")]
+        levels = {(d["user_id"], d["level"], d["version"]) for d in await database["levels"].find({}).to_list()}
+        deletions = [d["_id"] for d in await database["deletions"].find({}).to_list()]
+    finally:
+        await client.close()
+    assert levels == {(bob, "none", 2), (cid, "mentions", 1)}
+    assert deletions == [gone.payload["item"]["id"]]
