@@ -1,12 +1,14 @@
 // The Boochat web client: signs in, keeps the session token for the next visit, and wires the store
 // to the views. Where you are is in the address (#/room/ID, #/room/ID/meetup), so Back works on phones.
 import { deviceName, openDevices, openInvites } from "./access.js";
+import { Composer } from "./composer.js";
 import { Connection } from "./connection.js";
 import { openForm } from "./dialogs.js";
 import { localInDays, localToIso } from "./dom.js";
 import { describe } from "./errors.js";
 import { Store } from "./store.js";
-import { renderMeetup, renderRoomHeader, renderSidebar, renderTimeline } from "./views.js";
+import { closeMenus, renderTimeline } from "./timeline.js";
+import { renderMeetup, renderRoomHeader, renderSidebar, renderTyping } from "./views.js";
 
 const TOKEN_KEY = "boochat.token";
 const INVITE_PATH = /^\/invite\/([^/]+)$/;
@@ -14,11 +16,16 @@ const $ = (selector) => document.querySelector(selector);
 
 const connection = new Connection();
 const store = new Store(connection);
+const composer = new Composer(document);
 const ui = {
   roomId: null,
   meetupOpen: false,
-  sending: new Map(), // messages on their way: key -> {roomId, content}
+  online: false, // signed in on a live connection (else what is sent waits for one)
+  sending: new Map(), // messages on their way: key -> the composer's Message
   readSent: new Map(), // room id -> the seq last marked read from here
+  divider: null, // "New messages": {roomId, after (the read mark when opened), seq (above which), scrolled}
+  jumpTo: null, // a seq to scroll to and flash once it is drawn
+  focusComposer: false, // a room was opened: the cursor goes to its message box once it shows
   open(roomId, meetup = false) {
     location.hash = `#/room/${encodeURIComponent(roomId)}${meetup ? "/meetup" : ""}`;
   },
@@ -109,6 +116,7 @@ function signOut(reason) {
   connection.signOut();
   localStorage.removeItem(TOKEN_KEY);
   store.reset();
+  composer.forgetDrafts();
   ui.readSent.clear();
   history.replaceState(null, "", "/");
   $("#join-form").hidden = true;
@@ -139,6 +147,8 @@ let countdown = null;
 connection.addEventListener("status", ({ detail }) => {
   const bar = $("#status");
   clearInterval(countdown);
+  ui.online = detail.state === "online";
+  render(); // messages waiting say why
   bar.hidden = detail.state === "online" || detail.state === "signed-out";
   if (detail.state === "connecting") bar.replaceChildren("Connecting…");
   if (detail.state !== "offline") return;
@@ -149,7 +159,9 @@ connection.addEventListener("status", ({ detail }) => {
   const text = document.createElement("span");
   const tick = () => {
     const seconds = Math.max(0, Math.ceil((detail.retryAt - Date.now()) / 1000));
-    text.textContent = `Connection lost. Trying again in ${seconds} s. `;
+    text.textContent = navigator.onLine
+      ? `Connection lost. Trying again in ${seconds} s. `
+      : "You are offline. What you send goes once you are back. ";
   };
   tick();
   countdown = setInterval(tick, 1000);
@@ -182,12 +194,15 @@ const failed = (error) => toast(describe(error));
 function route() {
   const match = location.hash.match(/^#\/room\/([^/]+)(\/meetup)?$/);
   const roomId = match ? decodeURIComponent(match[1]) : null;
-  if (roomId !== ui.roomId) $("#composer-input").value = "";
+  if (roomId !== ui.roomId) {
+    composer.open(roomId);
+    ui.divider = null;
+    ui.focusComposer = Boolean(roomId);
+  }
   ui.roomId = roomId;
   ui.meetupOpen = Boolean(match?.[2]);
   document.body.dataset.view = !roomId ? "list" : ui.meetupOpen ? "meetup" : "room";
   render();
-  if (roomId && !ui.meetupOpen && matchMedia("(min-width: 761px)").matches) $("#composer-input").focus();
 }
 window.addEventListener("hashchange", route);
 
@@ -212,19 +227,43 @@ function draw() {
     : store.me
       ? "This room is not (or not yet) one of yours."
       : "Loading…";
+  noteUnread(summary);
   renderSidebar(document, store, ui);
   renderRoomHeader(document, store, ui);
-  renderTimeline(document, store, ui);
+  renderTimeline(document, store, ui, actions);
+  renderTyping(document, store, ui);
   renderMeetup(document, store, ui, actions);
+  composer.setMembers((summary?.room.participant_ids ?? []).filter((id) => id !== store.me?.id).map((id) => store.user(id)));
   // The timeline is fetched once the room's first item is known: then its worker knows the room too.
   if (summary?.last_item && !store.timelines.has(ui.roomId)) store.openTimeline(ui.roomId).catch(failed);
   markRead(summary);
+  focusComposer(summary);
+}
+
+/** "New messages" goes above the first message from others after the read mark the room had when opened. */
+function noteUnread(summary) {
+  if (!summary) return;
+  if (ui.divider?.roomId !== summary.room.id) {
+    ui.divider = { roomId: summary.room.id, after: summary.last_read_seq, seq: undefined, scrolled: false };
+  }
+  if (ui.divider.seq !== undefined || !store.timelines.get(summary.room.id)?.loaded) return;
+  const first = store.items(summary.room.id).find(
+    (item) => item.seq > ui.divider.after && item.kind === "message" && item.sender_id !== store.me?.id,
+  );
+  ui.divider.seq = first?.seq ?? null;
+}
+
+/** Opening a room puts the cursor in its message box, once the box shows (not on a phone: its keyboard would cover the room). */
+function focusComposer(summary) {
+  if (!ui.focusComposer || !summary || ui.meetupOpen || dialog.open) return;
+  ui.focusComposer = false;
+  if (matchMedia("(min-width: 761px)").matches) composer.focus();
 }
 
 /** The open room, seen by the person: its read mark moves to the newest item shown. */
 function markRead(summary) {
   if (!summary || document.visibilityState !== "visible" || !connection.authenticated) return;
-  const newest = Math.max(0, ...(store.timelines.get(summary.room.id)?.items.keys() ?? []));
+  const newest = store.items(summary.room.id).at(-1)?.seq ?? 0; // a message or announcement, not a change entry
   if (newest <= summary.last_read_seq || newest <= (ui.readSent.get(summary.room.id) ?? 0)) return;
   ui.readSent.set(summary.room.id, newest);
   store.markedRead(summary.room.id, newest);
@@ -233,37 +272,29 @@ function markRead(summary) {
 
 // Writing ----------------------------------------------------------------------------------------
 
-const composer = $("#composer-input");
-composer.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    $("#composer").requestSubmit();
-  }
-});
-composer.addEventListener("input", () => {
-  composer.style.height = "auto";
-  composer.style.height = `${Math.min(composer.scrollHeight, 160)}px`;
-});
-$("#composer").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const content = composer.value.trim();
-  if (!content || !ui.roomId) return;
-  const key = Symbol(content);
-  const roomId = ui.roomId;
-  ui.sending.set(key, { roomId, content });
-  composer.value = "";
-  composer.style.height = "auto";
+composer.addEventListener("send", async ({ detail: message }) => {
+  const key = Symbol(message.content);
+  ui.sending.set(key, message);
   render();
+  const data = { room_id: message.roomId, content: message.content };
+  if (message.reply) data.reply_to = message.reply.seq;
+  if (message.mentions.length) data.mentions = message.mentions;
+  if (message.mentionsRoom) data.mentions_room = true;
   try {
-    const { item } = await store.request("send_message", { room_id: roomId, content });
+    // Offline, the request waits in the connection and goes, with its id, once it is back.
+    const { item } = await store.request("send_message", data);
     store.addItem(item);
   } catch (error) {
-    if (!composer.value) composer.value = content; // nothing typed is lost
+    composer.restore(message); // nothing typed is lost
     failed(error);
   } finally {
     ui.sending.delete(key);
     render();
   }
+});
+// "Is typing" is a hint: it is not worth waiting for a connection, nor an error message.
+composer.addEventListener("typing", ({ detail }) => {
+  if (connection.authenticated) store.request("typing", { room_id: detail.roomId, active: detail.active }).catch(() => {});
 });
 
 $("#load-older").addEventListener("click", () => store.loadOlder(ui.roomId).catch(failed));
@@ -275,7 +306,66 @@ const others = () => [...store.users.values()].filter((user) => user.id !== stor
 const dialog = $("#dialog");
 
 const actions = {
-  newRoom() {
+  redraw: render,
+  reply(item) {
+    composer.answer(item, store.user(item.sender_id).name);
+  },
+  react(item, emoji, add) {
+    const request = add ? "add_reaction" : "remove_reaction";
+    store
+      .request(request, { room_id: item.room_id, seq: item.seq, emoji })
+      .then(({ item: changed }) => {
+        store.replaceItem(changed, item);
+        render();
+      })
+      .catch(failed);
+  },
+  /** Resolves once edited; rejects with the server's refusal (the edit box shows it). */
+  async edit(item, content) {
+    const { item: edited } = await store.request("edit_message", { room_id: item.room_id, seq: item.seq, content });
+    store.replaceItem(edited, item);
+    render();
+  },
+  remove(item) {
+    const mine = item.sender_id === store.me?.id;
+    openForm(dialog, {
+      title: "Delete this message?",
+      submit: "Delete",
+      fields: [],
+      note: mine ? "Everyone in the room will see “Message deleted” instead." : `As the room's creator, you delete ${store.user(item.sender_id).name}'s message for everyone.`,
+      action: async () => {
+        const { item: tombstone } = await store.request("delete_message", { room_id: item.room_id, seq: item.seq });
+        store.replaceItem(tombstone, store.item(item.room_id, item.seq)); // nothing comes after a delete
+        render();
+      },
+    });
+  },
+  /** A reply's quote was clicked: the original, fetched with older pages if need be, is shown. */
+  async jumpTo(seq) {
+    const roomId = ui.roomId;
+    try {
+      await store.loadUntil(roomId, seq);
+    } catch (error) {
+      return failed(error);
+    }
+    if (ui.roomId !== roomId) return;
+    ui.jumpTo = seq;
+    render();
+  },
+  setNotifications(level) {
+    const summary = store.rooms.get(ui.roomId);
+    if (!summary || summary.notifications === level) return;
+    const before = summary.notifications;
+    summary.notifications = level;
+    store.request("set_room_notifications", { room_id: summary.room.id, level }).catch((error) => {
+      summary.notifications = before;
+      render();
+      failed(error);
+    });
+    render();
+  },
+  async newRoom() {
+    await store.refreshUsers().catch(failed); // who signed in since, without sharing a room yet
     openForm(dialog, {
       title: "New room",
       submit: "Create room",
@@ -290,7 +380,8 @@ const actions = {
       },
     });
   },
-  newMeetup() {
+  async newMeetup() {
+    await store.refreshUsers().catch(failed);
     openForm(dialog, {
       title: "New meetup",
       submit: "Plan it",
@@ -308,7 +399,8 @@ const actions = {
       },
     });
   },
-  invite() {
+  async invite() {
+    await store.refreshUsers().catch(failed);
     const room = store.rooms.get(ui.roomId)?.room;
     const candidates = others().filter((user) => !room.participant_ids.includes(user.id));
     if (!candidates.length) return toast("Everyone who has signed in is already in this room.");
@@ -384,8 +476,15 @@ $("#back").addEventListener("click", () => (location.hash = ""));
 $("#meetup-toggle").addEventListener("click", () => ui.open(ui.roomId, !ui.meetupOpen));
 $("#meetup-back").addEventListener("click", () => ui.open(ui.roomId));
 $("#meetup-close").addEventListener("click", () => ui.open(ui.roomId));
+$("#notifications").addEventListener("change", (event) => actions.setNotifications(event.target.value));
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && ui.meetupOpen && !dialog.open) ui.open(ui.roomId);
+  if (event.key !== "Escape" || dialog.open) return;
+  if (document.querySelector("#timeline .menu-open")) closeMenus(actions);
+  else if (ui.meetupOpen) ui.open(ui.roomId);
+});
+// A message's menu closes on a click anywhere else.
+document.addEventListener("click", (event) => {
+  if (!event.target.closest?.(".item-menu, .item-more")) closeMenus(actions);
 });
 
 boot();

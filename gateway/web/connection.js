@@ -35,6 +35,7 @@ export class Connection extends EventTarget {
     this.stopped = true;
     setInterval(() => this.watch(), 2000);
     window.addEventListener("online", () => this.retryNow());
+    window.addEventListener("offline", () => this.drop());
   }
 
   /** Sign in with {dev_user} or {google_id_token}; resolves with authenticate's reply. */
@@ -74,6 +75,16 @@ export class Connection extends EventTarget {
     if (this.stopped || this.ws) return;
     clearTimeout(this.timer);
     this.open(this.credentials);
+  }
+
+  /** The device lost its network: a socket may take minutes to notice, so it is let go now. */
+  drop() {
+    const ws = this.ws;
+    if (!ws?.authenticated) return; // one still signing in fails by itself
+    this.ws = null;
+    ws.onclose = null;
+    ws.close();
+    this.lost();
   }
 
   get authenticated() {

@@ -8,15 +8,16 @@ const MAX_CHOICES = 10;
 /**
  * Show a form; `action(values)` runs on submit (a promise): the dialog closes when it resolves and
  * shows the error when it rejects. Fields: {name, label, type: text | datetime-local | select |
- * people | choices, value?, options?, users?, required?, maxlength?}.
+ * people | choices, value?, options?, users?, required?, maxlength?}; `note`: a line under the title.
  */
-export function openForm(dialog, { title, fields, submit, action }) {
+export function openForm(dialog, { title, fields, submit, action, note = null }) {
   const error = h("p.form-error", { role: "alert" });
   const inputs = fields.map((field) => fieldView(field));
   const form = h(
     "form",
     { method: "dialog" },
     h("h2", {}, title),
+    note ? h("p.hint", {}, note) : null,
     inputs.map((input) => input.el),
     error,
     h(

@@ -1,16 +1,19 @@
-// Rendering of the three panes from the store: the sidebar (rooms, meetups), the open room (header
-// and timeline) and the meetup panel. Each function rebuilds its part; the timeline only adds the
-// items it has not shown yet, so scrolling and focus stay put.
-import { avatar, clockTime, h, longTime, replaceKeepingFocus, shortTime } from "./dom.js";
+// Rendering of the three panes from the store: the sidebar (rooms, meetups), the open room's header
+// and who is typing there, and the meetup panel (the timeline is timeline.js). Each function
+// rebuilds its part.
+import { avatar, h, longTime, replaceKeepingFocus, shortTime } from "./dom.js";
 
 const RSVPS = [["yes", "Going"], ["maybe", "Maybe"], ["no", "Not going"]];
 const RSVP_WORDS = { yes: "going", maybe: "maybe", no: "not going", not_responded: "no answer yet" };
 const POLL_KINDS = { generic: "Poll", reschedule: "New time?", relocate: "New place?" };
 
+const LEVELS = { all: "All messages", mentions: "Mentions only", none: "Nothing" };
+
 export function renderSidebar(root, store, ui) {
   const rooms = store.sortedRooms().map((summary) => {
-    const { room, last_item: last, unread_count: unread } = summary;
-    const preview = last ? `${last.kind === "message" ? `${store.user(last.sender_id).name}: ` : ""}${last.content}` : "";
+    const { room, last_item: last, unread_count: unread, mention_count: mentions, notifications } = summary;
+    const text = last?.deleted_at ? "Message deleted" : last?.content;
+    const preview = last ? `${last.kind === "message" ? `${store.user(last.sender_id).name}: ` : ""}${text}` : "";
     return h(
       "li",
       {},
@@ -25,7 +28,13 @@ export function renderSidebar(root, store, ui) {
         h("span.room-name", {}, room.name),
         h("span.room-time", {}, last ? shortTime(last.sent_at) : ""),
         h("span.room-preview", {}, preview),
-        unread ? h("span.badge", { "aria-label": `${unread} unread` }, String(unread)) : null,
+        h(
+          "span.badges",
+          {},
+          notifications && notifications !== "all" ? levelMark(notifications) : null,
+          mentions ? h("span.badge.mention", { "aria-label": `${mentions} ${mentions === 1 ? "mention" : "mentions"}` }, `@${mentions}`) : null,
+          unread ? h("span.badge.unread", { "aria-label": `${unread} unread` }, String(unread)) : null,
+        ),
       ),
     );
   });
@@ -52,9 +61,18 @@ export function renderSidebar(root, store, ui) {
   root.querySelector("#me").replaceChildren(...(me ? [avatar(me), h("span", {}, me.name)] : []));
 }
 
+/** A room whose level is not "all" says so in the list: 🔕 for nothing, @ for mentions only. */
+function levelMark(level) {
+  const words = `Notifications: ${LEVELS[level].toLowerCase()}`;
+  return h("span.level", { title: words, "aria-label": words, dataset: { level } }, level === "none" ? "🔕" : "@");
+}
+
 export function renderRoomHeader(root, store, ui) {
   const summary = store.rooms.get(ui.roomId);
   root.querySelector("#room-title").textContent = summary?.room.name ?? "";
+  root.title = summary ? `${summary.room.name} · Boochat` : "Boochat";
+  const level = root.querySelector("#notifications");
+  if (summary) level.value = summary.notifications ?? "all";
   const people = (summary?.room.participant_ids ?? []).map((id) => {
     const online = store.online.has(id);
     return h(
@@ -74,66 +92,16 @@ export function renderRoomHeader(root, store, ui) {
   if (meetup?.alerts.length) toggle.append(h("span.badge.alert", {}, String(meetup.alerts.length)));
 }
 
-/** Adds the items not shown yet where they belong; keeps the view at the bottom when it was there. */
-export function renderTimeline(root, store, ui) {
-  const list = root.querySelector("#timeline");
-  const scroller = root.querySelector("#timeline-scroll");
-  const switched = list.dataset.room !== (ui.roomId ?? "");
-  if (switched) {
-    list.replaceChildren();
-    list.dataset.room = ui.roomId ?? "";
-  }
-  const timeline = store.timelines.get(ui.roomId);
-  root.querySelector("#load-older").hidden = !timeline?.hasOlder;
-  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
-  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-  const shown = new Map([...list.children].map((el) => [Number(el.dataset.seq), el]));
-  let previous = null;
-  let prepended = false;
-  for (const item of store.items(ui.roomId)) {
-    let el = shown.get(item.seq);
-    if (!el) {
-      el = itemView(item, store);
-      if (previous) previous.after(el);
-      else {
-        list.prepend(el);
-        prepended = list.children.length > 1;
-      }
-    }
-    previous = el;
-  }
-  for (const el of list.querySelectorAll(".pending")) el.remove();
-  for (const pending of ui.sending.values()) if (pending.roomId === ui.roomId) list.append(pendingView(pending, store));
-  if (switched || atBottom) scroller.scrollTop = scroller.scrollHeight;
-  else if (prepended) scroller.scrollTop = scroller.scrollHeight - fromBottom;
-}
-
-function itemView(item, store) {
-  if (item.kind === "announcement") {
-    return h("li.announcement", { dataset: { seq: item.seq } }, h("span", {}, item.content), h("time", { datetime: item.sent_at }, clockTime(item.sent_at)));
-  }
-  const sender = store.user(item.sender_id);
-  const mine = item.sender_id === store.me?.id;
-  return h(
-    `li.message${mine ? ".mine" : ""}`,
-    { dataset: { seq: item.seq } },
-    avatar(sender),
-    h(
-      "div.bubble",
-      {},
-      h("div.meta", {}, h("strong", {}, sender.name), h("time", { datetime: item.sent_at, title: longTime(item.sent_at) }, clockTime(item.sent_at))),
-      h("p", {}, item.content),
-    ),
-  );
-}
-
-function pendingView(pending, store) {
-  return h(
-    "li.message.mine.pending",
-    {},
-    avatar(store.me),
-    h("div.bubble", {}, h("div.meta", {}, h("strong", {}, store.me?.name ?? ""), h("span", {}, "sending…")), h("p", {}, pending.content)),
-  );
+/** "Ann is typing…", "Ann and Bob are typing…", "Ann, Bob and 2 others are typing…". */
+export function renderTyping(root, store, ui) {
+  const names = store.typers(ui.roomId).map((id) => store.user(id).name);
+  const who =
+    names.length <= 2
+      ? names.join(" and ")
+      : `${names.slice(0, 2).join(", ")} and ${names.length - 2} ${names.length === 3 ? "other" : "others"}`;
+  const line = root.querySelector("#typing");
+  const text = names.length ? `${who} ${names.length === 1 ? "is" : "are"} typing…` : "";
+  if (line.textContent !== text) line.textContent = text;
 }
 
 export function renderMeetup(root, store, ui, actions) {
