@@ -161,6 +161,20 @@ class Broker:
         except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             log.warning("report_failed", error=repr(exc))
 
+    async def signal(self, key: str, delivery: Delivery) -> bool:
+        """Publish an ephemeral client event (``room.typing``) straight to the gateways bound to
+        ``key``: not persistent, not kept, not confirmed; False when it could not be sent."""
+        if not self.ready or self._exchange is None:
+            return False
+        body = delivery.model_dump_json().encode()
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT)
+        try:
+            await self._exchange.publish(message, routing_key=key, mandatory=False)
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            log.warning("signal_failed", key=key, error=repr(exc))
+            return False
+        return True
+
     async def bind(self, wanted: Mapping[str, bool]) -> None:
         """Bind each key mapped to True and unbind each mapped to False, where not so already.
 

@@ -21,7 +21,6 @@ import contextlib
 import itertools
 import time
 import uuid
-import weakref
 from collections.abc import Coroutine, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -33,14 +32,15 @@ from websockets.asyncio.server import ServerConnection
 from boochat.settings import Settings
 from contracts.envelope import Command, Delivery, Failure, Reply, Rider
 from contracts.errors import CloseCode
-from contracts.frames import SessionRevokedFrame
+from contracts.frames import SessionRevokedFrame, TypingFrame
 from contracts.internal import ConnectionClosed, ConnectionOpened, RoomIds, SignIn, UserRooms
+from contracts.routing import room_key
 from gateway import frames
 from gateway.broker import Broker, RateReport
 from gateway.google import GoogleVerifier
-from gateway.limits import RateLimiter
+from gateway.limits import RateLimiter, SignIns
 from gateway.metrics import GatewayMetrics
-from gateway.registry import Registry
+from gateway.registry import TYPING, Registry
 
 log = structlog.get_logger("gateway.hub")
 
@@ -56,6 +56,9 @@ ROOMS_RETRY_SECONDS = (0.2, 0.5, 1.0)
 PRESENCE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 NO_ANSWER = frozenset({"timeout", "unavailable", "internal"})  # not a decision: try again
 ITEM_ADDED = "room.item_added"
+# A user's ``typing`` in a room reaches the others at most once every TYPING_SECONDS (PROTOCOL.md).
+TYPING_SECONDS = 3.0
+NOT_IN_ROOM = Failure(code="forbidden", message="not a member of this room")
 SESSION_REVOKED = "session.revoked"  # the gateway closes the revoked session's connections
 
 
@@ -104,13 +107,15 @@ class Hub:
         self.google = GoogleVerifier(settings)
         self.broker = Broker(settings, self.gateway_id)
         # Connections past their handshake that are not signed in yet (capped by gateway.http).
-        self.signing_in: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self.signing_in: SignIns[ServerConnection] = SignIns()
         self.metrics = GatewayMetrics()
         self.metrics.watch_broker(lambda: self.broker.ready)
         self._binding = asyncio.Lock()
+        self._unsettled: set[str] = set()  # keys whose binding may have to change, waiting for their turn
         self._relaying: asyncio.Task[None] | None = None
         self._resyncing: asyncio.Task[None] | None = None
         self._opening: dict[str, Opening] = {}  # connection id -> its connection_opened tried again
+        self._typed: dict[tuple[str, str], float] = {}  # (user id, room id) -> when typing was last sent on
         self._presence: set[asyncio.Task[None]] = set()  # presence calls in the background
         self._stopping = asyncio.Event()
 
@@ -167,6 +172,30 @@ class Hub:
             retry = self._tell_users("connection_opened", user_id, opened, until=closed, first_try=False)
             self._opening[connection.id] = Opening(self._in_background(retry), closed)
         return None
+
+    async def typing(self, user_id: str, room_id: str, active: bool) -> Failure | None:
+        """Tell the room's other connected members that the user is typing (or stopped): ephemeral,
+        straight to the gateways, at most once every ``TYPING_SECONDS`` per user and room; a stop
+        only after a start. Refused for a room the user is not in (as this gateway knows it)."""
+        if not self.registry.in_room(user_id, room_id):
+            return NOT_IN_ROOM
+        now, key = time.monotonic(), (user_id, room_id)
+        last = self._typed.get(key)
+        if active and last is not None and now - last < TYPING_SECONDS:
+            return None
+        if not active and self._typed.pop(key, None) is None:
+            return None
+        if active:
+            self._typed[key] = now
+        frame = TypingFrame(room_id=room_id, user_id=user_id, active=active)
+        delivery = Delivery(id=uuid.uuid4().hex, event=TYPING, data=frame.model_dump(mode="json"))
+        await self.broker.signal(room_key(room_id), delivery)
+        return None
+
+    def _forget_typing(self, now: float) -> None:
+        """Drop the typing marks old enough that a client has stopped showing them."""
+        for key in [key for key, at in self._typed.items() if now - at >= 2 * TYPING_SECONDS]:
+            del self._typed[key]
 
     async def _rooms_of(self, user_id: str) -> list[str] | None:
         """The user's rooms from the rooms worker, asked again a few times; None if it never answers."""
@@ -240,6 +269,7 @@ class Hub:
         while True:
             await asyncio.sleep(REPORT_SECONDS)
             self.limiter.prune(time.monotonic())
+            self._forget_typing(time.monotonic())
             counts = self.limiter.report()
             if counts:
                 await self.broker.report(counts)
@@ -249,10 +279,16 @@ class Hub:
 
         One change of bindings at a time, and what the registry wants is read only once this one's
         turn has come: whatever order racing joins and leaves run in, the last change to reach a key
-        reads what the registry wants after all of them, so the bindings settle right.
+        reads what the registry wants after all of them, so the bindings settle right. Changes
+        waiting for their turn are settled together by the first of them to get it (a storm of
+        sign-ins waits for one pass over the keys, not one pass each).
         """
+        self._unsettled.update(keys)
         async with self._binding:
-            await self.broker.bind({key: self.registry.wanted(key) for key in keys})
+            if not self._unsettled:  # a change that took its turn meanwhile settled these keys too
+                return
+            settling, self._unsettled = self._unsettled, set()
+            await self.broker.bind({key: self.registry.wanted(key) for key in settling})
 
     async def _relay(self) -> None:
         """Route what the broker yields, one at a time: it takes its next message only once this

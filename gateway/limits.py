@@ -1,9 +1,16 @@
-"""Per-user request rate, per-address handshakes and per-connection duplicate deliveries; sans-I/O
-(the caller passes time)."""
+"""Per-user request rate, per-address handshakes, per-connection duplicate deliveries and the
+bounded outbox of a connection; sans-I/O but for the outbox's wait (the caller passes time)."""
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
+import asyncio
+import math
+import random
+import weakref
+from collections import Counter, deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 WINDOW_SECONDS = 60.0
 
@@ -109,16 +116,125 @@ class AddressLimiter:
 
 
 class RecentIds:
-    """The last ``size`` delivery ids a connection got, to drop a second copy of one."""
+    """The last ``size`` delivery ids a connection got, to drop a second copy of one (the copies of
+    one delivery, by a room's key and a user's, arrive close together).
 
-    def __init__(self, size: int = 512) -> None:
+    Kept as 8-byte hashes in one ring buffer (1 KiB for 128, made at the first id) rather than as
+    strings in a dict (about 90 KiB for 512): every connection has one. ``bytearray.find`` scans it
+    in C; a match counts only at a multiple of 8. Unused slots hold -1, which ``hash`` never
+    returns; two ids sharing a hash (one in 2**64) would drop the second.
+    """
+
+    __slots__ = ("_next", "_ring", "_size")
+
+    def __init__(self, size: int = 128) -> None:
         self._size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ring = bytearray()
+        self._next = 0
 
     def first_time(self, delivery_id: str) -> bool:
-        if delivery_id in self._ids:
-            return False
-        self._ids[delivery_id] = None
-        if len(self._ids) > self._size:
-            self._ids.popitem(last=False)
+        if not self._ring:
+            self._ring = bytearray(UNUSED * self._size)
+        digest = hash(delivery_id).to_bytes(8, "little", signed=True)
+        start = 0
+        while (at := self._ring.find(digest, start)) >= 0:
+            if at % 8 == 0:
+                return False
+            start = at + 1
+        self._ring[self._next : self._next + 8] = digest
+        self._next = (self._next + 8) % len(self._ring)
         return True
+
+
+UNUSED = (-1).to_bytes(8, "little", signed=True)
+
+
+class OutboxFullError(Exception):
+    """An ``Outbox`` already holds as many items as it may."""
+
+
+class Outbox(Generic[T]):
+    """A bounded first-in first-out queue with one reader: what ``asyncio.Queue`` does for a
+    connection's frames, in a deque and a future (a Queue keeps three deques and an event, and
+    every connection has one)."""
+
+    __slots__ = ("_items", "_limit", "_waiter")
+
+    def __init__(self, limit: int) -> None:
+        self._items: deque[T] | None = None  # made when needed, dropped when emptied (760 bytes)
+        self._limit = limit
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._items) if self._items is not None else 0
+
+    def put(self, item: T) -> None:
+        """Add ``item``, or raise ``OutboxFullError``; never waits."""
+        if self._items is None:
+            self._items = deque()
+        elif len(self._items) >= self._limit:
+            raise OutboxFullError
+        self._items.append(item)
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+    async def get(self, idle: float) -> T | None:
+        """The oldest item, once there is one; None when none came for ``idle`` seconds (one
+        reader at a time)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + idle
+        while self._items is None:
+            if loop.time() >= deadline:
+                return None
+            self._waiter = loop.create_future()
+            timer = loop.call_at(deadline, _wake, self._waiter)
+            try:
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+PACE_WINDOW_SECONDS = 10.0
+MAX_RETRY_AFTER_SECONDS = 60
+
+
+class SignIns(Generic[T]):
+    """The connections of a gateway past their handshake and not signed in yet, and how fast sign-ins
+    complete: what a handshake refused for too many of them is told to wait (``retry_after``), so a
+    storm of reconnecting clients comes back spread over the time the gateway needs for them."""
+
+    def __init__(self) -> None:
+        self._pending: weakref.WeakSet[T] = weakref.WeakSet()
+        self._completed: deque[float] = deque()  # when each sign-in of the last PACE_WINDOW_SECONDS completed
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, connection: T) -> None:
+        self._pending.add(connection)
+
+    def discard(self, connection: T, now: float | None = None) -> None:
+        """``connection`` is no longer signing in: signed in at ``now``, or (None) given up."""
+        if connection in self._pending and now is not None:
+            self._completed.append(now)
+        self._pending.discard(connection)
+
+    def retry_after(self, now: float) -> int:
+        """Seconds a refused client should wait: the time the pending sign-ins take at the rate of
+        the last few seconds, spread at random over up to twice that (so they do not all return at
+        once), at least one second, at most a minute."""
+        while self._completed and self._completed[0] <= now - PACE_WINDOW_SECONDS:
+            self._completed.popleft()
+        rate = max(len(self._completed) / PACE_WINDOW_SECONDS, 1.0)
+        wait = len(self._pending) / rate
+        return min(max(math.ceil(wait * random.uniform(1.0, 2.0)), 1), MAX_RETRY_AFTER_SECONDS)

@@ -28,6 +28,9 @@ MEMBERSHIP: dict[str, type[Membership]] = {
 }
 
 
+TYPING = "room.typing"
+
+
 class Registry(Generic[S]):
     def __init__(self) -> None:
         self._sessions: dict[str, set[S]] = {}  # user id -> their open connections here
@@ -66,6 +69,10 @@ class Registry(Generic[S]):
 
     def connected(self, user_id: str) -> bool:
         return user_id in self._sessions
+
+    def in_room(self, user_id: str, room_id: str) -> bool:
+        """Whether the user, connected here, is in the room as far as this gateway knows."""
+        return room_id in self._rooms_of.get(user_id, ())
 
     # Rooms --------------------------------------------------------------------------------
 
@@ -111,6 +118,8 @@ class Registry(Generic[S]):
             users = set(self._members.get(key.removeprefix("room."), ()))
         else:
             users = set()
+        if delivery.event == TYPING:  # to the room's other members: not back to the typist
+            users.discard(delivery.data.get("user_id"))
         changed: list[str] = []
         change = None  # only joins and leaves are parsed: this runs for every delivery
         if key != EVERYONE and (contract := MEMBERSHIP.get(delivery.event)) is not None:

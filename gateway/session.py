@@ -22,12 +22,12 @@ from boochat.rpc import failure
 from contracts.envelope import Command
 from contracts.errors import CloseCode
 from contracts.internal import SignedIn
-from contracts.requests import REQUESTS, Authenticate, Authenticated
+from contracts.requests import REQUESTS, Authenticate, Authenticated, Typing
 from gateway import auth, frames
 from gateway.auth import Attempt, AuthError, AuthUnavailableError, Identity
 from gateway.frames import Frame, InvalidDataError, MalformedFrameError
 from gateway.hub import Hub, Seen
-from gateway.limits import RecentIds
+from gateway.limits import Outbox, OutboxFullError, RecentIds
 from gateway.metrics import INVALID
 
 log = structlog.get_logger("gateway.session")
@@ -36,6 +36,7 @@ MALFORMED_LIMIT = 10
 OUTBOX_SIZE = 1000
 TRY_AGAIN_LATER = 1013  # not in PROTOCOL.md: a client that cannot keep up, or users or rooms unreachable
 CLOSE_FLUSH_SECONDS = 5.0
+WRITER_IDLE_SECONDS = 30.0
 # The users worker's refusals of a sign-in (a session ended; an invite unknown, ended or used up):
 # the client hears the code, and the connection is closed with 4401.
 REFUSED = frozenset({"unauthenticated", "not_found", "forbidden", "conflict"})
@@ -55,7 +56,7 @@ class Session:
         self._identity = identity  # from an Authorization header, until registered
         self._user_id: str | None = None
         # (when queued, kind, text, the room item it brings): the wait is measured when the writer takes it
-        self._outbox: asyncio.Queue[tuple[float, str, str, Seen | None] | Close] = asyncio.Queue(OUTBOX_SIZE)
+        self._outbox: Outbox[tuple[float, str, str, Seen | None] | Close] = Outbox(OUTBOX_SIZE)
         self._delivered: dict[str, int] = {}  # room id -> seq of the latest item sent to the client
         self._metrics = hub.metrics
         self._writer: asyncio.Task[None] | None = None
@@ -66,10 +67,15 @@ class Session:
         self._refused = 0
         self._requests: set[asyncio.Task[None]] = set()
         self._expiry: asyncio.TimerHandle | None = None
+        # The handshake is over: keep what is used of it, and empty the library's copies of its
+        # request's and response's headers (about 3 KiB per connection, held for its lifetime).
+        self._device = ws.request.headers.get("User-Agent", "") if ws.request else ""
+        for message in (ws.request, ws.response):
+            if message is not None:
+                message.headers.clear()
 
     async def run(self) -> None:
         self._metrics.connections.inc()
-        self._writer = asyncio.create_task(self._write())
         try:
             await self._serve()
         except ConnectionClosed:
@@ -109,20 +115,30 @@ class Session:
             return
         self._closing = Close(code, reason)
         try:
-            self._outbox.put_nowait(self._closing)
-        except asyncio.QueueFull:
+            self._outbox.put(self._closing)
+        except OutboxFullError:
             self._abandon(code, reason)
+            return
+        self._write_soon()
 
     def _send(self, text: str, kind: str = "reply", seen: Seen | None = None) -> None:
         if self._closing is not None:
             return
         try:
-            self._outbox.put_nowait((time.monotonic(), kind, text, seen))
-        except asyncio.QueueFull:
+            self._outbox.put((time.monotonic(), kind, text, seen))
+        except OutboxFullError:
             self._metrics.slow_clients.inc()
             log.warning("client_too_slow", connection_id=self.id, user_id=self._user_id)
             self._closing = Close(TRY_AGAIN_LATER, "too slow to keep up")
             self._abandon(TRY_AGAIN_LATER, "too slow to keep up")
+            return
+        self._write_soon()
+
+    def _write_soon(self) -> None:
+        """Make sure a writer drains the outbox. It ends after ``WRITER_IDLE_SECONDS`` without
+        anything to send: an idle connection holds no task of its own."""
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
 
     def _abandon(self, code: int, reason: str) -> None:
         """Close now, dropping whatever is still queued."""
@@ -132,8 +148,7 @@ class Session:
 
     async def _write(self) -> None:
         try:
-            while True:
-                item = await self._outbox.get()
+            while (item := await self._outbox.get(WRITER_IDLE_SECONDS)) is not None:
                 if isinstance(item, Close):
                     await self._ws.close(item.code, item.reason)
                     return
@@ -147,11 +162,11 @@ class Session:
             pass
 
     async def _finish(self) -> None:
-        assert self._writer is not None
-        if self._closing is not None:
-            # Let the writer flush the replies queued before the close, within reason.
-            await asyncio.wait([self._writer], timeout=CLOSE_FLUSH_SECONDS)
-        self._writer.cancel()
+        if self._writer is not None:
+            if self._closing is not None:
+                # Let the writer flush the replies queued before the close, within reason.
+                await asyncio.wait([self._writer], timeout=CLOSE_FLUSH_SECONDS)
+            self._writer.cancel()
         if self._closer is not None:
             await asyncio.gather(self._closer, return_exceptions=True)
         if self._closing is not None and self._ws.state is State.OPEN:
@@ -189,8 +204,7 @@ class Session:
                 return self._refuse(frame.id, "authenticate first")
             data = frames.validate(frame)
             assert isinstance(data, Authenticate)
-            device = self._ws.request.headers.get("User-Agent", "") if self._ws.request else ""
-            attempt = await auth.check(self._hub.settings, data, self._hub.google.verify, device)
+            attempt = await auth.check(self._hub.settings, data, self._hub.google.verify, self._device)
         except MalformedFrameError as exc:
             return self._refuse(exc.re, exc.message)
         except InvalidDataError as exc:
@@ -246,7 +260,7 @@ class Session:
             self.close(CloseCode.RATE_LIMITED if too_many else TRY_AGAIN_LATER, refused.message)
             return False
         self._user_id = identity.user.id
-        self._hub.signing_in.discard(self._ws)
+        self._hub.signing_in.discard(self._ws, time.monotonic())
         remaining = identity.expires_at.timestamp() - time.time()
         self._expiry = asyncio.get_running_loop().call_later(
             max(remaining, 0), self.close, CloseCode.UNAUTHENTICATED, "token expired"
@@ -271,6 +285,9 @@ class Session:
             if self._malformed >= MALFORMED_LIMIT:
                 self.close(CloseCode.MALFORMED, "too many malformed frames")
             return
+        if frame.type == "typing":  # never counts against the rate limit (PROTOCOL.md)
+            self._typing(frame)
+            return
         if not self._hub.limiter.allow(self._user_id, time.monotonic()):
             self._send(frames.error(frame.id, "rate_limited", "too many requests, slow down"))
             self._metrics.request(frame.type, "rate_limited")
@@ -284,7 +301,9 @@ class Session:
             self._metrics.request(frame.type, "bad_request")
             return
         try:
-            data = frames.validate(frame).model_dump(mode="json")
+            # What the client sent, validated and trimmed: fields it left out stay out, so a worker
+            # not yet upgraded to a newer contract takes a request that uses none of its additions.
+            data = frames.validate(frame).model_dump(mode="json", exclude_unset=True)
         except InvalidDataError as exc:
             if not (REQUESTS[frame.type].command and exc.forwardable):
                 self._send(frames.error(frame.id, "bad_request", "invalid data", exc.details))
@@ -300,6 +319,27 @@ class Session:
         task = asyncio.create_task(self._forward(frame, data))
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
+
+    def _typing(self, frame: Frame) -> None:
+        try:
+            data = frames.validate(frame)
+        except InvalidDataError as exc:
+            self._send(frames.error(frame.id, "bad_request", "invalid data", exc.details))
+            self._metrics.request(frame.type, "bad_request")
+            return
+        assert isinstance(data, Typing)
+        task = asyncio.create_task(self._tell_typing(frame.id, data))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    async def _tell_typing(self, re: str, data: Typing) -> None:
+        assert self._user_id is not None
+        refused = await self._hub.typing(self._user_id, data.room_id, data.active)
+        if refused is not None:
+            self._send(frames.error(re, refused.code, refused.message))
+        else:
+            self._send(frames.ok(re, {}))
+        self._metrics.request("typing", refused.code if refused is not None else "ok")
 
     async def _forward(self, frame: Frame, data: dict[str, Any]) -> None:
         assert self._user_id is not None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from gateway.limits import AddressLimiter, RateLimiter, RecentIds
+import asyncio
+
+import pytest
+
+from gateway.limits import AddressLimiter, Outbox, OutboxFullError, RateLimiter, RecentIds, SignIns
 
 
 def test_sliding_window() -> None:
@@ -51,6 +55,28 @@ def test_recent_ids_drop_second_copies_within_their_size() -> None:
     assert recent.first_time("a")  # forgotten: only the last two are kept
 
 
+class Hashed(str):
+    """A delivery id with a chosen hash."""
+
+    def __new__(cls, value: str, digest: int) -> Hashed:
+        made = super().__new__(cls, value)
+        made.digest = digest
+        return made
+
+    def __hash__(self) -> int:
+        return self.digest
+
+
+def test_recent_ids_match_whole_hashes_only() -> None:
+    """Bytes of two neighbouring hashes that happen to spell a third one are no match."""
+    recent = RecentIds(size=4)
+    first, second = 0x0807060504030201, 0x1817161514131211
+    spanning = int.from_bytes(bytes([5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14]), "little", signed=True)
+    assert recent.first_time(Hashed("a", first)) and recent.first_time(Hashed("b", second))
+    assert recent.first_time(Hashed("c", spanning))
+    assert not recent.first_time(Hashed("c", spanning)) and not recent.first_time(Hashed("b", second))
+
+
 def test_other_gateways_counts_count_against_the_limit() -> None:
     """What other gateways report is added to what this one accepted, until it leaves the window."""
     limiter = RateLimiter(3)
@@ -82,3 +108,39 @@ def test_old_reports_are_pruned() -> None:
     limiter.prune(60.0)
     assert limiter._remote == {}
     assert limiter.allow("u", 60.0)
+
+
+async def test_an_outbox_is_bounded_first_in_first_out_and_wakes_its_reader() -> None:
+    outbox: Outbox[int] = Outbox(2)
+    reader = asyncio.create_task(outbox.get(idle=60))
+    await asyncio.sleep(0)  # the reader waits on an empty outbox
+    assert not reader.done()
+    outbox.put(1)
+    assert await reader == 1
+    outbox.put(2)
+    outbox.put(3)
+    with pytest.raises(OutboxFullError):
+        outbox.put(4)
+    assert len(outbox) == 2 and [await outbox.get(60), await outbox.get(60)] == [2, 3]
+    assert await outbox.get(idle=0.01) is None  # nothing came: the reader may go
+
+
+class Conn:
+    """A connection, as far as ``SignIns`` cares: weakly referable."""
+
+
+def test_refused_handshakes_are_told_to_wait_for_the_pending_sign_ins_to_clear() -> None:
+    signing_in: SignIns[Conn] = SignIns()
+    held = [Conn() for _ in range(30)]
+    for conn in held:
+        signing_in.add(conn)
+    assert 30 <= signing_in.retry_after(0.0) <= 60  # no rate known: one a second, spread up to twice
+    for conn in held[:20]:
+        signing_in.discard(conn, now=1.0)  # 20 in the last 10 s: 2 a second
+    assert len(signing_in) == 10 and 5 <= signing_in.retry_after(2.0) <= 10
+    signing_in.discard(held[20])  # given up: not a completion
+    assert 9 <= signing_in.retry_after(20.0) <= 18  # the window moved on: one a second again
+    many = [Conn() for _ in range(500)]
+    for conn in many:
+        signing_in.add(conn)
+    assert signing_in.retry_after(20.0) == 60  # at most a minute
