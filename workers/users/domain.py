@@ -427,11 +427,19 @@ def start_session(
     return state, [Fact("user.session_started", id, SessionChanged(session=state.record()))]
 
 
+# A session's use and sliding expiry are written at most once an hour: a device that reconnects
+# often (a phone between networks, a storm after a restart) signs in with reads alone.
+RENEWED_EVERY = timedelta(hours=1)
+
+
 def renew_session(state: SessionState | None, user_id: str, now: datetime, expires_at: datetime) -> list[Fact]:
     """A sign-in with the session's token: refused unless it is this user's live session; else the
-    session lives on until ``expires_at`` (sliding expiry) and was last used now."""
+    session lives on until ``expires_at`` (sliding expiry) and was last used now, both kept to within
+    ``RENEWED_EVERY``: nothing changes when they would move less than that."""
     if state is None or state.user_id != user_id or not state.live(now):
         raise SessionEndedError()
+    if now - state.last_used_at < RENEWED_EVERY and expires_at - state.expires_at < RENEWED_EVERY:
+        return []
     state.last_used_at = now
     state.expires_at = max(state.expires_at, expires_at)
     return [Fact("user.session_renewed", state.id, SessionChanged(session=state.record()))]

@@ -205,6 +205,20 @@ def test_a_session_slides_until_it_is_revoked():
         domain.revoke_session(session, "bob", NOW)
 
 
+def test_a_session_is_renewed_at_most_once_an_hour():
+    """Reconnecting often writes nothing: use and expiry move once they would move by an hour."""
+    session, _ = domain.start_session(None, "s1", "ann", "Phone", NOW, NOW + timedelta(days=90))
+    soon = NOW + timedelta(minutes=59)
+    assert domain.renew_session(session, "ann", soon, soon + timedelta(days=90)) == []
+    assert session.last_used_at == NOW and session.expires_at == NOW + timedelta(days=90)
+    later = NOW + timedelta(hours=1)
+    [renewed] = domain.renew_session(session, "ann", later, later + timedelta(days=90))
+    assert renewed.type == "user.session_renewed" and session.expires_at == later + timedelta(days=90)
+    domain.revoke_session(session, "ann", later)
+    with pytest.raises(domain.SessionEndedError):  # an ended session is refused however recent its use
+        domain.renew_session(session, "ann", later, later + timedelta(days=90))
+
+
 def test_an_expired_session_is_not_renewed_nor_listed():
     session, _ = domain.start_session(None, "s1", "ann", "Phone", NOW, NOW + timedelta(days=1))
     recent, _ = domain.start_session(None, "s2", "ann", "Laptop", NOW + timedelta(hours=1), NOW + timedelta(days=2))
