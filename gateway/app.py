@@ -22,6 +22,7 @@ from contracts.errors import CloseCode
 from gateway import auth
 from gateway.http import Handshakes
 from gateway.hub import Hub
+from gateway.keepalive import KeepAlive
 from gateway.session import Session
 
 log = structlog.get_logger("gateway")
@@ -32,10 +33,11 @@ class Gateway:
         auth.require_secret(settings)
         self.settings = settings
         self.hub = Hub(settings)
-        self._handshakes = Handshakes(settings, lambda: self.hub.broker.ready, self.hub.signing_in)
+        self._handshakes = Handshakes(settings, lambda: self.hub.broker.ready, self.hub.signing_in, self.hub.call)
         self._server: Server | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._reporting: asyncio.Task[None] | None = None
+        self._keeping_alive: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -54,8 +56,11 @@ class Gateway:
             # Frames are small JSON: deflate saves little and costs CPU per frame per connection,
             # and memory: about 64 KiB per connection with it, 14 KiB without. Clients need not support it.
             compression=None,
+            ping_interval=None,  # one task pings every connection (gateway.keepalive), not one each
             server_header="boochat",
         )
+        server = self._server
+        self._keeping_alive = asyncio.create_task(KeepAlive(lambda: server.connections).run())
         self._connecting = asyncio.create_task(self._connect())
         self._reporting = asyncio.create_task(self.hub.report_requests())
         log.info("gateway_listening", port=self.port, gateway_id=self.hub.gateway_id)
@@ -82,7 +87,7 @@ class Gateway:
         if self._server is not None:
             self._server.close(close_connections=True, code=code, reason=reason)
             await self._server.wait_closed()
-        for task in (self._connecting, self._reporting):
+        for task in (self._connecting, self._reporting, self._keeping_alive):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -2,22 +2,46 @@
 
 A meetup keeps a replica of its polls (snapshots from the polls worker's events, applied only when
 their aggregate version is newer) because alerts and moves are derived from them.
+
+Reminders (PROTOCOL.md, Calendars and reminders): ``schedule`` says which a meetup should have (the
+worker keeps them in a collection of due reminders), ``remind`` decides one when it is due. The
+meetup records each reminder it sent (``reminded``, by lead time and start), so however often a due
+reminder is handled (two replicas, a crash and a restart) its events are committed once.
+
+Each user has a ``CalendarOwner``: their calendar feed's secret token and whether they get reminders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
-from contracts.common import parse_time
+from contracts.common import format_time, parse_time
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
-from contracts.events import MeetupCreated, MeetupMoved, MeetupUpdated, RoomInfo
-from contracts.frames import MeetupFrame
+from contracts.events import (
+    CalendarFeedReset,
+    MeetupCancelled,
+    MeetupCreated,
+    MeetupMoved,
+    MeetupReminderDue,
+    MeetupUpdated,
+    RemindersSet,
+    RoomInfo,
+)
+from contracts.frames import MeetupFrame, MeetupReminderFrame
 from contracts.requests import CreateMeetup
 from contracts.routing import user_key
-from contracts.shapes import ALERT_OF_POLL, Alert, Attendee, Meetup, Poll, Rsvp, User
+from contracts.shapes import ALERT_OF_POLL, Alert, Attendee, Meetup, Poll, ReminderKind, Rsvp, User
+
+DEFAULT_LENGTH = timedelta(hours=2)  # a meetup created without ``ends_on``, or before it existed
+NUDGE_LEAD = 24 * 3600  # seconds before the start when those who have not answered are nudged
+REMINDED: dict[ReminderKind, tuple[Rsvp, ...]] = {"reminder": ("yes", "maybe"), "nudge": ("not_responded",)}
+
+T = TypeVar("T")
 
 
 class MeetupsError(Rejected):
@@ -36,6 +60,29 @@ class NotAttendeeError(MeetupsError):
 
     def __init__(self) -> None:
         super().__init__("not an attendee of this meetup")
+
+
+class NotOrganizerError(MeetupsError):
+    code = "forbidden"
+
+    def __init__(self) -> None:
+        super().__init__("only the organizer may cancel this meetup")
+
+
+class AlreadyCancelledError(MeetupsError):
+    code = "conflict"
+
+    def __init__(self) -> None:
+        super().__init__("this meetup is cancelled already")
+
+
+class FeedNotFoundError(MeetupsError):
+    """An unknown or revoked feed token, or a meetup its owner does not attend: it says nothing more."""
+
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("not found")
 
 
 class UnknownUserError(MeetupsError):
@@ -62,6 +109,16 @@ class MeetupState:
     polls: list[Poll] = field(default_factory=list)  # oldest first
     poll_versions: dict[str, int] = field(default_factory=dict)  # poll id -> version of its snapshot
     room_version: int = 0  # version of the last room membership snapshot applied
+    # Added in v1.2; None in meetups stored before: they end ``DEFAULT_LENGTH`` after they start.
+    ends_on: datetime | None = None
+    time_zone: str = "UTC"
+    cancelled_at: datetime | None = None
+    sequence: int = 0  # calendars' SEQUENCE: one more at each move and at the cancellation
+    reminded: list[str] = field(default_factory=list)  # ``Reminder.key`` of each reminder sent
+
+    @property
+    def ends(self) -> datetime:
+        return self.ends_on or self.takes_place_on + DEFAULT_LENGTH
 
     @property
     def attendee_ids(self) -> list[str]:
@@ -83,7 +140,13 @@ class MeetupState:
             attendees=list(self.attendees),
             polls=list(self.polls),
             alerts=self.alerts(user_id) if user_id is not None else [],
+            ends_on=self.ends,
+            time_zone=self.time_zone,
+            cancelled_at=self.cancelled_at,
         )
+
+    def updated(self) -> MeetupUpdated:
+        return MeetupUpdated(meetup=self.view(), created_at=self.created_at, sequence=self.sequence)
 
     def require_attendee(self, user_id: str) -> None:
         if user_id not in self.attendee_ids:
@@ -124,8 +187,7 @@ def _updated(state: MeetupState, recipients: Iterable[str], type: str = "meetup.
 
 
 def _changed(state: MeetupState, recipients: Iterable[str]) -> Fact:
-    changed = MeetupUpdated(meetup=state.view(), created_at=state.created_at)
-    return Fact("meetup.updated", state.id, changed, _updated(state, recipients))
+    return Fact("meetup.updated", state.id, state.updated(), _updated(state, recipients))
 
 
 # Commands -------------------------------------------------------------------------------------
@@ -156,6 +218,8 @@ def open_meetup(
         image_url=data.image_url,
         created_at=now,
         attendees=attendees,
+        ends_on=data.ends_on or data.takes_place_on + DEFAULT_LENGTH,
+        time_zone=data.time_zone,
     )
     payload = MeetupCreated(meetup=state.view(), created_at=state.created_at, organizer_name=organizer.name)
     return state, [Fact("meetup.created", meetup_id, payload, _updated(state, state.attendee_ids, "meetup.created"))]
@@ -176,6 +240,146 @@ def change_image(state: MeetupState, user_id: str, image_url: str) -> list[Fact]
         return []
     state.image_url = image_url
     return [_changed(state, state.attendee_ids)]
+
+
+def cancel(state: MeetupState, organizer: User, now: datetime) -> list[Fact]:
+    """The organizer cancels: every attendee gets the meetup with ``cancelled_at``; messaging
+    announces ``meetup.cancelled`` in the room."""
+    state.require_attendee(organizer.id)
+    if organizer.id != state.organizer_id:
+        raise NotOrganizerError()
+    if state.cancelled_at is not None:
+        raise AlreadyCancelledError()
+    state.cancelled_at, state.sequence = now, state.sequence + 1
+    cancelled = MeetupCancelled(
+        meetup=state.view(),
+        created_at=state.created_at,
+        sequence=state.sequence,
+        cancelled_by=organizer.id,
+        cancelled_by_name=organizer.name,
+    )
+    return [Fact("meetup.cancelled", state.id, cancelled, _updated(state, state.attendee_ids))]
+
+
+# Reminders ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """One lead time of a meetup starting at ``starts_at``: due ``lead_seconds`` before it."""
+
+    meetup_id: str
+    lead_seconds: int
+    starts_at: datetime
+
+    @property
+    def due_at(self) -> datetime:
+        return self.starts_at - timedelta(seconds=self.lead_seconds)
+
+    @property
+    def key(self) -> str:
+        """What the meetup records once this reminder is sent: moved, it is reminded of again."""
+        return f"{self.lead_seconds}@{format_time(self.starts_at)}"
+
+
+def schedule(meetup: Meetup, leads: tuple[int, ...], planned: list[Reminder], now: datetime) -> list[Reminder]:
+    """The reminders ``meetup`` should have now that ``planned`` are: for each lead time (and the
+    nudge's), the one planned for its current start stays as it is (sent or not); one for a new start
+    is planned unless already due at ``now`` (when the meetup was created or moved). None when
+    cancelled."""
+    if meetup.cancelled_at is not None:
+        return []
+    kept = {r.lead_seconds: r for r in planned if r.starts_at == meetup.takes_place_on}
+    wanted = [Reminder(meetup.id, lead, meetup.takes_place_on) for lead in sorted({*leads, NUDGE_LEAD}, reverse=True)]
+    return [kept.get(r.lead_seconds, r) for r in wanted if r.lead_seconds in kept or r.due_at > now]
+
+
+def remind(
+    state: MeetupState, reminder: Reminder, leads: tuple[int, ...], opted_out: set[str], now: datetime
+) -> list[Fact]:
+    """The reminders and nudges ``reminder`` sends now (a ``meetup.reminder_due`` per kind, with a
+    ``meetup.reminder`` to each of its users); none when it was sent already, the meetup moved since it
+    was planned, was cancelled or has started, or a shorter lead time is due too (it was not sent in
+    time: the shorter one goes instead). Those in ``opted_out`` turned reminders off."""
+    shorter_due = any(
+        lead < reminder.lead_seconds and now >= state.takes_place_on - timedelta(seconds=lead)
+        for lead in {*leads, NUDGE_LEAD}
+    )
+    if (
+        reminder.key in state.reminded
+        or reminder.starts_at != state.takes_place_on
+        or state.cancelled_at is not None
+        or now >= state.takes_place_on
+        or shorter_due
+    ):
+        return []
+    state.reminded.append(reminder.key)
+    lead = reminder.lead_seconds
+    sent: dict[ReminderKind, bool] = {"reminder": lead in leads, "nudge": lead == NUDGE_LEAD}
+    facts = []
+    for kind in [k for k, on in sent.items() if on]:
+        users = [a.user_id for a in state.attendees if a.rsvp in REMINDED[kind] and a.user_id not in opted_out]
+        if not users:
+            continue
+        text = reminder_text(state, kind, lead)
+        due = MeetupReminderDue(meetup=state.view(), kind=kind, lead_seconds=lead, user_ids=users, text=text)
+        frames = {i: MeetupReminderFrame(meetup=state.view(i), kind=kind, lead_seconds=lead) for i in users}
+        sends = tuple(Send(user_key(i), "meetup.reminder", frame) for i, frame in frames.items())
+        facts.append(Fact("meetup.reminder_due", state.id, due, sends))
+    return facts
+
+
+def reminder_text(state: MeetupState, kind: ReminderKind, lead_seconds: int) -> str:
+    """A push's body: when (in the meetup's time zone) and where."""
+    when = state.takes_place_on.astimezone(ZoneInfo(state.time_zone)).strftime("%a %d %b %Y, %H:%M %Z")
+    if kind == "nudge":
+        return f"{state.name} is in {span(lead_seconds)} ({when}, {state.location}). Are you going?"
+    return f"{state.name} starts in {span(lead_seconds)}: {when}, {state.location}"
+
+
+def span(seconds: int) -> str:
+    """``86400`` -> ``24 hours``; ``5400`` -> ``90 minutes``."""
+    amount, unit = (seconds // 3600, "hour") if seconds % 3600 == 0 else (seconds // 60, "minute")
+    return f"{amount} {unit}{'' if amount == 1 else 's'}"
+
+
+# Calendar feeds -------------------------------------------------------------------------------
+
+
+@dataclass
+class CalendarOwner:
+    """A user's calendar feed (its secret ``token``) and whether they get reminders."""
+
+    id: str  # the user's id
+    token: str
+    reminders: bool = True
+
+
+def feed_owner(owner: CalendarOwner | None) -> CalendarOwner:
+    if owner is None:
+        raise FeedNotFoundError()
+    return owner
+
+
+def in_file(found: list[T], meetup_id: str | None) -> list[T]:
+    """What a calendar file holds: the owner's meetups ``found``; asked for one (``meetup_id``), the
+    owner must attend it (else not found, as for an unknown token)."""
+    if meetup_id is not None and not found:
+        raise FeedNotFoundError()
+    return found
+
+
+def reset_feed(owner: CalendarOwner, token: str) -> list[Fact]:
+    """A new address for the feed: the old token stops working."""
+    owner.token = token
+    return [Fact("meetup.calendar_feed_reset", owner.id, CalendarFeedReset(user_id=owner.id))]
+
+
+def set_reminders(owner: CalendarOwner, enabled: bool) -> list[Fact]:
+    if owner.reminders == enabled:
+        return []
+    owner.reminders = enabled
+    return [Fact("meetup.reminders_set", owner.id, RemindersSet(user_id=owner.id, enabled=enabled))]
 
 
 # Reactions ------------------------------------------------------------------------------------
@@ -204,7 +408,7 @@ def follow_room(state: MeetupState, room: RoomInfo, version: int) -> list[Fact] 
         if poll.status == "open" and any(i in poll.participant_ids for i in left):
             moves += _replace_poll(state, _without(poll, left))[0]
     # Last, so its snapshot is the meetup as the whole change left it.
-    updated = Fact("meetup.updated", state.id, MeetupUpdated(meetup=state.view(), created_at=state.created_at))
+    updated = Fact("meetup.updated", state.id, state.updated())
     return _deliver(state, [*moves, updated], state.attendee_ids)
 
 
@@ -222,7 +426,7 @@ def apply_poll(state: MeetupState, event_type: str, poll: Poll, version: int) ->
     state.poll_versions[poll.id] = version
     facts, recipients = _replace_poll(state, poll)
     if not facts:  # every change is an event, the meetup view follows them
-        facts = [Fact("meetup.updated", state.id, MeetupUpdated(meetup=state.view(), created_at=state.created_at))]
+        facts = [Fact("meetup.updated", state.id, state.updated())]
     return _deliver(state, facts, recipients)
 
 
@@ -238,24 +442,31 @@ def _replace_poll(state: MeetupState, poll: Poll) -> tuple[list[Fact], list[str]
 
 
 def _move(state: MeetupState, poll: Poll) -> Fact | None:
-    """A closed reschedule or relocate poll with a winner moves the meetup (unless already there)."""
-    if poll.winner_index is None or poll.poll_type == "generic":
+    """A closed reschedule or relocate poll with a winner moves the meetup (unless already there, or
+    cancelled); moved in time, it keeps its length."""
+    if poll.winner_index is None or poll.poll_type == "generic" or state.cancelled_at is not None:
         return None
     value = poll.choices[poll.winner_index]
     if poll.poll_type == "reschedule":
         when = parse_time(value)
         if when == state.takes_place_on:
             return None
-        state.takes_place_on, moved_field = when, "takes_place_on"
+        length = state.ends - state.takes_place_on
+        state.takes_place_on, state.ends_on, moved_field = when, when + length, "takes_place_on"
     else:
         if value == state.location:
             return None
         state.location, moved_field = value, "location"
-    return Fact(
-        "meetup.moved",
-        state.id,
-        MeetupMoved(meetup=state.view(), created_at=state.created_at, poll_id=poll.id, field=moved_field, value=value),
+    state.sequence += 1
+    moved = MeetupMoved(
+        meetup=state.view(),
+        created_at=state.created_at,
+        poll_id=poll.id,
+        field=moved_field,
+        value=value,
+        sequence=state.sequence,
     )
+    return Fact("meetup.moved", state.id, moved)
 
 
 def _deliver(state: MeetupState, facts: list[Fact], recipients: Iterable[str]) -> list[Fact]:

@@ -7,9 +7,10 @@ import inspect
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from contracts.common import format_time
-from contracts.events import MeetupCreated, MeetupMoved, MeetupUpdated
+from contracts.events import MeetupCancelled, MeetupCreated, MeetupMoved, MeetupUpdated
 from contracts.requests import CreateMeetup
 from contracts.routing import user_key
 from contracts.shapes import Poll, Room, User, Vote
@@ -103,7 +104,8 @@ def test_domain_is_sans_io():
     modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert all(
-        m.split(".")[0] in {"__future__", "collections", "dataclasses", "datetime", "contracts"} for m in modules
+        m.split(".")[0] in {"__future__", "collections", "dataclasses", "datetime", "typing", "zoneinfo", "contracts"}
+        for m in modules
     ), modules
 
 
@@ -355,3 +357,190 @@ def test_leaver_closing_a_poll_moves_the_meetup_in_the_same_update():
     assert recipients(domain.apply_poll(state, "poll.participant_removed", after, 4)) == []
     assert recipients(domain.apply_poll(state, "poll.closed", after, 5)) == []
     assert state.location == "Beach"
+
+
+# Calendars and reminders (v1.2) ---------------------------------------------------------------
+
+
+def zoned(ends_on: str | None = None, time_zone: str | None = None) -> dict:
+    data = {"name": "Picnic", "location": "Park", "takes_place_on": format_time(WHEN), "attendee_ids": []}
+    return data | ({"ends_on": ends_on} if ends_on else {}) | ({"time_zone": time_zone} if time_zone else {})
+
+
+def test_a_meetup_ends_two_hours_after_it_starts_in_utc_by_default():
+    """Without ends_on or time_zone: two hours long, in UTC; given, they are kept."""
+    state = meetup("bob")
+    assert (state.view().ends_on, state.view().time_zone, state.view().cancelled_at) == (
+        WHEN + timedelta(hours=2),
+        "UTC",
+        None,
+    )
+    data = CreateMeetup.model_validate(zoned(format_time(WHEN + timedelta(minutes=30)), "Europe/Berlin"))
+    given, _ = domain.open_meetup("m2", room("ann"), user("ann"), data, NOW)
+    assert (given.view().ends_on, given.view().time_zone) == (WHEN + timedelta(minutes=30), "Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (zoned(ends_on=format_time(WHEN)), "ends_on"),
+        (zoned(ends_on=format_time(WHEN - timedelta(hours=1))), "ends_on"),
+        (zoned(time_zone="Mars/Olympus_Mons"), "time_zone"),
+        (zoned(time_zone="../../etc/passwd"), "time_zone"),
+        (zoned(time_zone="europe/berlin"), "time_zone"),
+    ],
+)
+def test_an_end_before_the_start_or_an_unknown_time_zone_is_refused(data, field):
+    """bad_request naming the field: ends_on must be after takes_place_on, time_zone an IANA name."""
+    with pytest.raises(ValidationError) as refused:
+        CreateMeetup.model_validate(data)
+    assert [e["loc"] for e in refused.value.errors()] == [(field,)]
+
+
+def test_a_move_keeps_the_length_and_counts_in_the_sequence():
+    """A reschedule winner moves both ends; each move (time or place) is one more SEQUENCE."""
+    state = meetup("bob")
+    later = WHEN + timedelta(days=1)
+    rescheduled = poll("p1", "reschedule", choices=(format_time(later), format_time(WHEN + timedelta(days=2))))
+    domain.apply_poll(state, "poll.created", rescheduled, 1)
+    [moved] = domain.apply_poll(state, "poll.closed", rescheduled.model_copy(update=CLOSED_ON_0), 2)
+    assert (moved.payload.meetup.takes_place_on, moved.payload.meetup.ends_on) == (later, later + timedelta(hours=2))
+    assert moved.payload.sequence == state.sequence == 1
+    relocated = poll("p2", "relocate", choices=("Beach", "Lake"))
+    domain.apply_poll(state, "poll.created", relocated, 1)
+    [moved] = domain.apply_poll(state, "poll.closed", relocated.model_copy(update=CLOSED_ON_0), 2)
+    assert moved.payload.sequence == 2 and moved.payload.meetup.location == "Beach"
+
+
+CLOSED_ON_0 = {"status": "closed", "winner_index": 0, "votes": [Vote(user_id="ann", choice_index=0)]}
+
+
+def test_only_the_organizer_cancels_once_and_everyone_is_told():
+    """cancel: forbidden for others, conflict the second time; every attendee gets the cancelled meetup."""
+    state = meetup("bob", "cy")
+    with pytest.raises(domain.NotOrganizerError):
+        domain.cancel(state, user("bob"), NOW)
+    with pytest.raises(domain.NotAttendeeError):
+        domain.cancel(state, user("eve"), NOW)
+    [fact] = domain.cancel(state, user("ann"), NOW)
+    assert fact.type == "meetup.cancelled" and isinstance(fact.payload, MeetupCancelled)
+    assert (fact.payload.cancelled_by_name, fact.payload.sequence, fact.payload.meetup.cancelled_at) == ("Ann", 1, NOW)
+    assert [(s.key, s.event) for s in fact.sends] == [(user_key(i), "meetup.updated") for i in ("ann", "bob", "cy")]
+    assert all(s.data.meetup.cancelled_at == NOW for s in fact.sends)
+    with pytest.raises(domain.AlreadyCancelledError) as again:
+        domain.cancel(state, user("ann"), NOW)
+    assert again.value.code == "conflict"
+
+
+def test_a_cancelled_meetup_is_not_moved():
+    """A reschedule poll closing on a cancelled meetup changes its polls only."""
+    state = meetup("bob")
+    domain.cancel(state, user("ann"), NOW)
+    rescheduled = poll("p1", "reschedule", choices=(format_time(WHEN + timedelta(days=1)), format_time(NOW)))
+    domain.apply_poll(state, "poll.created", rescheduled, 1)
+    facts = domain.apply_poll(state, "poll.closed", rescheduled.model_copy(update=CLOSED_ON_0), 2)
+    assert [f.type for f in facts] == ["meetup.updated"] and state.takes_place_on == WHEN
+
+
+LEADS = (86400, 7200)
+
+
+def test_schedule_plans_each_lead_time_and_the_nudge():
+    """One reminder per lead time (the nudge's 24 h once), those already due when planned left out."""
+    view = meetup("bob").view()
+    assert [(r.lead_seconds, r.due_at) for r in domain.schedule(view, LEADS, [], NOW)] == [
+        (86400, WHEN - timedelta(days=1)),
+        (7200, WHEN - timedelta(hours=2)),
+    ]
+    assert [r.lead_seconds for r in domain.schedule(view, (3600,), [], NOW)] == [86400, 3600]
+    late = WHEN - timedelta(hours=3)
+    assert [r.lead_seconds for r in domain.schedule(view, LEADS, [], late)] == [7200]
+
+
+def test_schedule_keeps_what_was_planned_moves_with_the_start_and_drops_all_when_cancelled():
+    """A reminder of the same start stays even once due; a new start gets new ones; cancelled: none."""
+    state = meetup("bob")
+    planned = domain.schedule(state.view(), LEADS, [], NOW)
+    after_due = WHEN - timedelta(hours=1)
+    assert domain.schedule(state.view(), LEADS, planned, after_due) == planned
+    moved = state.view().model_copy(update={"takes_place_on": WHEN + timedelta(days=3)})
+    assert [r.starts_at for r in domain.schedule(moved, LEADS, planned, NOW)] == [WHEN + timedelta(days=3)] * 2
+    domain.cancel(state, user("ann"), NOW)
+    assert domain.schedule(state.view(), LEADS, planned, NOW) == []
+
+
+def answered(**rsvps: str) -> domain.MeetupState:
+    state = meetup(*rsvps)
+    for user_id, rsvp in rsvps.items():
+        domain.change_rsvp(state, user_id, rsvp)
+    return state
+
+
+def test_remind_tells_those_going_and_nudges_those_who_have_not_answered():
+    """24 h: yes and maybe get a reminder, not_responded a nudge, no nobody; each with their own meetup."""
+    state = answered(bob="yes", cy="maybe", dee="no", eve="not_responded")
+    reminder = domain.Reminder("m1", 86400, WHEN)
+    facts = domain.remind(state, reminder, LEADS, set(), WHEN - timedelta(days=1))
+    assert [(f.type, f.payload.kind, f.payload.user_ids) for f in facts] == [
+        ("meetup.reminder_due", "reminder", ["ann", "bob", "cy"]),
+        ("meetup.reminder_due", "nudge", ["eve"]),
+    ]
+    assert [(s.key, s.event, s.data.kind, s.data.lead_seconds) for s in facts[1].sends] == [
+        (user_key("eve"), "meetup.reminder", "nudge", 86400)
+    ]
+    assert facts[0].payload.text == "Picnic starts in 24 hours: Tue 08 Jan 2030, 12:00 UTC, Park"
+    assert facts[1].payload.text == "Picnic is in 24 hours (Tue 08 Jan 2030, 12:00 UTC, Park). Are you going?"
+
+
+def test_remind_once_and_only_for_the_start_it_was_planned_for():
+    """Sent: never again; moved, cancelled or started since: nothing; opted out: left out."""
+    state = answered(bob="yes", cy="yes")
+    two_hours = domain.Reminder("m1", 7200, WHEN)
+    due = WHEN - timedelta(hours=2)
+    assert domain.remind(state, domain.Reminder("m1", 7200, WHEN + timedelta(days=1)), LEADS, set(), due) == []
+    assert domain.remind(state, two_hours, LEADS, set(), WHEN) == []  # it has started
+    [fact] = domain.remind(state, two_hours, LEADS, {"cy"}, due)
+    assert fact.payload.user_ids == ["ann", "bob"] and fact.payload.kind == "reminder"  # no nudge at 2 h
+    assert domain.remind(state, two_hours, LEADS, set(), due) == []
+    cancelled = answered(bob="yes")
+    domain.cancel(cancelled, user("ann"), NOW)
+    assert domain.remind(cancelled, two_hours, LEADS, set(), due) == []
+
+
+def test_remind_at_the_nudge_lead_alone_nudges_only():
+    """Lead times without 24 h: the 24 h reminder is a nudge only."""
+    state = answered(bob="yes", cy="not_responded")
+    facts = domain.remind(state, domain.Reminder("m1", 86400, WHEN), (7200,), set(), NOW)
+    assert [(f.payload.kind, f.payload.user_ids) for f in facts] == [("nudge", ["cy"])]
+
+
+def test_reminder_text_is_in_the_meetups_time_zone():
+    """When, as people there read it."""
+    data = CreateMeetup.model_validate(zoned(time_zone="America/New_York"))
+    state, _ = domain.open_meetup("m2", room("ann"), user("ann"), data, NOW)
+    assert (
+        domain.reminder_text(state, "reminder", 5400) == "Picnic starts in 90 minutes: Tue 08 Jan 2030, 07:00 EST, Park"
+    )
+
+
+def test_calendar_owner_resets_and_sets_reminders():
+    """A reset changes the token; reminders off then on again, nothing when unchanged."""
+    owner = domain.CalendarOwner("ann", "t1")
+    assert [f.type for f in domain.reset_feed(owner, "t2")] == ["meetup.calendar_feed_reset"] and owner.token == "t2"
+    assert domain.set_reminders(owner, True) == []
+    assert [f.payload.enabled for f in domain.set_reminders(owner, False)] == [False]
+    with pytest.raises(domain.FeedNotFoundError):
+        domain.feed_owner(None)
+    with pytest.raises(domain.FeedNotFoundError):
+        domain.in_file([], "m1")
+    assert domain.in_file([], None) == []
+
+
+def test_a_reminder_found_late_gives_way_to_a_shorter_one_due_too():
+    """Handled only once the 2 h one is due too (the servers were down): the 24 h one is skipped."""
+    state = answered(bob="yes")
+    late = WHEN - timedelta(hours=1)
+    assert domain.remind(state, domain.Reminder("m1", 86400, WHEN), LEADS, set(), late) == []
+    assert [
+        f.payload.lead_seconds for f in domain.remind(state, domain.Reminder("m1", 7200, WHEN), LEADS, set(), late)
+    ] == [7200]
