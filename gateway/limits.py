@@ -205,7 +205,8 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 PACE_WINDOW_SECONDS = 10.0
-MAX_RETRY_AFTER_SECONDS = 60
+MAX_RETRY_AFTER_SECONDS = 30
+ASSUMED_RATE = 50.0  # sign-ins a second a gateway completes, until it has measured its own
 
 
 class SignIns(Generic[T]):
@@ -231,10 +232,11 @@ class SignIns(Generic[T]):
 
     def retry_after(self, now: float) -> int:
         """Seconds a refused client should wait: the time the pending sign-ins take at the rate of
-        the last few seconds, spread at random over up to twice that (so they do not all return at
-        once), at least one second, at most a minute."""
+        the last few seconds (at least ``ASSUMED_RATE`` a second: before any completes, the rate is
+        not known yet), spread at random from half to one and a half times that, so that refused
+        clients come back over the time the gateway needs rather than at once; 1 to 30 seconds."""
         while self._completed and self._completed[0] <= now - PACE_WINDOW_SECONDS:
             self._completed.popleft()
-        rate = max(len(self._completed) / PACE_WINDOW_SECONDS, 1.0)
+        rate = max(len(self._completed) / PACE_WINDOW_SECONDS, ASSUMED_RATE)
         wait = len(self._pending) / rate
-        return min(max(math.ceil(wait * random.uniform(1.0, 2.0)), 1), MAX_RETRY_AFTER_SECONDS)
+        return min(max(math.ceil(wait * random.uniform(0.5, 1.5)), 1), MAX_RETRY_AFTER_SECONDS)

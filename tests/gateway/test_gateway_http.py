@@ -84,8 +84,8 @@ async def test_connections_still_signing_in_are_capped(url: str, gateway: Gatewa
     with pytest.raises(InvalidStatus) as refused:
         await connect(url)
     assert refused.value.response.status_code == 503
-    # told when to come back: two sign-ins pending, none completed lately (counted as one a second)
-    assert 2 <= int(refused.value.response.headers["Retry-After"]) <= 4
+    # told when to come back: two sign-ins pending, none completed lately, so the least wait
+    assert refused.value.response.headers["Retry-After"] == "1"
     assert (await request(first, "authenticate", {"dev_user": {"id": "u", "name": "U"}}))["type"] == "ok"
     async with connect(url) as third:
         assert (await request(third, "authenticate", {"dev_user": {"id": "v", "name": "V"}}))["type"] == "ok"

@@ -131,16 +131,17 @@ class Conn:
 
 def test_refused_handshakes_are_told_to_wait_for_the_pending_sign_ins_to_clear() -> None:
     signing_in: SignIns[Conn] = SignIns()
-    held = [Conn() for _ in range(30)]
+    held = [Conn() for _ in range(1000)]
     for conn in held:
         signing_in.add(conn)
-    assert 30 <= signing_in.retry_after(0.0) <= 60  # no rate known: one a second, spread up to twice
-    for conn in held[:20]:
-        signing_in.discard(conn, now=1.0)  # 20 in the last 10 s: 2 a second
-    assert len(signing_in) == 10 and 5 <= signing_in.retry_after(2.0) <= 10
-    signing_in.discard(held[20])  # given up: not a completion
-    assert 9 <= signing_in.retry_after(20.0) <= 18  # the window moved on: one a second again
-    many = [Conn() for _ in range(500)]
+    assert 10 <= signing_in.retry_after(0.0) <= 30  # no rate known: 50 a second, spread by half
+    for conn in held[:800]:
+        signing_in.discard(conn, now=1.0)  # 800 in the last 10 s: 80 a second
+    assert len(signing_in) == 200 and 2 <= signing_in.retry_after(2.0) <= 4
+    signing_in.discard(held[800])  # given up: not a completion
+    assert 2 <= signing_in.retry_after(20.0) <= 6  # the window moved on: 50 a second again
+    many = [Conn() for _ in range(5000)]
     for conn in many:
         signing_in.add(conn)
-    assert signing_in.retry_after(20.0) == 60  # at most a minute
+    assert signing_in.retry_after(20.0) == 30  # at most half a minute
+    assert SignIns[Conn]().retry_after(0.0) == 1  # at least a second
