@@ -9,6 +9,10 @@ Every member is one connection of its own (a WebSocket, or Matrix's HTTP API). A
      the offered load;
    - capacity (no rate): each member sends its next message as soon as the reply to the last came back,
      until the duration is over;
+   - mixed (``reactions``, ``typing_every``): besides its messages, open loop too, each member sends
+     ``add_reaction`` on the latest item of its room it has seen, at ``reactions`` per second in
+     total, and ``typing`` every ``typing_every`` seconds; their replies are counted apart
+     (``Tally.side``), so the message figures stay the messages' own;
 3. each process adds what it sent to the shared per-room counts, waits at ``sent``, and then every
    member waits until it has received every message sent to its room, or the drain deadline passed;
 4. each process reports its counts and its latency histogram to the parent.
@@ -27,7 +31,7 @@ import multiprocessing
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from hdrh.histogram import HdrHistogram
 
@@ -51,6 +55,12 @@ class Profile:
     rate: float | None  # messages/s offered in total; None: capacity (send when the reply is back)
     duration: float  # seconds of sending
     drain: float = 60.0  # seconds allowed after the sending for deliveries to arrive
+    reactions: float = 0.0  # add_reaction requests/s in total besides the messages, open loop
+    typing_every: float | None = None  # seconds between one member's ``typing`` requests; None: none
+
+    @property
+    def mixed(self) -> bool:
+        return self.reactions > 0 or self.typing_every is not None
 
     @property
     def slug(self) -> str:
@@ -77,6 +87,21 @@ class Member(Protocol):
     async def close(self) -> None: ...
 
 
+class MixedMember(Member, Protocol):
+    """A member that also reacts and types (Boochat's): the mixed profiles' other requests."""
+
+    async def react(self, emoji: str) -> str:
+        """``add_reaction`` with ``emoji`` on the latest item of the room it has seen; the outcome."""
+        ...
+
+    async def typing(self) -> str:
+        """``typing`` in its room; the outcome."""
+        ...
+
+
+# What members react with, in turn: fewer than the 20 distinct emojis an item may hold.
+EMOJIS = ("\U0001f44d", "\u2764\ufe0f", "\U0001f602", "\U0001f389", "\U0001f440", "\U0001f525", "\U0001f64f", "\u2705")
+
 Deliver = Any  # Callable[[str], None]: called with the content of every message the member receives
 
 
@@ -90,6 +115,7 @@ class Tally:
 
     sent: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  # reply outcome -> count ("no reply" too)
+    side: Counter[str] = field(default_factory=Counter)  # mixed profiles: "<request> <outcome>" -> count
     delivered: int = 0  # deliveries of this run's messages, duplicates included
     unique: int = 0
     duplicates: int = 0
@@ -101,6 +127,7 @@ class Tally:
     def add(self, other: Tally) -> None:
         self.sent += other.sent
         self.outcomes.update(other.outcomes)
+        self.side.update(other.side)
         self.delivered += other.delivered
         self.unique += other.unique
         self.duplicates += other.duplicates
@@ -219,11 +246,17 @@ async def _members(client: Client, run: str, profile: Profile, specs: list[Membe
         end_ns = start_ns + int(profile.duration * 1e9)
         deadline_ns = end_ns + int(profile.drain * 1e9)
         replies: list[asyncio.Task[str]] = []
+        others: list[tuple[str, asyncio.Task[str]]] = []  # mixed profiles: (request, its reply)
         sends = [
             _send(member, spec, run, profile, start_ns, end_ns, tally, replies)
             for member, spec in zip(members, specs, strict=True)
         ]
-        counts = await asyncio.gather(*sends)
+        besides = [
+            _besides(cast(MixedMember, member), spec, profile, start_ns, end_ns, others)
+            for member, spec in zip(members, specs, strict=True)
+            if profile.mixed
+        ]
+        counts, _ = await asyncio.gather(asyncio.gather(*sends), asyncio.gather(*besides))
         with shared.per_room.get_lock():
             for spec, count in zip(specs, counts, strict=True):
                 shared.per_room[spec.room] += count
@@ -234,21 +267,66 @@ async def _members(client: Client, run: str, profile: Profile, specs: list[Membe
         remaining = max(deadline_ns - time.monotonic_ns(), 0) / 1e9
         waits = [asyncio.wait_for(r.complete.wait(), remaining) for r in receivers]
         await asyncio.gather(*waits, return_exceptions=True)  # a timeout here is a loss, counted below
-        if pending := [reply for reply in replies if not reply.done()]:  # replies may trail the deliveries
+        if pending := [r for r in (*replies, *(r for _, r in others)) if not r.done()]:  # replies may trail
             await asyncio.wait(pending, timeout=max(deadline_ns - time.monotonic_ns(), 0) / 1e9)
+        for request, reply in others:
+            tally.side[f"{request} {_outcome(reply)}"] += 1
         for reply in replies:  # open loop: replies that never came by the deadline
-            if not reply.done():
-                reply.cancel()
-                tally.outcomes["no reply"] += 1
-            elif reply.exception() is not None:  # the connection broke under it
-                tally.outcomes[type(reply.exception()).__name__] += 1
-            else:
-                tally.outcomes[reply.result()] += 1
+            tally.outcomes[_outcome(reply)] += 1
     finally:
         await asyncio.gather(*(member.close() for member in members), return_exceptions=True)
     tally.gaps = sum(getattr(member, "gaps", 0) for member in members)
     tally.histogram = latencies.encode()
     return tally
+
+
+def _outcome(reply: asyncio.Task[str]) -> str:
+    """An open-loop request's outcome at the deadline: its reply, ``no reply`` (then cancelled), or
+    the error that broke the connection under it."""
+    if not reply.done():
+        reply.cancel()
+        return "no reply"
+    if (error := reply.exception()) is not None:
+        return type(error).__name__
+    return reply.result()
+
+
+def schedule(index: int, senders: int, rate: float, start_ns: int, end_ns: int, offset: float = 0.0) -> list[int]:
+    """Open loop: when member ``index`` of ``senders`` sends its share of ``rate`` requests/s in all,
+    from ``start_ns`` (shifted by ``offset`` of the interval between two requests) until ``end_ns``."""
+    interval_ns = int(senders / rate * 1e9)
+    first = start_ns + int((index + offset) / rate * 1e9)
+    return list(range(first, end_ns, interval_ns))
+
+
+async def _besides(
+    member: MixedMember,
+    spec: MemberSpec,
+    profile: Profile,
+    start_ns: int,
+    end_ns: int,
+    others: list[tuple[str, asyncio.Task[str]]],
+) -> None:
+    """A mixed profile's other requests of one member, open loop: reactions halfway between the
+    messages, ``typing`` every ``typing_every`` seconds (members spread over the period)."""
+    senders = profile.rooms * profile.members
+    planned: list[tuple[int, str]] = []
+    if profile.reactions > 0:
+        planned += [
+            (at, "add_reaction") for at in schedule(spec.index, senders, profile.reactions, start_ns, end_ns, 0.5)
+        ]
+    if profile.typing_every is not None:
+        planned += [
+            (at, "typing") for at in schedule(spec.index, senders, senders / profile.typing_every, start_ns, end_ns)
+        ]
+    for count, (at, request) in enumerate(sorted(planned)):
+        delay = (at - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        call = (
+            member.react(EMOJIS[(spec.index + count) % len(EMOJIS)]) if request == "add_reaction" else member.typing()
+        )
+        others.append((request, asyncio.create_task(call)))
 
 
 async def _send(

@@ -3,7 +3,8 @@
 Each process is watched under a label (``gateway-1``, ``stand-in``, ``synapse``...). CPU-seconds are
 user + system time spent between ``start()`` and ``stop()``; the peak RSS is the largest resident set
 seen by samples every ``SAMPLE_SECONDS``. A process that is replaced (a supervisor's restart) keeps
-its label: the time of both runs is counted.
+its label: the time of both runs is counted. The watch also notes the seconds it ran and the CPU-seconds
+the whole machine was busy meanwhile: what else competed with the peer (other work on the machine).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class Watch:
 
     def __init__(self, pids: Callable[[], dict[str, tuple[int | None, str]]]) -> None:
         self._pids = pids
+        self.seconds = 0.0  # from start() to stop()
+        self.machine_cpu_seconds = 0.0  # every process's of the machine, ours and others', meanwhile
+        self._started = 0.0
         self._processes: dict[int, psutil.Process] = {}
         self._start_cpu: dict[int, float] = {}
         self._last_cpu: dict[int, float] = {}
@@ -55,6 +59,8 @@ class Watch:
         self._label_pids = {}
         self._start_cpu = {}
         self._last_cpu = {}
+        self._started = time.monotonic()
+        self.machine_cpu_seconds = -machine_busy_seconds()
         self._sample(first=True)
         self._task = asyncio.create_task(self._run())
 
@@ -63,6 +69,8 @@ class Watch:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._sample()
+        self.seconds = round(time.monotonic() - self._started, 2)
+        self.machine_cpu_seconds = round(self.machine_cpu_seconds + machine_busy_seconds(), 2)
         for label, pids in self._label_pids.items():
             self._usage[label].cpu_seconds = round(
                 sum(self._last_cpu.get(pid, 0.0) - self._start_cpu.get(pid, 0.0) for pid in pids), 2
@@ -94,6 +102,24 @@ class Watch:
                 self._start_cpu[pid] = cpu if first else 0.0
             self._last_cpu[pid] = cpu
             usage.peak_rss_mb = max(usage.peak_rss_mb, round(rss / 2**20, 1))
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds every core of the machine has been busy since boot (not idle, not waiting for I/O)."""
+    times = psutil.cpu_times()
+    return times.user + times.system + sum(getattr(times, name, 0.0) for name in ("nice", "irq", "softirq"))
+
+
+def resident_bytes(pids: dict[str, tuple[int | None, str]]) -> dict[str, int]:
+    """Resident memory now, by label, of the server's and the database's processes."""
+    resident = {}
+    for label, (pid, group) in pids.items():
+        if pid is not None and group in ("server", "database"):
+            try:
+                resident[label] = psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                continue
+    return resident
 
 
 def resident_mb(pids: dict[str, tuple[int | None, str]]) -> float:

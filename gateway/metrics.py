@@ -7,7 +7,10 @@ outcomes are ``ok`` or an error code.
 
 from __future__ import annotations
 
+import os
+import resource
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -65,7 +68,27 @@ class GatewayMetrics:
         self.broker_ready = Gauge(
             "boochat_gateway_broker_ready", "1 while connected to the broker", registry=self.registry
         )
+        # Memory per connection (issue 26), read when scraped, never per connection: the process's
+        # resident memory, and divided by the open connections. With ``boochat up``'s one process
+        # the workers' memory is in it too; a dashboard may divide the first by the connections.
+        self.resident_memory = Gauge(
+            "boochat_gateway_resident_memory_bytes",
+            "Resident memory of the gateway's process (in one-process boochat up, the workers' too)",
+            registry=self.registry,
+        )
+        self.resident_memory.set_function(lambda: float(resident_bytes()))
+        self.connection_memory = Gauge(
+            "boochat_gateway_connection_memory_bytes",
+            "Resident memory of the gateway's process per open connection (0 without connections)",
+            registry=self.registry,
+        )
+        self.connection_memory.set_function(self._per_connection)
         self._sent: dict[str, tuple[Histogram, Counter]] = {}
+
+    def _per_connection(self) -> float:
+        # The connections gauge's own sample: collecting the registry from here would recurse.
+        open_ = next(iter(self.connections.collect())).samples[0].value
+        return resident_bytes() / open_ if open_ > 0 else 0.0
 
     def frame_sent(self, kind: str, waited: float) -> None:
         """A frame of ``kind`` written to a connection ``waited`` seconds after it was queued. The
@@ -84,3 +107,17 @@ class GatewayMetrics:
         self.requests.labels(type_, outcome).inc()
         if seconds is not None:
             self.latency.labels(type_).observe(seconds)
+
+
+STATM = Path("/proc/self/statm")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int:
+    """The process's resident memory now (Linux: /proc/self/statm, one small read); elsewhere its
+    peak (``getrusage``, kilobytes on Linux and BSD, bytes on macOS)."""
+    try:
+        return int(STATM.read_text().split()[1]) * PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if os.uname().sysname == "Darwin" else peak * 1024

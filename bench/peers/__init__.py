@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 from asyncio.subprocess import Process
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from bench.crowd import Crowd
 from bench.load import MemberSpec, Profile
 from boochat.supervisor import http_status
 
@@ -59,3 +60,11 @@ async def stop_server(process: Process | None, timeout: float = 15.0) -> None:
     except TimeoutError:
         process.kill()
         await process.wait()
+
+
+class CrowdPeer(Peer, Protocol):
+    """A peer that crowds connect to (bench.crowd): Boochat's, the websockets floor."""
+
+    async def crowd(self, run: str, crowd: Crowd) -> list[dict[str, Any]]:
+        """How each of ``crowd``'s users connects (for ``client``'s ``CROWD``), fresh users."""
+        ...
