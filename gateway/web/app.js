@@ -1,6 +1,8 @@
 // The Boochat web client: signs in, keeps the session token for the next visit, and wires the store
 // to the views. Where you are is in the address (#/room/ID, #/room/ID/meetup), so Back works on phones.
 import { deviceName, openDevices, openInvites } from "./access.js";
+import { zonedTime } from "./announcements.js";
+import { openCalendar } from "./calendar.js";
 import { Composer } from "./composer.js";
 import { Connection } from "./connection.js";
 import { openForm } from "./dialogs.js";
@@ -8,7 +10,7 @@ import { localInDays, localToIso } from "./dom.js";
 import { describe } from "./errors.js";
 import { Store } from "./store.js";
 import { closeMenus, renderTimeline } from "./timeline.js";
-import { renderMeetup, renderRoomHeader, renderSidebar, renderTyping } from "./views.js";
+import { inWords, renderMeetup, renderRoomHeader, renderSidebar, renderTyping } from "./views.js";
 
 const TOKEN_KEY = "boochat.token";
 const INVITE_PATH = /^\/invite\/([^/]+)$/;
@@ -168,10 +170,11 @@ connection.addEventListener("status", ({ detail }) => {
   bar.replaceChildren(text, retry);
 });
 
-function toast(text) {
+/** A note in the corner: an error, or (`kind` "info") news such as a reminder. */
+function toast(text, kind = "error") {
   const note = document.createElement("div");
-  note.className = "toast";
-  note.setAttribute("role", "alert");
+  note.className = kind === "info" ? "toast info" : "toast";
+  note.setAttribute("role", kind === "info" ? "status" : "alert");
   const close = document.createElement("button");
   close.className = "icon";
   close.setAttribute("aria-label", "Dismiss");
@@ -216,6 +219,14 @@ function render() {
   });
 }
 store.addEventListener("change", render);
+// A reminder (or a nudge to answer) while the page is open: said in a note, and the meetup highlighted.
+store.addEventListener("reminder", ({ detail: { meetup, kind, lead_seconds } }) => {
+  const text =
+    kind === "nudge"
+      ? `${meetup.name} (${zonedTime(meetup.takes_place_on)}): will you come? Answer in its meetup.`
+      : `Reminder: ${meetup.name} starts ${inWords(lead_seconds)} (${zonedTime(meetup.takes_place_on)}), at ${meetup.location}.`;
+  toast(text, "info");
+});
 document.addEventListener("visibilitychange", render);
 
 function draw() {
@@ -302,11 +313,17 @@ $("#timeline-scroll").addEventListener("scroll", (event) => {
   if (event.target.scrollTop < 40) store.loadOlder(ui.roomId).catch(failed);
 });
 
+const HERE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+/** The time zones this browser knows, its own first (a meetup is lived where its organizer is, mostly). */
+const timeZones = () => [...new Set([HERE, "UTC", ...(Intl.supportedValuesOf?.("timeZone") ?? [])])];
 const others = () => [...store.users.values()].filter((user) => user.id !== store.me?.id);
 const dialog = $("#dialog");
 
 const actions = {
   redraw: render,
+  loadCalendar() {
+    store.loadCalendar().catch(failed);
+  },
   reply(item) {
     composer.answer(item, store.user(item.sender_id).name);
   },
@@ -389,10 +406,13 @@ const actions = {
         { name: "name", label: "What", maxlength: 100 },
         { name: "location", label: "Where", maxlength: 200 },
         { name: "when", label: "When", type: "datetime-local", value: localInDays(7) },
+        { name: "ends", label: "Until (optional)", type: "datetime-local", required: false },
+        { name: "time_zone", label: "Time zone", type: "select", options: timeZones().map((zone) => [zone, zone.replaceAll("_", " ")]), value: HERE },
         { name: "people", label: "Who", type: "people", users: others() },
       ],
-      action: async ({ name, location, when, people }) => {
-        const data = { name, location, takes_place_on: localToIso(when), attendee_ids: people };
+      action: async ({ name, location, when, ends, time_zone, people }) => {
+        const data = { name, location, takes_place_on: localToIso(when), time_zone, attendee_ids: people };
+        if (ends) data.ends_on = localToIso(ends);
         const { meetup } = await store.request("create_meetup", data);
         store.meetups.set(meetup.id, meetup);
         ui.open(meetup.room_id, true);
@@ -441,6 +461,15 @@ const actions = {
   closePoll(poll) {
     store.request("close_poll", { poll_id: poll.id }).catch(failed);
   },
+  cancelMeetup(meetup) {
+    openForm(dialog, {
+      title: `Cancel ${meetup.name}?`,
+      submit: "Cancel the meetup",
+      fields: [],
+      note: "Everyone invited is told, and their calendars show it as cancelled. This cannot be undone.",
+      action: () => store.request("cancel_meetup", { meetup_id: meetup.id }),
+    });
+  },
   newPoll(meetup) {
     openForm(dialog, {
       title: "New poll",
@@ -453,7 +482,7 @@ const actions = {
           options: [["generic", "A question"], ["reschedule", "Move it to another time"], ["relocate", "Move it to another place"]],
         },
         { name: "description", label: "Question", maxlength: 500 },
-        { name: "choices", label: "Choices", type: "choices" },
+        { name: "choices", label: "Choices", type: "choices", after: meetup.takes_place_on },
       ],
       action: async ({ poll_type, description, choices }) => {
         const values = poll_type === "reschedule" ? choices.map(localToIso) : choices;
@@ -471,6 +500,7 @@ $("#rename").addEventListener("click", actions.rename);
 $("#leave").addEventListener("click", actions.leave);
 $("#sign-out").addEventListener("click", () => signOut(""));
 $("#add-friends").addEventListener("click", () => openInvites(dialog, store, toast));
+$("#calendar").addEventListener("click", () => openCalendar(dialog, store, toast));
 $("#devices").addEventListener("click", () => openDevices(dialog, store, connection.sessionId, () => signOut("You have signed out.")));
 $("#back").addEventListener("click", () => (location.hash = ""));
 $("#meetup-toggle").addEventListener("click", () => ui.open(ui.roomId, !ui.meetupOpen));

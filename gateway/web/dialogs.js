@@ -1,6 +1,6 @@
 // One modal form for every "new room / meetup / poll, invite, rename" action. The browser's <dialog>
 // gives focus handling and Escape; the form stays open with the server's words when a request fails.
-import { avatar, h, localInDays } from "./dom.js";
+import { avatar, h, localInDays, localInput } from "./dom.js";
 import { describe } from "./errors.js";
 
 const MAX_CHOICES = 10;
@@ -8,7 +8,8 @@ const MAX_CHOICES = 10;
 /**
  * Show a form; `action(values)` runs on submit (a promise): the dialog closes when it resolves and
  * shows the error when it rejects. Fields: {name, label, type: text | datetime-local | select |
- * people | choices, value?, options?, users?, required?, maxlength?}; `note`: a line under the title.
+ * people | choices, value?, options?, users?, required?, maxlength?, after?}; `note`: a line under the
+ * title. A reschedule poll's choices start the day after `after` (the meetup's time: not a choice).
  */
 export function openForm(dialog, { title, fields, submit, action, note = null }) {
   const error = h("p.form-error", { role: "alert" });
@@ -53,7 +54,7 @@ function fieldView(field) {
   if (field.type === "choices") return choicesView(field);
   const input =
     field.type === "select"
-      ? h("select", { id, name: field.name }, field.options.map(([value, label]) => h("option", { value }, label)))
+      ? h("select", { id, name: field.name }, field.options.map(([value, label]) => h("option", { value, selected: value === field.value }, label)))
       : h("input", {
           id,
           name: field.name,
@@ -88,7 +89,8 @@ function peopleView(field) {
   return { name: field.name, el, value: () => boxes.filter(({ box }) => box.checked).map(({ user }) => user.id) };
 }
 
-/** Two to ten choices; dates and times when the form's poll_type says reschedule. */
+/** Two to ten choices; dates and times when the form's poll_type says reschedule: then, prefilled,
+ * one, two, ... days after `field.after` (the meetup's current time is never offered), else a week on. */
 function choicesView(field) {
   const list = h("div.choices-list");
   const add = h("button.small.quiet", { type: "button" }, "Add a choice");
@@ -96,7 +98,7 @@ function choicesView(field) {
   const kind = () => (el.closest("form")?.elements.poll_type?.value === "reschedule" ? "datetime-local" : "text");
   const addChoice = () => {
     const index = list.children.length;
-    const value = kind() === "datetime-local" ? localInDays(index + 7) : "";
+    const value = kind() === "datetime-local" ? suggested(field.after, index) : "";
     list.append(h("input", { type: kind(), value, required: true, "aria-label": `Choice ${index + 1}` }));
     add.hidden = list.children.length >= MAX_CHOICES;
   };
@@ -108,9 +110,17 @@ function choicesView(field) {
     el.closest("form")?.elements.poll_type?.addEventListener("change", () => {
       for (const [index, input] of [...list.children].entries()) {
         input.type = kind();
-        input.value = kind() === "datetime-local" ? localInDays(index + 7) : "";
+        input.value = kind() === "datetime-local" ? suggested(field.after, index) : "";
       }
     }),
   );
   return { name: field.name, el, value: () => [...list.children].map((input) => input.value.trim()) };
+}
+
+/** The `index`-th time a reschedule poll offers: `index + 1` days after `after` at its clock time. */
+function suggested(after, index) {
+  if (!after) return localInDays(index + 7);
+  const date = new Date(after);
+  date.setDate(date.getDate() + index + 1);
+  return localInput(date);
 }

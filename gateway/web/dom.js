@@ -57,8 +57,13 @@ export function localInDays(days) {
   const date = new Date();
   date.setDate(date.getDate() + days);
   date.setHours(19, 0, 0, 0);
+  return localInput(date);
+}
+
+/** A Date as a datetime-local input's value, in local time, to the minute. */
+export function localInput(date) {
   const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T19:00`;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
 /** A round picture, or the name's initials on a colour taken from the id. */

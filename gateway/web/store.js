@@ -29,6 +29,9 @@ export class Store extends EventTarget {
     this.held = null; // events received while catching up
     this.early = new Map(); // room id -> the newest item seen before the room itself (other worker)
     this.typing = new Map(); // room id -> Map user id -> when their "is typing" expires (ms)
+    this.calendar = null; // {url, webcal_url, reminders}: get_calendar_feed's answer, once asked
+    this.calendarAsked = null; // the get_calendar_feed on its way
+    this.reminded = new Map(); // meetup id -> the latest meetup.reminder's {kind, lead_seconds}
   }
 
   changed() {
@@ -294,6 +297,22 @@ export class Store extends EventTarget {
     this.meetups.set(meetupId, { ...meetup, polls });
   }
 
+  /** The user's calendar feed (asked once; the first get_calendar_feed makes its address). */
+  loadCalendar() {
+    this.calendarAsked ??= this.request("get_calendar_feed").then(
+      (feed) => {
+        this.calendar = feed;
+        this.changed();
+        return feed;
+      },
+      (error) => {
+        this.calendarAsked = null; // asked again next time
+        throw error;
+      },
+    );
+    return this.calendarAsked;
+  }
+
   /** Everyone who has signed in, again (for choosing people: they are told of users who share a room only). */
   async refreshUsers() {
     const { users } = await this.request("list_users");
@@ -405,6 +424,11 @@ const EVENTS = {
   "meetup.updated": (store, { meetup }) => {
     if (meetup.attendees.some((attendee) => attendee.user_id === store.me?.id)) store.meetups.set(meetup.id, meetup);
     else store.meetups.delete(meetup.id); // we left its room
+  },
+  "meetup.reminder": (store, { meetup, kind, lead_seconds }) => {
+    store.meetups.set(meetup.id, meetup);
+    store.reminded.set(meetup.id, { kind, lead_seconds });
+    store.dispatchEvent(new CustomEvent("reminder", { detail: { meetup, kind, lead_seconds } }));
   },
   "poll.created": (store, { poll }) => store.addPoll(poll),
   "poll.vote_cast": (store, { poll_id, meetup_id, user_id, choice_index }) =>

@@ -2,6 +2,7 @@
 // (a reply's quote, reactions, "edited", a tombstone), a "new messages" divider, the items on their
 // way, and the menu of a message (react, reply, edit, delete). Items not shown yet are added where
 // they belong and changed ones are redrawn, so scrolling and focus stay put.
+import { announcementText } from "./announcements.js";
 import { avatar, clockTime, h, longTime } from "./dom.js";
 import { describe } from "./errors.js";
 
@@ -84,7 +85,13 @@ function itemView(item, store, actions) {
 }
 
 function announcementView(item) {
-  return h("li.announcement", { dataset: { seq: item.seq } }, h("span", {}, item.content), h("time", { datetime: item.sent_at }, clockTime(item.sent_at)));
+  const facts = item.facts ? { kind: item.facts.kind, ...(item.facts.meetup_id ? { meetup: item.facts.meetup_id } : {}) } : {};
+  return h(
+    "li.announcement",
+    { dataset: { seq: item.seq, ...facts } },
+    h("span", {}, announcementText(item)),
+    h("time", { datetime: item.sent_at }, clockTime(item.sent_at)),
+  );
 }
 
 function messageView(item, store, actions) {

@@ -1,6 +1,8 @@
 // Rendering of the three panes from the store: the sidebar (rooms, meetups), the open room's header
 // and who is typing there, and the meetup panel (the timeline is timeline.js). Each function
 // rebuilds its part.
+import { announcementText, zonedTime } from "./announcements.js";
+import { meetupFileUrl } from "./calendar.js";
 import { avatar, h, longTime, replaceKeepingFocus, shortTime } from "./dom.js";
 
 const RSVPS = [["yes", "Going"], ["maybe", "Maybe"], ["no", "Not going"]];
@@ -8,11 +10,12 @@ const RSVP_WORDS = { yes: "going", maybe: "maybe", no: "not going", not_responde
 const POLL_KINDS = { generic: "Poll", reschedule: "New time?", relocate: "New place?" };
 
 const LEVELS = { all: "All messages", mentions: "Mentions only", none: "Nothing" };
+const HERE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 export function renderSidebar(root, store, ui) {
   const rooms = store.sortedRooms().map((summary) => {
     const { room, last_item: last, unread_count: unread, mention_count: mentions, notifications } = summary;
-    const text = last?.deleted_at ? "Message deleted" : last?.content;
+    const text = last?.deleted_at ? "Message deleted" : last?.kind === "announcement" ? announcementText(last) : last?.content;
     const preview = last ? `${last.kind === "message" ? `${store.user(last.sender_id).name}: ` : ""}${text}` : "";
     return h(
       "li",
@@ -47,11 +50,11 @@ export function renderSidebar(root, store, ui) {
       "li",
       {},
       h(
-        "button.room-link",
+        `button.room-link${meetup.cancelled_at ? ".cancelled" : ""}${store.reminded.has(meetup.id) ? ".reminded" : ""}`,
         { type: "button", dataset: { key: `meetup-${meetup.id}` }, onclick: () => ui.open(meetup.room_id, true) },
         h("span.room-name", {}, meetup.name),
         h("span.room-time", {}, shortTime(meetup.takes_place_on)),
-        h("span.room-preview", {}, meetup.location),
+        h("span.room-preview", {}, meetup.cancelled_at ? `Cancelled · ${meetup.location}` : meetup.location),
         meetup.alerts.length ? h("span.badge.alert", { "aria-label": `${meetup.alerts.length} polls to answer` }, String(meetup.alerts.length)) : null,
       ),
     ),
@@ -114,17 +117,38 @@ export function renderMeetup(root, store, ui, actions) {
   const me = store.me?.id;
   const mine = meetup.attendees.find((attendee) => attendee.user_id === me);
   const waiting = new Set(meetup.alerts.map((alert) => alert.poll_id));
+  if (!store.calendar) actions.loadCalendar();
   replaceKeepingFocus(panel, [
-    h("h2", {}, meetup.name),
+    h(`h2${meetup.cancelled_at ? ".cancelled" : ""}`, {}, meetup.name),
+    meetup.cancelled_at
+      ? h("p.notice.cancelled", { role: "note", dataset: { testid: "meetup-cancelled" } }, `Cancelled (${longTime(meetup.cancelled_at)}).`)
+      : null,
+    reminderView(meetup, store.reminded.get(meetup.id)),
     h(
       "dl.facts",
       {},
       h("dt", {}, "When"),
       h("dd", { dataset: { testid: "meetup-when" } }, h("time", { datetime: meetup.takes_place_on }, longTime(meetup.takes_place_on))),
+      meetup.ends_on ? h("dt", {}, "Until") : null,
+      meetup.ends_on ? h("dd", { dataset: { testid: "meetup-ends" } }, h("time", { datetime: meetup.ends_on }, longTime(meetup.ends_on))) : null,
+      meetup.time_zone && meetup.time_zone !== HERE ? h("dt", {}, "Its time zone") : null,
+      meetup.time_zone && meetup.time_zone !== HERE
+        ? h("dd", { dataset: { testid: "meetup-zone" } }, `${meetup.time_zone}: ${inZone(meetup.takes_place_on, meetup.time_zone)}`)
+        : null,
       h("dt", {}, "Where"),
       h("dd", { dataset: { testid: "meetup-where" } }, meetup.location),
       h("dt", {}, "Organizer"),
       h("dd", {}, store.user(meetup.organizer_id).name),
+    ),
+    h(
+      "div.meetup-actions",
+      {},
+      store.calendar
+        ? h("a.button.small", { href: meetupFileUrl(store.calendar, meetup.id), download: "meetup.ics", dataset: { key: "add-to-calendar" } }, "Add to calendar")
+        : null,
+      meetup.organizer_id === me && !meetup.cancelled_at
+        ? h("button.small.quiet.danger", { type: "button", dataset: { key: "cancel-meetup" }, onclick: () => actions.cancelMeetup(meetup) }, "Cancel meetup")
+        : null,
     ),
     meetup.alerts.length
       ? h("p.notice", { role: "note" }, `${meetup.alerts.length === 1 ? "A poll is" : `${meetup.alerts.length} polls are`} waiting for your vote.`)
@@ -164,6 +188,31 @@ export function renderMeetup(root, store, ui, actions) {
     meetup.polls.length ? null : h("p.empty", {}, "No polls yet."),
     [...meetup.polls].reverse().map((poll) => pollView(poll, meetup, store, waiting.has(poll.id), actions)),
   ]);
+}
+
+/** A reminder that came while the page was open: when it starts, or (a nudge) that an answer is awaited. */
+function reminderView(meetup, reminder) {
+  if (!reminder || meetup.cancelled_at) return null;
+  const text =
+    reminder.kind === "nudge"
+      ? "Will you come? Everyone would like to know: answer below."
+      : `Reminder: it starts ${inWords(reminder.lead_seconds)} (${zonedTime(meetup.takes_place_on)}).`;
+  return h("p.notice.reminder", { role: "note", dataset: { testid: "meetup-reminder" } }, text);
+}
+
+/** 7200 -> "in 2 hours", 86400 -> "in 1 day", 1800 -> "in 30 minutes". */
+export function inWords(seconds) {
+  const [count, unit] = seconds >= 86400 ? [Math.round(seconds / 86400), "day"] : seconds >= 3600 ? [Math.round(seconds / 3600), "hour"] : [Math.max(1, Math.round(seconds / 60)), "minute"];
+  return `in ${count} ${unit}${count === 1 ? "" : "s"}`;
+}
+
+/** A time as it is where the meetup is lived (its IANA zone). */
+function inZone(iso, timeZone) {
+  try {
+    return new Intl.DateTimeFormat(undefined, { weekday: "short", hour: "2-digit", minute: "2-digit", timeZoneName: "short", timeZone }).format(new Date(iso));
+  } catch {
+    return timeZone; // a zone this browser does not know
+  }
 }
 
 function pollView(poll, meetup, store, waiting, actions) {

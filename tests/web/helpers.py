@@ -32,6 +32,11 @@ class Wire:
         self._drops.append((predicate, dropped))
         return dropped
 
+    def inject(self, frame: dict[str, Any]) -> None:
+        """Send ``frame`` to the page on every open connection, as if the server had sent it."""
+        for route in self._open:
+            route.send(json.dumps(frame))
+
     async def cut(self) -> None:
         """Close every open connection, as a network failure would (close code 1006 is not ours to send)."""
         for route in self._open:
@@ -80,11 +85,18 @@ class People:
         self.opened: list[Person] = []
 
     async def open(
-        self, name: str, phone: bool = False, prepare: Prepare | None = None, url: str | None = None
+        self,
+        name: str,
+        phone: bool = False,
+        prepare: Prepare | None = None,
+        url: str | None = None,
+        timezone_id: str | None = None,
     ) -> Person:
         """A browser context at the client's sign-in page (of the session's stack, or ``url``), for a
-        user not signed in yet; ``prepare(context)`` runs first (routes, say)."""
-        context = await self.browser.new_context(**(PHONE if phone else DESKTOP), locale="en-GB")
+        user not signed in yet; ``prepare(context)`` runs first (routes, say); ``timezone_id``: the
+        browser's time zone (else the machine's)."""
+        zone = {"timezone_id": timezone_id} if timezone_id else {}
+        context = await self.browser.new_context(**(PHONE if phone else DESKTOP), locale="en-GB", **zone)
         if prepare is not None:
             await prepare(context)
         page = await context.new_page()
@@ -94,8 +106,10 @@ class People:
         await page.goto(f"{url or self.url}/")
         return person
 
-    async def sign_in(self, name: str, phone: bool = False, prepare: Prepare | None = None) -> Person:
-        person = await self.open(name, phone, prepare)
+    async def sign_in(
+        self, name: str, phone: bool = False, prepare: Prepare | None = None, timezone_id: str | None = None
+    ) -> Person:
+        person = await self.open(name, phone, prepare, timezone_id=timezone_id)
         await sign_in(person)
         return person
 
