@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     # Meetups (PROTOCOL.md, Calendars and reminders): how long before a meetup starts its attendees
     # are reminded, e.g. "24h,2h" (``reminder_leads`` has them in seconds).
     reminder_lead_times: str = "24h,2h"
+    # Photos and files (PROTOCOL.md): the gateway's files listener, where clients reach it (unset:
+    # the gateway's host on ``files_port``), the largest upload, each user's storage, link lifetime.
+    files_port: Port = 8766
+    files_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    max_upload_bytes: Positive = 25 * 1024 * 1024
+    storage_quota_bytes: Positive = 1024 * 1024 * 1024
+    file_link_ttl_seconds: Positive = 3600
+    # The key of file links (32+ bytes), shared by the gateway, messaging and media; unset: derived
+    # from BOOCHAT_JWT_SECRET (so deployments need not give the session key to those workers).
+    files_secret: str | None = None
     allowed_origins: str | None = None
     google_client_id: str | None = None
     allowed_emails: str | None = None
@@ -166,6 +176,20 @@ class Settings(BaseSettings):
         host = self.gateway_host if self.gateway_host not in ("", "0.0.0.0", "::") else "localhost"
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.gateway_port}"
+
+    @property
+    def files_base(self) -> str:
+        """Where file links point: ``BOOCHAT_FILES_URL`` without a trailing slash, else the files port."""
+        if self.files_url:
+            return self.files_url.rstrip("/")
+        host = self.gateway_host if self.gateway_host not in ("", "0.0.0.0", "::") else "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.files_port}"
+
+    @property
+    def links_secret(self) -> str | None:
+        """What file links are signed with (``boochat.filelinks.key_of``)."""
+        return self.files_secret or self.jwt_secret
 
     @property
     def emails(self) -> frozenset[str]:

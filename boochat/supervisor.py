@@ -31,7 +31,7 @@ from aio_pika.exceptions import AMQPError, ChannelClosed
 
 from boochat.settings import Settings
 
-WORKERS = ("rooms", "messaging", "users", "meetups", "polls", "notifications")
+WORKERS = ("rooms", "messaging", "users", "meetups", "polls", "notifications", "media")
 GATEWAY = "gateway"
 
 log = structlog.get_logger("supervisor")
@@ -285,7 +285,8 @@ def parse_scale(text: str | None) -> dict[str, int]:
 
 
 def stack_processes(settings: Settings, scale: Mapping[str, int] | None = None) -> list[Process]:
-    """One ``Process`` per replica: gateways on consecutive ports from ``settings.gateway_port``,
+    """One ``Process`` per replica: gateways on consecutive ports from ``settings.gateway_port`` (their
+    files listeners likewise from ``settings.files_port``),
     then every written worker (one replica each unless ``scale`` says otherwise). Each child serves
     its metrics on its own port, ``settings.metrics_port`` + its index in this list (0: none)."""
     scale = dict(scale or {})
@@ -301,7 +302,7 @@ def stack_processes(settings: Settings, scale: Mapping[str, int] | None = None) 
             Process(
                 name=f"{GATEWAY}-{index + 1}",
                 argv=(*command, GATEWAY, "--supervised"),
-                env={"BOOCHAT_GATEWAY_PORT": str(port)},
+                env={"BOOCHAT_GATEWAY_PORT": str(port), "BOOCHAT_FILES_PORT": str(settings.files_port + index)},
                 ready_url=f"http://{_probe_host(settings.gateway_host)}:{port}/readyz",
                 ws_url=f"ws://{settings.gateway_host}:{port}/ws",
                 service=GATEWAY,

@@ -119,5 +119,6 @@ PositiveSeq = Annotated[StrictInt, Field(ge=1)]
 
 Name = Text(1, 100, "Friday climbing")
 Content = Text(1, 4000, "see you at eight")
+MessageText = Text(0, 4000, "see you at eight")  # send_message: empty only with attachments (v1.2)
 Location = Text(1, 200, "The Crown, Main Street")
 Description = Text(1, 500, "Where shall we eat?")

@@ -17,10 +17,11 @@ ErrorCode = Literal[
     "timeout",
     "unavailable",
     "internal",
+    "too_large",  # added in v1.2 (Photos and files): an upload over the size limit or the quota
 ]
 
 # Outcomes a command remembers for its idempotency key; the others are not outcomes.
-REMEMBERED: frozenset[str] = frozenset({"bad_request", "forbidden", "not_found", "conflict"})
+REMEMBERED: frozenset[str] = frozenset({"bad_request", "forbidden", "not_found", "conflict", "too_large"})
 
 
 class CloseCode(IntEnum):

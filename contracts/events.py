@@ -14,10 +14,12 @@ for the same fact is ``contracts.frames``' class of the same base name plus ``Fr
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from contracts.common import Shape, Time
-from contracts.shapes import Meetup, NotificationLevel, Poll, ReminderKind, RoomFields, RoomItem, User
+from contracts.shapes import Attachment, Meetup, NotificationLevel, Poll, ReminderKind, RoomFields, RoomItem, User
 
 # rooms --------------------------------------------------------------------------------------
 
@@ -284,3 +286,27 @@ class PollClosed(Shape):
     poll: Poll
     room_id: str
     winner: str | None
+
+
+# media --------------------------------------------------------------------------------------
+
+
+class UploadRecord(Shape):
+    """An upload as the media worker keeps it. ``status``: ``waiting`` for its bytes, ``ready``,
+    ``failed`` (``reason``), ``deleted``; ``size`` is the declared size until it is checked."""
+
+    id: str
+    owner_id: str
+    room_id: str
+    name: str
+    status: Literal["waiting", "ready", "failed", "deleted"]
+    size: int
+    attachment: Attachment | None = None
+    item_id: str | None = None
+    reason: str | None = None
+
+
+class UploadChanged(Shape):
+    """``upload.created``, ``upload.checked``, ``upload.attached``, ``upload.deleted``: the upload as it is now."""
+
+    upload: UploadRecord

@@ -10,9 +10,10 @@ from pydantic import Field
 
 from contracts.common import Input, Shape, Time
 from contracts.envelope import AnyEvent
+from contracts.errors import ErrorCode
 from contracts.events import ItemAdded, RoomInfo
 from contracts.requests import Empty, Spec
-from contracts.shapes import Invite, User
+from contracts.shapes import Attachment, Invite, User
 
 
 class SessionGrant(Input):
@@ -192,3 +193,48 @@ class CalendarText(Shape):
 
 
 INTERNAL["calendar_file"] = Spec(CalendarFile, CalendarText, "meetups", command=False)
+
+
+# media --------------------------------------------------------------------------------------
+
+
+class UploadReceived(Input):
+    """Gateway -> media, once a PUT's bytes are stored: check the upload and answer its outcome."""
+
+    upload_id: str
+
+
+class UploadChecked(Shape):
+    """The attachment when the upload is ready; else ``code`` (``too_large``, ``bad_request``) and
+    ``reason``, and nothing of it is kept."""
+
+    attachment: Attachment | None = None
+    code: ErrorCode | None = None
+    reason: str | None = None
+
+
+class ClaimUploads(Input):
+    """Messaging -> media, for a ``send_message`` with attachments: these uploads of ``Command.user_id``
+    become ``item_id``'s (refused, bad_request naming ``data.attachments``, unless each is the
+    sender's, for ``room_id``, ready, and not another item's). Claiming them again for the same item
+    answers the same."""
+
+    room_id: str
+    item_id: str
+    upload_ids: list[str]
+
+
+class Attachments(Shape):
+    attachments: list[Attachment]
+
+
+class RoomAccess(Input):
+    """Media -> messaging, before opening an upload slot: answered ``{}`` when ``Command.user_id`` is
+    a member of the room (messaging's copy of rooms), else forbidden or not_found."""
+
+    room_id: str
+
+
+INTERNAL["room_access"] = Spec(RoomAccess, Empty, "messaging", command=False)
+INTERNAL["upload_received"] = Spec(UploadReceived, UploadChecked, "media", command=False)
+INTERNAL["claim_uploads"] = Spec(ClaimUploads, Attachments, "media", command=False)

@@ -27,6 +27,7 @@ from contracts.common import (
     Id,
     Input,
     Location,
+    MessageText,
     Name,
     PositiveSeq,
     Seq,
@@ -152,6 +153,7 @@ class ReadMark(Shape):
 
 
 MAX_MENTIONS = 50
+MAX_ATTACHMENTS = 10
 MAX_EMOJI_BYTES = 32
 
 
@@ -167,12 +169,31 @@ Emoji = Annotated[StrictStr, StringConstraints(min_length=1), AfterValidator(_em
 
 
 class SendMessage(Input):
+    """``content`` may be left out or empty only with ``attachments`` (v1.2, Photos and files)."""
+
     room_id: Id
-    content: Content
+    # Added in v1.2 (PROTOCOL.md, Photos and files): upload ids, in the order shown. Before
+    # ``content``, whose check reads it.
+    attachments: Annotated[list[Id], Field(max_length=MAX_ATTACHMENTS)] = []
+    content: Annotated[MessageText, Field(validate_default=True)] = ""
     # Added in v1.2 (PROTOCOL.md, Everyday chat).
     reply_to: PositiveSeq | None = None
     mentions: Annotated[list[Id], Field(max_length=MAX_MENTIONS)] = []
     mentions_room: StrictBool = False
+
+    @field_validator("attachments")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an upload may be attached once")
+        return value
+
+    @field_validator("content")
+    @classmethod
+    def _text_or_attachments(cls, value: str, info: ValidationInfo) -> str:
+        if not value and not info.data.get("attachments"):
+            raise ValueError("must be 1-4000 characters")  # version 1's rule, without attachments
+        return value
 
 
 class EditMessage(Input):
@@ -379,6 +400,53 @@ class GetRoom(Input):
     room_id: Id
 
 
+# Photos and files (added in v1.2) ----------------------------------------------------------------
+
+
+def _file_name(value: str) -> str:
+    """A name to show and to download as: never a path, never control characters."""
+    if value in (".", "..") or any(c in "/\\" or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise ValueError("must not hold / or \\, control characters, or be . or ..")
+    return value
+
+
+FileName = Annotated[
+    StrictStr,
+    StringConstraints(min_length=1, max_length=255),
+    AfterValidator(_file_name),
+    Field(examples=["beach.jpg"]),
+]
+
+
+class CreateUpload(Input):
+    room_id: Id
+    name: FileName
+    content_type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=127), Field(examples=["image/jpeg"])]
+    size: Annotated[StrictInt, Field(ge=1, examples=[2_400_000])]
+
+
+class UploadSlot(Shape):
+    upload_id: str
+    url: str
+    method: Literal["PUT"] = "PUT"
+    expires_at: Time
+
+
+class GetAttachmentLinks(Input):
+    room_id: Id
+    seq: PositiveSeq
+
+
+class AttachmentLink(Shape):
+    id: str
+    url: str
+    thumbnails: dict[str, str] = {}  # width in pixels -> link
+
+
+class AttachmentLinks(Shape):
+    links: list[AttachmentLink]
+
+
 class GetRoomItems(Input):
     room_id: Id
     before_seq: PositiveSeq | None = None
@@ -453,7 +521,7 @@ class OnlineUsers(Shape):
 
 # The table ----------------------------------------------------------------------------------
 
-Owner = Literal["gateway", "rooms", "messaging", "meetups", "polls", "notifications", "users"]
+Owner = Literal["gateway", "rooms", "messaging", "meetups", "polls", "notifications", "users", "media"]
 
 
 @dataclass(frozen=True)
@@ -479,6 +547,8 @@ REQUESTS: dict[str, Spec] = {
     "send_message": Spec(SendMessage, ItemReply, "messaging", command=True),
     "edit_message": Spec(EditMessage, ItemReply, "messaging", command=True),
     "delete_message": Spec(DeleteMessage, ItemReply, "messaging", command=True),
+    "create_upload": Spec(CreateUpload, UploadSlot, "media", command=True),
+    "get_attachment_links": Spec(GetAttachmentLinks, AttachmentLinks, "messaging", command=False),
     "add_reaction": Spec(ChangeReaction, ItemReply, "messaging", command=True),
     "remove_reaction": Spec(ChangeReaction, ItemReply, "messaging", command=True),
     "set_room_notifications": Spec(SetRoomNotifications, Empty, "messaging", command=True),

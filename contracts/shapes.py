@@ -18,7 +18,20 @@ PollStatus = Literal["open", "closed"]
 AlertType = Literal["pending_poll", "pending_reschedule_poll", "pending_relocation_poll"]
 Platform = Literal["android", "ios", "web"]
 ReminderKind = Literal["reminder", "nudge"]
+AttachmentKind = Literal["image", "video", "audio", "file"]
+AttachmentStatus = Literal["processing", "ready", "failed"]
 InviteStatus = Literal["active", "expired", "used_up", "revoked"]
+AnnouncementKind = Literal[
+    "room_created",
+    "member_joined",
+    "member_left",
+    "room_renamed",
+    "meetup_created",
+    "meetup_moved",
+    "meetup_cancelled",
+    "poll_created",
+    "poll_closed",
+]
 
 ALERT_OF_POLL: dict[str, AlertType] = {
     "generic": "pending_poll",
@@ -69,6 +82,48 @@ class Reaction(Shape):
 EXCERPT_LENGTH = 200
 
 
+class Attachment(Shape):
+    """A checked upload, as an item carries it (PROTOCOL.md, Photos and files). Its links are asked
+    for apart (``get_attachment_links``): they expire, and go to members only."""
+
+    id: str
+    name: str
+    content_type: str
+    kind: AttachmentKind
+    size: int
+    status: AttachmentStatus = "ready"
+    width: int | None = None
+    height: int | None = None
+    placeholder: str | None = None  # a data: URI of a tiny image, images only
+    thumbnails: list[int] = []  # widths, in pixels, of the thumbnails made
+
+
+class Facts(Shape):
+    """What an announcement says, as data beside its text (added in v1.2, PROTOCOL.md, Calendars and
+    reminders): clients word it themselves and show its times in the viewer's time zone. Fields that
+    do not apply to ``kind`` are null (or empty)."""
+
+    kind: AnnouncementKind
+    by_id: str | None = None  # who did it: the room's creator, the inviter, the organizer, ...
+    by_name: str | None = None
+    user_id: str | None = None  # member_joined, member_left: who came or went
+    user_name: str | None = None
+    room_name: str | None = None  # room_created, room_renamed (the new name)
+    old_room_name: str | None = None  # room_renamed
+    meetup_id: str | None = None  # meetup_*; poll_* name the meetup by id only
+    meetup_name: str | None = None
+    location: str | None = None
+    takes_place_on: Time | None = None
+    ends_on: Time | None = None
+    time_zone: str | None = None  # the meetup's IANA time zone
+    moved: Literal["takes_place_on", "location"] | None = None  # meetup_moved: what moved
+    poll_id: str | None = None
+    poll_type: PollType | None = None
+    question: str | None = None
+    choices: list[str] = []  # a reschedule poll's choices are instants (ISO 8601, UTC)
+    chosen: str | None = None  # poll_closed: the winning choice, null when nobody voted
+
+
 class RoomItem(Shape):
     id: str
     room_id: str
@@ -86,6 +141,8 @@ class RoomItem(Shape):
     deleted_at: Time | None = None
     target_seq: int | None = None  # change entries only: the item changed
     emoji: str | None = None  # reaction_added, reaction_removed only
+    attachments: list[Attachment] = []  # added in v1.2 (Photos and files)
+    facts: Facts | None = None  # announcements only, added in v1.2 (Calendars and reminders)
 
 
 class Version(Shape):

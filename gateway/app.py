@@ -20,6 +20,7 @@ from boochat.health import HealthServer
 from boochat.settings import Settings
 from contracts.errors import CloseCode
 from gateway import auth
+from gateway.files import Files
 from gateway.http import Handshakes
 from gateway.hub import Hub
 from gateway.keepalive import KeepAlive
@@ -34,6 +35,7 @@ class Gateway:
         self.settings = settings
         self.hub = Hub(settings)
         self._handshakes = Handshakes(settings, lambda: self.hub.broker.ready, self.hub.signing_in, self.hub.call)
+        self.files = Files(settings, self.hub.call)  # uploads and downloads, on a port of its own
         self._server: Server | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._reporting: asyncio.Task[None] | None = None
@@ -60,6 +62,7 @@ class Gateway:
             server_header="boochat",
         )
         server = self._server
+        await self.files.start()
         self._keeping_alive = asyncio.create_task(KeepAlive(lambda: server.connections).run())
         self._connecting = asyncio.create_task(self._connect())
         self._reporting = asyncio.create_task(self.hub.report_requests())
@@ -91,6 +94,7 @@ class Gateway:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        await self.files.stop()
         await self.hub.close()
         log.info("gateway_stopped")
 

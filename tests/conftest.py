@@ -17,6 +17,7 @@ Helpers live in ``tests/support`` and are imported as ``support.*`` (pytest puts
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -51,6 +52,8 @@ def make_settings(namespace: str, mongo_url: str, amqp_url: str, **overrides: An
         "jwt_secret": TEST_JWT_SECRET,
         "request_timeout_seconds": REQUEST_TIMEOUT,
         "gateway_port": free_ports(1),
+        "files_port": free_ports(1),
+        "data_dir": tempfile.mkdtemp(prefix="boochat-data-"),  # uploaded files, never the repository's data/
     }
     values.update(overrides)
     return IsolatedSettings(**values)
@@ -117,6 +120,7 @@ async def start_stack(mongo_url: str, amqp_url: str) -> AsyncIterator[StartStack
         namespaces.append(namespace)
         gateways = (scale or {}).get("gateway", 1)
         overrides.setdefault("gateway_port", free_ports(max(gateways, 1)))
+        overrides.setdefault("files_port", free_ports(max(gateways, 1)))
         stack = Stack(make_settings(namespace, mongo_url, amqp_url, **overrides), scale)
         await stack.start()
         started.append(stack)

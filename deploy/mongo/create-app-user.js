@@ -2,7 +2,7 @@
 // as the administrator: the user Boochat connects as may read and write its workers' databases
 // (<namespace>_<worker>, boochat/settings.py and contracts/routing.py) and nothing else.
 const namespace = process.env.BOOCHAT_NAMESPACE || "boochat";
-const workers = ["rooms", "messaging", "users", "meetups", "polls", "notifications"];
+const workers = ["rooms", "messaging", "users", "meetups", "polls", "notifications", "media"];
 
 db.getSiblingDB("admin").createUser({
   user: process.env.BOOCHAT_MONGO_USER,

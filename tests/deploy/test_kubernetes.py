@@ -298,7 +298,7 @@ def test_metrics_ports_are_reachable_from_monitoring_only(rendered: list[dict[st
                 if not ports or "metrics" in ports or DEFAULTS["metrics_port"] in ports:
                     assert rule.get("from") == [MONITORING], (name, policy["metadata"]["name"], rule)
         opened = {p["port"] for policy in selecting for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-        assert opened == ({"ws", "metrics"} if name == GATEWAY else {"metrics"}), name
+        assert opened == ({"ws", "files", "metrics"} if name == GATEWAY else {"metrics"}), name
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:

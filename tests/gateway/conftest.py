@@ -56,6 +56,7 @@ def settings(namespace: str, overrides: dict[str, Any]) -> Settings:
         "jwt_secret": "x" * 32,
         "dev_login": True,
         "gateway_port": free_port(),
+        "files_port": free_port(),
         "request_timeout_seconds": 2,
     }
     values.update(overrides)

@@ -67,8 +67,16 @@ def test_invalid_data_names_each_field() -> None:
 
 def test_missing_fields_are_required() -> None:
     with pytest.raises(InvalidDataError) as caught:
+        frames.validate(frames.Frame("send_message", "a", {"content": "hi"}))
+    assert caught.value.details == {"data.room_id": "required"}
+
+
+def test_a_message_needs_text_unless_it_has_attachments() -> None:
+    """v1.2 (Photos and files): ``content`` may be left out only together with ``attachments``."""
+    with pytest.raises(InvalidDataError) as caught:
         frames.validate(frames.Frame("send_message", "a", {"room_id": "r"}))
-    assert caught.value.details == {"data.content": "required"}
+    assert caught.value.details == {"data.content": "must be 1-4000 characters"}
+    frames.validate(frames.Frame("send_message", "a", {"room_id": "r", "attachments": ["u1"]}))
 
 
 def test_nested_unknown_keys_are_refused() -> None:

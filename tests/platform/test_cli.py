@@ -86,12 +86,12 @@ def test_up_refuses_an_unknown_service() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("options", "processes"), [((), 1), (("--split",), 8)], ids=["one process", "split"])
+@pytest.mark.parametrize(("options", "processes"), [((), 1), (("--split",), 9)], ids=["one process", "split"])
 async def test_up_runs_the_stack_until_sigterm(
     amqp_url: str, namespace: str, tmp_path: Path, options: tuple[str, ...], processes: int
 ) -> None:
     """With no Mongo URL it starts the stand-in; prints one ready line per gateway; SIGTERM: exit 0,
-    no child left. Its children: the stand-in (with ``--split``, a gateway and the six workers too)."""
+    no child left. Its children: the stand-in (with ``--split``, a gateway and the seven workers too)."""
     port = free_ports(1)
     stderr = (tmp_path / "up.log").open("wb")
     up = await asyncio.create_subprocess_exec(
@@ -101,6 +101,7 @@ async def test_up_runs_the_stack_until_sigterm(
         env=clean_env(
             BOOCHAT_NAMESPACE=namespace,
             BOOCHAT_GATEWAY_PORT=str(port),
+            BOOCHAT_FILES_PORT=str(free_ports(1)),
             BOOCHAT_AMQP_URL=amqp_url,
             BOOCHAT_DATA_DIR=str(tmp_path / "data"),
             BOOCHAT_DEV_LOGIN="true",

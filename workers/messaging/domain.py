@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from contracts.common import parse_time
+from contracts.common import format_time, parse_time
 from contracts.envelope import Fact, Send
 from contracts.errors import Rejected
 from contracts.events import (
@@ -42,6 +43,8 @@ from contracts.routing import ITEMS_FOR_OFFLINE, room_key, user_key
 from contracts.shapes import (
     CHANGE_KINDS,
     EXCERPT_LENGTH,
+    Attachment,
+    Facts,
     ItemKind,
     NotificationLevel,
     Poll,
@@ -81,6 +84,11 @@ class ItemNotFoundError(MessagingError):
 class NotAnItemError(MessagingError):
     """A ``seq`` that names a change entry, or a deleted item, where a message or announcement is needed."""
 
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__("invalid data", {path: reason})
+
+
+class ContentError(MessagingError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__("invalid data", {path: reason})
 
@@ -199,11 +207,15 @@ def send_message(
     now: datetime,
     reply_to: Quote | None = None,
     mentions: Mentions = Mentions(),
+    attachments: tuple[Attachment, ...] = (),
 ) -> Fact:
     """A message at ``seq``, from a participant; sending moves the sender's read mark to it: ``room.read``
     to the sender, riding on the room's delivery (every gateway holding their connections gets it).
-    Those it mentions are members of the room (duplicates dropped); ``@room`` only in a small room."""
+    Those it mentions are members of the room (duplicates dropped); ``@room`` only in a small room.
+    Its text may be empty only when it has attachments (checked by the media worker, which owns them)."""
     copy = readable(copy, sender_id)
+    if not content and not attachments:
+        raise ContentError("data.content", "must be 1-4000 characters")
     strangers = [uid for uid in dict.fromkeys(mentions.user_ids) if uid not in copy.participant_ids]
     if strangers:
         raise MentionError("data.mentions", "not members of this room: " + ", ".join(strangers[:10]))
@@ -220,6 +232,7 @@ def send_message(
         reply_to=reply_to,
         mentions=list(dict.fromkeys(mentions.user_ids)),
         mentions_room=mentions.room,
+        attachments=list(attachments),
     )
     read = Send(user_key(sender_id), "room.read", RoomReadFrame(room_id=copy.id, last_read_seq=seq))
     [to_room] = fact.sends
@@ -227,11 +240,17 @@ def send_message(
 
 
 def announce(
-    copy: RoomCopy, content: str, item_id: str, seq: int, now: datetime, newcomers: tuple[str, ...] = ()
+    copy: RoomCopy,
+    content: str,
+    item_id: str,
+    seq: int,
+    now: datetime,
+    newcomers: tuple[str, ...] = (),
+    facts: Facts | None = None,
 ) -> Fact:
-    """An announcement at ``seq``. Newcomers get it through their own key too: their gateway may not
-    have bound the room yet (a gateway drops the second copy)."""
-    fact = _item(copy, "announcement", None, content, item_id, seq, now)
+    """An announcement at ``seq``, with its ``facts`` beside its text. Newcomers get it through their
+    own key too: their gateway may not have bound the room yet (a gateway drops the second copy)."""
+    fact = _item(copy, "announcement", None, content, item_id, seq, now, facts=facts)
     added = fact.sends[0].data
     return Fact(
         fact.type,
@@ -252,6 +271,8 @@ def _item(
     reply_to: Quote | None = None,
     mentions: list[str] | None = None,
     mentions_room: bool = False,
+    attachments: list[Attachment] | None = None,
+    facts: Facts | None = None,
 ) -> Fact:
     item = RoomItem(
         id=item_id,
@@ -264,6 +285,8 @@ def _item(
         reply_to=reply_to,
         mentions=mentions or [],
         mentions_room=mentions_room,
+        attachments=attachments or [],
+        facts=facts,
     )
     payload = ItemAdded(
         item=item,
@@ -451,6 +474,7 @@ def tombstone(item: RoomItem, at: datetime) -> RoomItem:
             "reactions": [],
             "edited_at": None,
             "deleted_at": at,
+            "attachments": [],  # the media worker deletes their files (PROTOCOL.md, Photos and files)
         }
     )
 
@@ -573,6 +597,7 @@ def erase(value: Any, item: RoomItem, at: str) -> Any:
     if found.get("room_id") == item.room_id:
         if found.get("id") == item.id and "content" in found:
             found |= {"content": "", "reply_to": None, "mentions": [], "mentions_room": False, "reactions": []}
+            found |= {"attachments": []} if "attachments" in found else {}
             found |= {"edited_at": None, "deleted_at": found.get("deleted_at") or at}
         elif found.get("target_seq") == item.seq and found.get("kind") == "edit":
             found["content"] = ""
@@ -697,8 +722,13 @@ def newcomers(payload: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) ->
 # What each announcement says. Users are named by name, never by id. ----------------------------
 
 
-def _when(value: datetime) -> str:
-    return value.strftime("%a %d %b %Y, %H:%M UTC")
+def _when(value: datetime, time_zone: str = "UTC") -> str:
+    """A time as people read it where the meetup is lived: ``Mon 14 Dec 2026, 19:00 CET``."""
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):  # checked when the meetup was made: this machine lacks it
+        zone = ZoneInfo("UTC")
+    return value.astimezone(zone).strftime("%a %d %b %Y, %H:%M %Z")
 
 
 def room_created(event: RoomCreated) -> str:
@@ -715,18 +745,20 @@ def member_left(event: MemberLeft) -> str:
 
 def meetup_created(event: MeetupCreated) -> str:
     meetup = event.meetup
-    return f"{event.organizer_name} planned {meetup.name} at {meetup.location} on {_when(meetup.takes_place_on)}"
+    when = _when(meetup.takes_place_on, meetup.time_zone)
+    return f"{event.organizer_name} planned {meetup.name} at {meetup.location} on {when}"
 
 
 def meetup_moved(event: MeetupMoved) -> str:
     meetup = event.meetup
     if event.field == "takes_place_on":
-        return f"{meetup.name} moved to {_when(meetup.takes_place_on)}"
+        return f"{meetup.name} moved to {_when(meetup.takes_place_on, meetup.time_zone)}"
     return f"{meetup.name} moved to {meetup.location}"
 
 
 def meetup_cancelled(event: MeetupCancelled) -> str:
-    return f"{event.cancelled_by_name} cancelled {event.meetup.name} ({_when(event.meetup.takes_place_on)})"
+    meetup = event.meetup
+    return f"{event.cancelled_by_name} cancelled {meetup.name} ({_when(meetup.takes_place_on, meetup.time_zone)})"
 
 
 def _choice(poll: Poll, choice: str) -> str:
@@ -742,7 +774,12 @@ def poll_created(event: PollCreated) -> str:
 def poll_closed(event: PollClosed) -> str:
     if event.winner is None:
         return f"Poll closed without votes: {event.poll.description}"
-    return f"Poll closed: {event.poll.description}. Chosen: {_choice(event.poll, event.winner)}"
+    return f"Poll closed: {_sentence(event.poll.description)} Chosen: {_choice(event.poll, event.winner)}"
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending as a sentence does: a question keeps its mark, the rest gets a full stop."""
+    return text if text.endswith((".", "?", "!", "…")) else f"{text}."
 
 
 def room_announcement(payload: RoomCreated | MemberJoined | MemberLeft | RoomUpdated) -> str | None:
@@ -760,3 +797,76 @@ def room_renamed(event: RoomUpdated) -> str | None:
     if event.renamed_by_name is None or event.old_name == event.room.name:
         return None
     return f"{event.renamed_by_name} renamed the room to {event.room.name}"
+
+
+# What each announcement says, as data: its facts (PROTOCOL.md, Calendars and reminders). -------
+
+Announced = RoomCreated | MemberJoined | MemberLeft | RoomUpdated | MeetupCreated | MeetupMoved | MeetupCancelled
+Polled = PollCreated | PollClosed
+
+
+def facts_of(event: Announced | Polled) -> Facts:
+    """The facts of the announcement of ``event``, names and times (ISO instants) as data."""
+    if isinstance(event, RoomCreated):
+        by = event.room.created_by
+        return Facts(kind="room_created", by_id=by, by_name=event.names.get(by), room_name=event.room.name)
+    if isinstance(event, MemberJoined):
+        return Facts(
+            kind="member_joined",
+            by_id=event.invited_by,
+            by_name=event.invited_by_name,
+            user_id=event.user_id,
+            user_name=event.user_name,
+        )
+    if isinstance(event, MemberLeft):
+        return Facts(kind="member_left", user_id=event.user_id, user_name=event.user_name)
+    if isinstance(event, RoomUpdated):
+        return Facts(
+            kind="room_renamed",
+            by_id=event.renamed_by,
+            by_name=event.renamed_by_name,
+            room_name=event.room.name,
+            old_room_name=event.old_name,
+        )
+    if isinstance(event, PollCreated | PollClosed):
+        return _poll_facts(event)
+    return _meetup_facts(event)
+
+
+def _meetup_facts(event: MeetupCreated | MeetupMoved | MeetupCancelled) -> Facts:
+    meetup = event.meetup
+    said = Facts(
+        kind="meetup_created",
+        meetup_id=meetup.id,
+        meetup_name=meetup.name,
+        location=meetup.location,
+        takes_place_on=meetup.takes_place_on,
+        ends_on=meetup.ends_on,
+        time_zone=meetup.time_zone,
+    )
+    if isinstance(event, MeetupCreated):
+        return said.model_copy(update={"by_id": meetup.organizer_id, "by_name": event.organizer_name})
+    if isinstance(event, MeetupMoved):
+        moved = "takes_place_on" if event.field == "takes_place_on" else "location"
+        return said.model_copy(update={"kind": "meetup_moved", "moved": moved})
+    return said.model_copy(
+        update={"kind": "meetup_cancelled", "by_id": event.cancelled_by, "by_name": event.cancelled_by_name}
+    )
+
+
+def _poll_facts(event: PollCreated | PollClosed) -> Facts:
+    poll = event.poll
+    instants = poll.poll_type == "reschedule"
+    choices = [format_time(parse_time(choice)) if instants else choice for choice in poll.choices]
+    said = Facts(
+        kind="poll_created",
+        meetup_id=poll.meetup_id,
+        poll_id=poll.id,
+        poll_type=poll.poll_type,
+        question=poll.description,
+        choices=choices,
+    )
+    if isinstance(event, PollCreated):
+        return said.model_copy(update={"by_id": poll.creator_id, "by_name": event.creator_name})
+    chosen = None if event.winner is None else format_time(parse_time(event.winner)) if instants else event.winner
+    return said.model_copy(update={"kind": "poll_closed", "chosen": chosen})

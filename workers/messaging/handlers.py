@@ -20,12 +20,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from boochat import filelinks
 from contracts import events, internal, requests
 from contracts.common import Shape
 from contracts.envelope import AnyEvent, Reply
 from contracts.events import MemberJoined, MemberLeft, RoomCreated, RoomUpdated
-from contracts.requests import Empty, ItemHistory, ItemPage, ItemReply, ReadMark, RoomList, RoomReply
-from contracts.shapes import CHANGE_KINDS, ItemKind, Quote, RoomItem, RoomSummary
+from contracts.requests import AttachmentLinks, Empty, ItemHistory, ItemPage, ItemReply, ReadMark, RoomList, RoomReply
+from contracts.shapes import CHANGE_KINDS, Attachment, Facts, ItemKind, Quote, RoomItem, RoomSummary
 from workers import presence
 from workers.messaging import domain, storage, timeline
 from workers.messaging.domain import RoomCopy
@@ -70,13 +71,16 @@ async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply | 
     item_id = storage.item_id_of(ctx.cause.command_key)
     user_id, now = ctx.user_id, ctx.now()
     quoted = await quote(ctx, data.room_id, data.reply_to) if data.reply_to is not None else None
+    attached = await attachments(ctx, data, item_id) if data.attachments else ()
     mentions = domain.Mentions(tuple(data.mentions), data.mentions_room, ctx.runtime.settings.room_mention_max_members)
     try:
         appended = await timeline.append(
             ctx,
             data.room_id,
             item_id,
-            lambda copy, seq: domain.send_message(copy, user_id, data.content, item_id, seq, now, quoted, mentions),
+            lambda copy, seq: domain.send_message(
+                copy, user_id, data.content, item_id, seq, now, quoted, mentions, attached
+            ),
             reply=lambda item: ItemReply(item=item),
         )
     except domain.MessagingError:
@@ -87,6 +91,29 @@ async def send_message(data: requests.SendMessage, ctx: Context) -> ItemReply | 
         raise
     reply = ItemReply(item=appended.item)
     return Carried(reply) if appended.carried else reply
+
+
+async def attachments(ctx: Context, data: requests.SendMessage, item_id: str) -> tuple[Attachment, ...]:
+    """The uploads a message names, claimed from the media worker, which owns them (one request, only
+    for messages with attachments; a member's, checked first)."""
+    await participant(ctx, data.room_id)
+    claim = internal.ClaimUploads(room_id=data.room_id, item_id=item_id, upload_ids=data.attachments)
+    return tuple(internal.Attachments.model_validate(await ctx.ask("media", "claim_uploads", claim)).attachments)
+
+
+async def room_access(data: internal.RoomAccess, ctx: Context) -> Empty:
+    """Media asks, before it opens an upload slot: is the user a member of the room?"""
+    await participant(ctx, data.room_id)
+    return Empty()
+
+
+async def get_attachment_links(data: requests.GetAttachmentLinks, ctx: Context) -> AttachmentLinks:
+    """Fresh links to a shown item's files, for a member (asked, never kept in the item: they expire)."""
+    await participant(ctx, data.room_id)
+    found = domain.target(await present(data.room_id, data.seq))
+    settings = ctx.runtime.settings
+    key, expires = filelinks.key_of(settings.links_secret), int(ctx.now().timestamp()) + settings.file_link_ttl_seconds
+    return AttachmentLinks(links=[filelinks.download(settings.files_base, key, a, expires) for a in found.attachments])
 
 
 async def quote(ctx: Context, room_id: str, seq: int) -> Quote:
@@ -357,13 +384,14 @@ async def missed_items(data: internal.MissedItems, ctx: Context) -> internal.Mis
     return internal.Missed(items=missed)
 
 
-async def announce(ctx: Context, copy: RoomCopy, text: str, newcomers: tuple[str, ...] = ()) -> None:
-    """The announcement of the event being handled, once however often that event comes."""
+async def announce(ctx: Context, copy: RoomCopy, text: str, facts: Facts, newcomers: tuple[str, ...] = ()) -> None:
+    """The announcement of the event being handled (its text and its ``facts``), once however often
+    that event comes."""
     assert ctx.event is not None
     item_id = announcement_id(ctx.event)
     now = ctx.now()
     await timeline.append(
-        ctx, copy.id, item_id, lambda _, seq: domain.announce(copy, text, item_id, seq, now, newcomers)
+        ctx, copy.id, item_id, lambda _, seq: domain.announce(copy, text, item_id, seq, now, newcomers, facts)
     )
 
 
@@ -408,19 +436,19 @@ async def follow_room(payload: RoomEvent, ctx: Context) -> None:
         if facts := domain.welcome(mark, last_seq):
             await ctx.commit(doc.with_state(mark), facts)
     if text is not None:
-        await announce(ctx, room, text, domain.newcomers(payload))
+        await announce(ctx, room, text, domain.facts_of(payload), domain.newcomers(payload))
 
 
-P = TypeVar("P", bound=Shape)
+A = TypeVar("A", bound=domain.Announced | domain.Polled)  # an event that is announced
 
 
-def announcement(type: str, payload: type[P], text: Callable[[P], str], room_id: Callable[[P], str]) -> Reaction:
-    """A reaction to ``type`` that writes ``text(payload)`` into the room the event is about."""
+def announcement(type: str, payload: type[A], text: Callable[[A], str], room_id: Callable[[A], str]) -> Reaction:
+    """A reaction to ``type`` that writes ``text(payload)``, with its facts, into the room the event is about."""
 
-    async def announce_it(data: P, ctx: Context) -> None:
+    async def announce_it(data: A, ctx: Context) -> None:
         if (copy := (await storage.copy(room_id(data)))[1]) is None:
             raise ConcurrencyError(room_id(data))  # the room's creation is still on its way: again later
-        await announce(ctx, copy, text(data))
+        await announce(ctx, copy, text(data), domain.facts_of(data))
 
     return Reaction(announce_it, {type: payload})
 
@@ -440,6 +468,8 @@ COMMANDS: dict[str, CommandHandler] = {
     "remove_reaction": remove_reaction,
     "set_room_notifications": set_room_notifications,
     "get_item_history": get_item_history,
+    "get_attachment_links": get_attachment_links,
+    "room_access": room_access,
     "get_room_items": get_room_items,
     "get_room": get_room,
     "mark_room_read": mark_room_read,

@@ -16,7 +16,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contracts.common import format_time
-from contracts.shapes import CHANGE_KINDS, SHOWN_KINDS, ItemKind, Quote, Reaction, RoomItem
+from contracts.shapes import CHANGE_KINDS, SHOWN_KINDS, Attachment, Facts, ItemKind, Quote, Reaction, RoomItem
 from workers.messaging import domain
 from workers.messaging.domain import ItemState, Page, ReadMark, RoomCopy
 from workers.presence import PresenceDoc
@@ -60,6 +60,8 @@ class Item(Document):
     deleted_at: datetime | None = None
     target_seq: int | None = None
     emoji: str | None = None
+    attachments: list[Attachment] = []
+    facts: Facts | None = None
     event: OutboxEntry | None
     published_at: float | None = None
     refusal: dict[str, Any] | None = None

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import Enum
 
 from contracts.events import ItemAdded, ItemChanged, MeetupReminderDue
-from contracts.shapes import SHOWN_KINDS, NotificationLevel, RoomItem
+from contracts.shapes import SHOWN_KINDS, Attachment, NotificationLevel, RoomItem
 
 BODY_LIMIT = 200  # characters of a push body; longer content is cut, with an ellipsis
 ELLIPSIS = "\u2026"
@@ -174,7 +174,15 @@ def body(event: ItemAdded, user_id: str) -> str:
     if item.kind == "announcement":
         return item.content
     sender = event.sender_name or "Someone"
+    if not item.content and item.attachments:  # what it holds, never a link to it
+        return f"{sender} sent {sent_files(item.attachments)}"
     return f"{sender} mentioned you: {item.content}" if user_id in item.mentions else f"{sender}: {item.content}"
+
+
+def sent_files(attachments: list[Attachment]) -> str:
+    """``a photo``, ``3 photos``, ``a file``, ``2 files`` (photos only when every one is an image)."""
+    noun = "photo" if all(a.kind == "image" for a in attachments) else "file"
+    return f"a {noun}" if len(attachments) == 1 else f"{len(attachments)} {noun}s"
 
 
 def reminder_pushes(due: MeetupReminderDue, event_id: str) -> list[Push]:

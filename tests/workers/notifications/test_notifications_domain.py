@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from contracts.events import ItemAdded, ItemChanged
-from contracts.shapes import RoomItem
+from contracts.shapes import Attachment, RoomItem
 from workers.notifications import domain
 from workers.notifications.domain import Device, Level, Outcome, Target
 
@@ -116,6 +116,28 @@ def test_a_mention_says_so_in_the_body_of_the_one_mentioned():
     ]
     everyone = domain.item_pushes(appended("lunch", mentions_room=True), {"bob"}, {})
     assert [p.body for p in everyone] == ["Ann: lunch"]
+
+
+def attached(*kinds):
+    return [
+        Attachment(id=f"u{i}", name="f", content_type="x/y", kind=kind, size=1, thumbnails=[])
+        for i, kind in enumerate(kinds)
+    ]
+
+
+def test_a_message_of_attachments_only_says_what_was_sent_and_carries_no_link():
+    """Photos and files (v1.2): "Ann sent a photo", never a file's link."""
+    cases = [
+        (attached("image"), "Ann sent a photo"),
+        (attached("image", "image"), "Ann sent 2 photos"),
+        (attached("file"), "Ann sent a file"),
+        (attached("image", "video"), "Ann sent 2 files"),
+    ]
+    for attachments, text in cases:
+        [push] = domain.item_pushes(appended("", attachments=attachments), {"bob"}, {})
+        assert push.body == text and push.data == {"room_id": "r1", "seq": "7"}
+    [push] = domain.item_pushes(appended("look!", attachments=attached("image")), {"bob"}, {})
+    assert push.body == "Ann: look!"
 
 
 def test_the_default_level_is_all_and_another_rooms_level_does_not_count():
