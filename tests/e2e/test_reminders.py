@@ -83,9 +83,11 @@ async def test_a_reminder_arrives_within_a_minute_of_its_time_as_an_event_and_a_
     bob = await Client.connect(stack.ws_url, dev_user=new_user("Bob"))
     token = f"fcm-{uuid.uuid4().hex}"
     await bob.ok("register_device", {"token": token, "platform": "android"})
-    meetup, due = await due_soon(ann, bob, seconds=5)
+    # Due 20 s on: a reminder whose time has passed when it is planned is skipped, and on a loaded
+    # machine creating the meetup and planning its reminders may take several seconds.
+    meetup, due = await due_soon(ann, bob, seconds=20)
     for someone in (ann, bob):
-        got = await someone.expect_event("meetup.reminder", lambda d: d["meetup"]["id"] == meetup["id"], WITHIN + 10)
+        got = await someone.expect_event("meetup.reminder", lambda d: d["meetup"]["id"] == meetup["id"], 20 + WITHIN)
         assert (got["kind"], got["lead_seconds"]) == ("reminder", 7200)
     late = (datetime.now(UTC) - due).total_seconds()
     assert late <= WITHIN, f"{late:.1f} s after its time"
