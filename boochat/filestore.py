@@ -8,7 +8,9 @@ until the slot's chore removes the folder.
 
 One small interface for any backend: ``begin`` (claim the slot), ``writer`` (stream a variant in),
 ``path`` (a local file to read or stream out), ``size``, ``remove`` (a variant) and ``delete``
-(everything of an upload). The S3 backend (issue 24) is not written yet.
+(everything of an upload). The S3 backend (``BOOCHAT_FILES_STORE=s3``) is ``boochat.s3store``: its
+clients reach the bucket by presigned URLs, and the media worker checks a copy in a temporary
+``LocalStore`` (``workers/media/stores.py``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.routing import Names
@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     # The key of file links (32+ bytes), shared by the gateway, messaging and media; unset: derived
     # from BOOCHAT_JWT_SECRET (so deployments need not give the session key to those workers).
     files_secret: str | None = None
+    # Where files are kept (boochat/filestore.py, boochat/s3store.py): "local" under data_dir, or
+    # "s3", any S3-compatible bucket (AWS, MinIO...), reached by presigned URLs; unset endpoint: AWS.
+    files_store: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = Field(None, pattern=r"^https?://[^/?#]+/?$")
+    s3_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", validate_default=True)
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
     allowed_origins: str | None = None
     google_client_id: str | None = None
     allowed_emails: str | None = None
@@ -130,6 +138,13 @@ class Settings(BaseSettings):
     def _truthy(cls, value: object) -> bool:
         """PROTOCOL.md: ``true``, ``1``, ``yes`` in any case turn it on; anything else is off."""
         return str(value).strip().lower() in {"true", "1", "yes"}
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket_for_s3(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("files_store") == "s3":
+            raise ValueError("BOOCHAT_FILES_STORE=s3 needs a bucket")
+        return value
 
     @field_validator("data_dir", mode="before")
     @classmethod

@@ -38,6 +38,7 @@ from contracts.common import (
     parse_time,
 )
 from contracts.shapes import (
+    Attachment,
     DeviceSession,
     Invite,
     Meetup,
@@ -432,6 +433,14 @@ class UploadSlot(Shape):
     expires_at: Time
 
 
+class CompleteUpload(Input):
+    upload_id: Annotated[StrictStr, StringConstraints(pattern=r"^[0-9a-f]{32}$"), Field(examples=["5f0c" * 8])]
+
+
+class UploadCompleted(Shape):
+    attachment: Attachment
+
+
 class GetAttachmentLinks(Input):
     room_id: Id
     seq: PositiveSeq
@@ -548,6 +557,7 @@ REQUESTS: dict[str, Spec] = {
     "edit_message": Spec(EditMessage, ItemReply, "messaging", command=True),
     "delete_message": Spec(DeleteMessage, ItemReply, "messaging", command=True),
     "create_upload": Spec(CreateUpload, UploadSlot, "media", command=True),
+    "complete_upload": Spec(CompleteUpload, UploadCompleted, "media", command=True),
     "get_attachment_links": Spec(GetAttachmentLinks, AttachmentLinks, "messaging", command=False),
     "add_reaction": Spec(ChangeReaction, ItemReply, "messaging", command=True),
     "remove_reaction": Spec(ChangeReaction, ItemReply, "messaging", command=True),

@@ -23,6 +23,7 @@ from workers.runtime.service import GRACEFUL_TIMEOUT_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRASTRUCTURE = {"mongo", "rabbitmq"}
+OPTIONAL = {"minio"}  # started with a profile only
 DEFAULT = Names("boochat")
 
 
@@ -42,7 +43,7 @@ def definitions() -> dict[str, Any]:
 
 
 def boochat_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: service for name, service in services.items() if name not in INFRASTRUCTURE}
+    return {name: service for name, service in services.items() if name not in INFRASTRUCTURE | OPTIONAL}
 
 
 def seconds(duration: str) -> float:
@@ -245,3 +246,20 @@ def test_the_image_runs_the_console_script_as_a_non_root_user() -> None:
     assert "requirements/base.txt" in dockerfile, "dependencies from the lock without dev extras (tests/test_lock.py)"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "tests", ".env"} <= set(ignored)
+
+
+def test_minio_is_pinned_optional_and_holds_the_bucket_the_comments_name(services: dict[str, dict[str, Any]]) -> None:
+    """The S3 store for files (boochat/s3store.py): a pinned MinIO release, only with --profile s3,
+    never a dependency of a service that runs without it, and the gateway and media shown how to use it."""
+    minio = services["minio"]
+    assert re.fullmatch(r"minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", minio["image"])
+    assert minio["profiles"] == ["s3"] and "local/boochat" in " ".join(minio["healthcheck"]["test"])
+    assert "mc mb --ignore-existing local/boochat" in " ".join(minio["command"])
+    assert "minio-data:/data" in minio["volumes"]
+    for name, service in services.items():
+        assert "minio" not in service.get("depends_on", {}), f"{name} would not start without the s3 profile"
+    text = (ROOT / "compose.yaml").read_text()
+    fields = {f"BOOCHAT_{name.upper()}" for name in Settings.model_fields}
+    commented = set(re.findall(r"# (BOOCHAT_(?:FILES_STORE|S3_\w+)):", text))
+    assert commented <= fields and {"BOOCHAT_FILES_STORE", "BOOCHAT_S3_BUCKET", "BOOCHAT_S3_ENDPOINT_URL"} <= commented
+    assert text.count("# BOOCHAT_FILES_STORE: s3") == 2  # the gateway and media

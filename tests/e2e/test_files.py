@@ -156,9 +156,16 @@ async def test_a_10_mb_photo_is_ready_with_thumbnails_soon_after_its_put(connect
     assert took < 10  # a bound for a loaded machine; the figure is printed
 
 
-async def test_twenty_people_uploading_photos_at_once_all_get_them_ready(connect, stack):
-    """Issue 24's second figure: 20 users, a 2 MB photo each, at once; all ready, none lost."""
-    people = [await connect(f"P{i}") for i in range(20)]
+async def test_twenty_people_uploading_photos_at_once_all_get_them_ready(start_stack):
+    """Issue 24's second figure: 20 users, a 2 MB photo each, at once; all ready, none lost. (Its
+    own stack, whose gateway waits up to 60 s for the checks: 20 of them share the media worker's
+    threads, and on a machine busy with other work the last can take longer than the tests' usual
+    request timeout, which would answer 503.)"""
+    stack = await start_stack(request_timeout_seconds=60)
+    people = [
+        await Client.connect(stack.ws_url, dev_user={"id": f"p{i}-{time.time_ns()}", "name": f"P{i}"})
+        for i in range(20)
+    ]
     rid = (await make_room(people[0], *people[1:]))["id"]
     photo = images.noisy_photo(2)
     ask = {"room_id": rid, "name": "p.jpg", "content_type": "image/jpeg", "size": len(photo)}
@@ -169,3 +176,5 @@ async def test_twenty_people_uploading_photos_at_once_all_get_them_ready(connect
     print(f"\n20 photos of {len(photo)} bytes at once: all ready in {took:.2f} s")
     assert [status for status, _ in answers] == [201] * 20
     assert {body["attachment"]["id"] for _, body in answers} == {slot["upload_id"] for slot in slots}
+    for person in people:
+        await person.close()

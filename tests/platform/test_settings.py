@@ -60,6 +60,18 @@ def test_a_value_out_of_range_stops_with_one_line_naming_the_setting(environ, na
     assert line.startswith(f"invalid setting BOOCHAT_{name}={value}: "), line
 
 
+def test_the_s3_store_needs_a_bucket(environ) -> None:
+    environ.setenv("BOOCHAT_FILES_STORE", "s3")
+    with pytest.raises(SystemExit) as stopped:
+        load()
+    assert str(stopped.value.code).startswith("invalid setting BOOCHAT_S3_BUCKET=None: "), stopped.value.code
+    environ.setenv("BOOCHAT_S3_BUCKET", "boochat-files")
+    assert (load().files_store, load().s3_bucket) == ("s3", "boochat-files")
+    environ.setenv("BOOCHAT_S3_BUCKET", "Not A Bucket")
+    with pytest.raises(SystemExit):
+        load()
+
+
 @pytest.mark.parametrize(
     ("name", "value", "field", "read"),
     [

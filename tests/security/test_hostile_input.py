@@ -52,6 +52,7 @@ VALID: dict[str, dict[str, Any]] = {
     "typing": {"room_id": "r1", "active": True},
     "get_item_history": {"room_id": "r1", "seq": 1},
     "create_upload": {"room_id": "r1", "name": "a.jpg", "content_type": "image/jpeg", "size": 10},
+    "complete_upload": {"upload_id": "5f0c5f0c5f0c5f0c5f0c5f0c5f0c5f0c"},
     "get_attachment_links": {"room_id": "r1", "seq": 1},
     "create_meetup": {
         "name": "Picnic",

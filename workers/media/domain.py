@@ -16,7 +16,7 @@ from contracts.envelope import Fact
 from contracts.errors import ErrorCode, Rejected
 from contracts.events import UploadChanged, UploadRecord
 from contracts.internal import UploadChecked
-from contracts.requests import CreateUpload
+from contracts.requests import CreateUpload, UploadCompleted
 from contracts.shapes import Attachment, AttachmentKind
 
 UNATTACHED_FOR = timedelta(days=1)  # an upload nobody attached is deleted after this
@@ -84,6 +84,16 @@ class FileTypeError(MediaError):
 class AttachmentError(MediaError):
     def __init__(self, reason: str) -> None:
         super().__init__("invalid data", {"data.attachments": reason})
+
+
+class UploadNotFoundError(MediaError):
+    code: ErrorCode = "not_found"
+
+
+class UploadFailedError(MediaError):
+    def __init__(self, code: ErrorCode, reason: str) -> None:
+        super().__init__(reason, {"data.upload_id": reason})
+        self.code = code
 
 
 @dataclass
@@ -165,12 +175,15 @@ def open_upload(
     return state, [_fact("upload.created", state)]
 
 
-def checked(state: UploadState, found: Found, max_bytes: int) -> tuple[list[Fact], UploadChecked]:
-    """The outcome of checking a waiting upload's bytes; an upload checked before answers the same."""
+def checked(state: UploadState, found: Found | None, max_bytes: int) -> tuple[list[Fact], UploadChecked]:
+    """The outcome of checking a waiting upload's bytes (``None``: none received yet); an upload
+    checked before answers the same."""
     if state.status == "ready" and state.attachment is not None:
         return [], UploadChecked(attachment=state.attachment)
     if state.status != "waiting":
         return [], UploadChecked(code="bad_request", reason=state.reason or "this upload is gone")
+    if found is None:
+        return [], UploadChecked(code="bad_request", reason="the file has not been uploaded yet")
     code, reason = found.code, found.reason
     if code is None and (found.size > state.size or found.size > max_bytes):
         code, reason = "too_large", "more bytes than declared or than the largest file allowed"
@@ -192,6 +205,20 @@ def checked(state: UploadState, found: Found, max_bytes: int) -> tuple[list[Fact
         thumbnails=list(found.thumbnails),
     )
     return [_fact("upload.checked", state)], UploadChecked(attachment=state.attachment)
+
+
+def completing(state: UploadState | None, user_id: str) -> UploadState:
+    """The caller's own upload, for ``complete_upload`` (anyone else's is unknown to them)."""
+    if state is None or state.owner_id != user_id or state.status == "deleted":
+        raise UploadNotFoundError("no such upload")
+    return state
+
+
+def completed(reply: UploadChecked) -> UploadCompleted:
+    """``complete_upload``'s answer: the attachment, or the check's refusal as an error."""
+    if reply.attachment is None:
+        raise UploadFailedError(reply.code or "bad_request", reply.reason or "the file was refused")
+    return UploadCompleted(attachment=reply.attachment)
 
 
 def claim(

@@ -126,3 +126,23 @@ def test_unattached_uploads_are_forgotten_after_a_day() -> None:
     state.item_id = "item"
     assert not domain.forgotten(state, NOW + timedelta(days=9))
     assert [f.type for f in domain.delete(state)] == ["upload.deleted"] and domain.delete(state) == []
+
+
+def test_complete_upload_is_the_uploaders_and_answers_the_checks_outcome() -> None:
+    ask = CreateUpload(room_id="r", name="a.pdf", content_type="application/pdf", size=100)
+    state, _ = domain.open_upload("u" * 32, "ann", ask, 0, LIMITS, NOW)
+    assert domain.completing(state, "ann") is state
+    for stranger, found in (("bob", state), ("ann", None)):
+        with pytest.raises(domain.UploadNotFoundError):
+            domain.completing(found, stranger)
+    facts, waiting = domain.checked(state, None, LIMITS.max_bytes)  # nothing PUT yet: still waiting
+    assert facts == [] and state.status == "waiting" and waiting.code == "bad_request"
+    with pytest.raises(domain.UploadFailedError) as refused:
+        domain.completed(waiting)
+    assert refused.value.code == "bad_request" and refused.value.details == {"data.upload_id": waiting.reason}
+    _, ready = domain.checked(state, Found(len(images.PDF), "application/pdf"), LIMITS.max_bytes)
+    assert domain.completed(ready).attachment == state.attachment
+    too_large = domain.checked(domain.UploadState(**{**vars(state), "status": "waiting"}), Found(5000), 1000)[1]
+    with pytest.raises(domain.UploadFailedError) as refused:
+        domain.completed(too_large)
+    assert refused.value.code == "too_large"
