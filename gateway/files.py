@@ -5,7 +5,9 @@ at signed, expiring addresses (``boochat.filelinks``), streamed to and from the 
 It is a plain HTTP server of its own (aiohttp, on ``BOOCHAT_FILES_PORT``) because the WebSocket
 server's ``process_request`` sees a request's head only and cannot read, let alone stream, a body.
 The gateway stays thin here too: it checks the signature, moves bytes, and asks the media worker to
-check what was stored (``upload_received``), answering the PUT with its outcome.
+check what was stored (``upload_received``), answering the PUT with its outcome. With the S3 store
+(``BOOCHAT_FILES_STORE=s3``) no bytes pass here: uploads go to presigned URLs of the bucket, and a
+download link is checked here and sent on to a presigned GET.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp import web
 from boochat import filelinks
 from boochat.filelinks import ORIGINAL
 from boochat.filestore import local_store
+from boochat.s3store import s3_store
 from boochat.settings import Settings
 from contracts.envelope import Command
 from contracts.internal import UploadChecked, UploadReceived
@@ -49,7 +52,7 @@ class Files:
         return port
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[cors(page_origins(self._settings))])
         app.router.add_route("*", "/{path:.*}", self._handle)
         # No access log: every address it would write holds a signature, a secret of its own.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -72,9 +75,25 @@ class Files:
         link = filelinks.verify(self._key, request.method, request.path, request.query, time.time())
         if link is None:
             return _plain(403, "this address is not valid (expired, or not signed for this)\n")
+        if self._settings.files_store == "s3":
+            return await self._s3(link)
         if request.method == "PUT":
             return await self._put(request, link.upload_id)
         return await self._get(link)
+
+    async def _s3(self, link: filelinks.Link) -> web.StreamResponse:
+        """With S3 the bytes never pass here: uploads go to the presigned URL of their slot, and a
+        download is sent on to a presigned GET (the same type and disposition; PROTOCOL.md says
+        which headers S3 cannot add), valid no longer than the link."""
+        if link.method == "PUT":
+            return _plain(404, "uploads go to the slot's own address\n")
+        async with s3_store(self._settings) as s3:
+            meta = await s3.meta(link.upload_id)
+            if meta is None:
+                return _plain(404, "not found\n")
+            seconds = max(1, link.expires - int(time.time()))
+            url = await s3.download_url(link.upload_id, link.variant, meta, seconds)
+        return web.Response(status=307, headers={"Location": url, "Cache-Control": "no-store"})
 
     async def _put(self, request: web.Request, upload_id: str) -> web.StreamResponse:
         declared, limit = request.content_length, self._settings.max_upload_bytes
@@ -129,6 +148,41 @@ class Files:
             "Referrer-Policy": "no-referrer",
         }
         return web.FileResponse(path, chunk_size=CHUNK, headers=headers)  # ranges, HEAD, streamed
+
+
+def page_origins(settings: Settings) -> frozenset[str]:
+    """The origins whose pages may PUT and read here: ``BOOCHAT_ALLOWED_ORIGINS``, else the web client's own."""
+    if settings.origins:
+        return frozenset(settings.origins)
+    parts = urllib.parse.urlsplit(settings.public_base)
+    return frozenset({f"{parts.scheme}://{parts.netloc}"})
+
+
+def cors(origins: frozenset[str]) -> Any:
+    """CORS for the web client, whose page is another origin (another port): it answers the
+    preflight of a PUT with its Content-Type, and lets the page read every answer (201 or the 422's
+    reason). Links are capabilities and carry no cookie, so credentials are never allowed."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        allowed = origin is not None and origin in origins
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            if not allowed:
+                return _plain(403, "origin not allowed\n")
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, PUT"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        if allowed:
+            assert origin is not None
+            response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        return response
+
+    return middleware
 
 
 class _TooLargeError(Exception):

@@ -12,6 +12,7 @@ import email.utils
 import hashlib
 import http
 import json
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +32,6 @@ TYPES = {
     ".png": "image/png",
     ".json": "application/json",
 }
-# The page talks only to its own origin; Google's sign-in script and frame are allowed for the
-# button, which the client loads only when the server names a Google client id.
-POLICY = (
-    "default-src 'self'; connect-src 'self'; img-src 'self' data: https:; "
-    "script-src 'self' https://accounts.google.com/gsi/client; "
-    "style-src 'self' https://accounts.google.com/gsi/style; frame-src https://accounts.google.com/"
-)
 
 
 @dataclass(frozen=True)
@@ -56,6 +50,7 @@ class Static:
         self._assets["/"] = self._assets["/index.html"]
         config = {"google_client_id": settings.google_client_id, "dev_login": settings.dev_login}
         self._assets["/config.json"] = _asset(json.dumps(config).encode(), TYPES[".json"], "no-store")
+        self._policy = policy(settings)
 
     def __contains__(self, path: str) -> bool:
         return path in self._assets or _invite_page(path)
@@ -72,12 +67,31 @@ class Static:
             "ETag": asset.etag,
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
-            "Content-Security-Policy": POLICY,
+            "Content-Security-Policy": self._policy,
         }
         if asset.etag in _tags(request.headers.get("If-None-Match", "")):
             return _response(http.HTTPStatus.NOT_MODIFIED, b"", headers)
         body = b"" if request.method == "HEAD" else asset.body
         return _response(http.HTTPStatus.OK, body, headers | {"Content-Length": str(len(asset.body))})
+
+
+def policy(settings: Settings) -> str:
+    """The page talks to its own origin and to the files listener (uploads' PUTs, photos); Google's
+    sign-in script and frame are allowed for the button, which the client loads only when the server
+    names a Google client id."""
+    files = _origin(settings.files_base)
+    if settings.files_store == "s3":  # uploads' PUTs go to the bucket, downloads are sent on to it
+        files += f" {_origin(settings.s3_endpoint_url) if settings.s3_endpoint_url else 'https://*.amazonaws.com'}"
+    return (
+        f"default-src 'self'; connect-src 'self' {files}; img-src 'self' data: https: {files}; "
+        "script-src 'self' https://accounts.google.com/gsi/client; "
+        "style-src 'self' https://accounts.google.com/gsi/style; frame-src https://accounts.google.com/"
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _invite_page(path: str) -> bool:

@@ -8,6 +8,7 @@ import { Connection } from "./connection.js";
 import { openForm } from "./dialogs.js";
 import { localInDays, localToIso } from "./dom.js";
 import { describe } from "./errors.js";
+import { renderTray, Uploads } from "./files.js";
 import { Store } from "./store.js";
 import { closeMenus, renderTimeline } from "./timeline.js";
 import { inWords, renderMeetup, renderRoomHeader, renderSidebar, renderTyping } from "./views.js";
@@ -19,6 +20,7 @@ const $ = (selector) => document.querySelector(selector);
 const connection = new Connection();
 const store = new Store(connection);
 const composer = new Composer(document);
+const uploads = new Uploads(store);
 const ui = {
   roomId: null,
   meetupOpen: false,
@@ -119,6 +121,7 @@ function signOut(reason) {
   localStorage.removeItem(TOKEN_KEY);
   store.reset();
   composer.forgetDrafts();
+  uploads.forget();
   ui.readSent.clear();
   history.replaceState(null, "", "/");
   $("#join-form").hidden = true;
@@ -219,6 +222,7 @@ function render() {
   });
 }
 store.addEventListener("change", render);
+uploads.addEventListener("change", render);
 // A reminder (or a nudge to answer) while the page is open: said in a note, and the meetup highlighted.
 store.addEventListener("reminder", ({ detail: { meetup, kind, lead_seconds } }) => {
   const text =
@@ -243,6 +247,8 @@ function draw() {
   renderRoomHeader(document, store, ui);
   renderTimeline(document, store, ui, actions);
   renderTyping(document, store, ui);
+  renderTray(document, uploads, ui.roomId);
+  composer.setFiles(uploads.of(ui.roomId).filter((entry) => !entry.claimed).length);
   renderMeetup(document, store, ui, actions);
   composer.setMembers((summary?.room.participant_ids ?? []).filter((id) => id !== store.me?.id).map((id) => store.user(id)));
   // The timeline is fetched once the room's first item is known: then its worker knows the room too.
@@ -285,17 +291,25 @@ function markRead(summary) {
 
 composer.addEventListener("send", async ({ detail: message }) => {
   const key = Symbol(message.content);
+  const batch = uploads.claim(message.roomId); // the files in the tray go with it, once all are ready
+  message.files = batch.length;
   ui.sending.set(key, message);
   render();
-  const data = { room_id: message.roomId, content: message.content };
+  const data = { room_id: message.roomId };
+  if (message.content) data.content = message.content;
   if (message.reply) data.reply_to = message.reply.seq;
   if (message.mentions.length) data.mentions = message.mentions;
   if (message.mentionsRoom) data.mentions_room = true;
   try {
+    const attachments = await uploads.whenReady(batch);
+    if (attachments.length) data.attachments = attachments.map((attachment) => attachment.id);
+    if (!data.content && !data.attachments) return; // its files were all cancelled
     // Offline, the request waits in the connection and goes, with its id, once it is back.
     const { item } = await store.request("send_message", data);
     store.addItem(item);
+    uploads.done(batch);
   } catch (error) {
+    for (const entry of batch) entry.claimed = false; // they wait in the tray for the next try
     composer.restore(message); // nothing typed is lost
     failed(error);
   } finally {
@@ -306,6 +320,35 @@ composer.addEventListener("send", async ({ detail: message }) => {
 // "Is typing" is a hint: it is not worth waiting for a connection, nor an error message.
 composer.addEventListener("typing", ({ detail }) => {
   if (connection.authenticated) store.request("typing", { room_id: detail.roomId, active: detail.active }).catch(() => {});
+});
+
+// Files: the attach button, images pasted into the message box, files dropped on the room.
+$("#attach").addEventListener("click", () => $("#attach-input").click());
+$("#attach-input").addEventListener("change", (event) => {
+  if (ui.roomId) uploads.add(ui.roomId, [...event.target.files]);
+  event.target.value = ""; // the same file may be chosen again
+});
+$("#composer-input").addEventListener("paste", (event) => {
+  const files = [...(event.clipboardData?.files ?? [])];
+  if (!files.length || !ui.roomId) return; // text is pasted as usual
+  event.preventDefault();
+  uploads.add(ui.roomId, files);
+});
+const carriesFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes("Files");
+$("#room").addEventListener("dragover", (event) => {
+  if (!carriesFiles(event) || !ui.roomId) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = "copy";
+  $("#room").classList.add("dropping");
+});
+$("#room").addEventListener("dragleave", (event) => {
+  if (!$("#room").contains(event.relatedTarget)) $("#room").classList.remove("dropping");
+});
+$("#room").addEventListener("drop", (event) => {
+  $("#room").classList.remove("dropping");
+  if (!carriesFiles(event) || !ui.roomId) return;
+  event.preventDefault();
+  uploads.add(ui.roomId, [...event.dataTransfer.files]);
 });
 
 $("#load-older").addEventListener("click", () => store.loadOlder(ui.roomId).catch(failed));

@@ -30,6 +30,7 @@ export class Composer extends EventTarget {
     this.options = []; // the completion shown: [{label, id}] (id null for @room)
     this.active = 0; // the option Enter would choose
     this.typingSince = 0; // when the last "typing" went out (0: none since the box was last empty)
+    this.files = 0; // files waiting in the open room's tray: a message may then have no text
     this.input.addEventListener("keydown", (event) => this.keydown(event));
     this.input.addEventListener("input", () => this.edited());
     this.input.addEventListener("click", () => this.complete());
@@ -58,6 +59,11 @@ export class Composer extends EventTarget {
   /** The room's members other than the person, for @-completion. */
   setMembers(users) {
     this.members = users;
+  }
+
+  /** How many files the open room's tray holds (set by the page, as it draws the tray). */
+  setFiles(count) {
+    this.files = count;
   }
 
   focus() {
@@ -93,7 +99,7 @@ export class Composer extends EventTarget {
 
   send() {
     const content = this.input.value.trim();
-    if (!content || !this.roomId) return;
+    if ((!content && !this.files) || !this.roomId) return;
     const members = new Set(this.members.map((user) => user.id));
     // The names picked still in the text, of people still here.
     const chosen = [...this.chosen].filter(([tag, id]) => content.includes(tag) && members.has(id));

@@ -3,6 +3,7 @@
 
 const WORDS = {
   bad_request: "That was not accepted",
+  too_large: "Too large",
   unauthenticated: "You are not signed in",
   forbidden: "You are not allowed to do that here",
   not_found: "That does not exist (any more)",

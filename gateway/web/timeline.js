@@ -5,6 +5,7 @@
 import { announcementText } from "./announcements.js";
 import { avatar, clockTime, h, longTime } from "./dom.js";
 import { describe } from "./errors.js";
+import { attachmentsView } from "./files.js";
 
 export const EMOJIS = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
 const FLASH_MS = 2500;
@@ -119,7 +120,8 @@ function messageView(item, store, actions) {
         more,
       ),
       item.reply_to && !deleted ? quoteView(item.reply_to, store, actions) : null,
-      deleted ? h("p.tombstone", {}, "Message deleted") : h("p.content", {}, contentView(item, store)),
+      deleted ? h("p.tombstone", {}, "Message deleted") : item.content ? h("p.content", {}, contentView(item, store)) : null,
+      !deleted && item.attachments?.length ? attachmentsView(item, store) : null,
     ),
     deleted ? null : reactionsView(item, store, actions),
   );
@@ -181,7 +183,8 @@ function reactionsView(item, store, actions) {
 }
 
 function pendingView(pending, store, ui) {
-  const state = ui.online ? "sending…" : "not sent yet: waiting for the connection";
+  const files = pending.files ? `${pending.files} ${pending.files === 1 ? "file" : "files"}` : "";
+  const state = files && !pending.content ? `sending ${files}…` : files ? `sending, with ${files}…` : ui.online ? "sending…" : "not sent yet: waiting for the connection";
   return h(
     "li.message.mine.pending",
     {},
@@ -216,7 +219,7 @@ function toggleMenu(el, item, store, actions) {
       ),
     ),
     h("button.small.quiet", { type: "button", role: "menuitem", onclick: choose(() => actions.reply(item)) }, "Reply"),
-    mine ? h("button.small.quiet", { type: "button", role: "menuitem", onclick: choose(() => startEdit(el, item, actions)) }, "Edit") : null,
+    mine && item.content ? h("button.small.quiet", { type: "button", role: "menuitem", onclick: choose(() => startEdit(el, item, actions)) }, "Edit") : null,
     mine || room?.created_by === me ? h("button.small.quiet.danger", { type: "button", role: "menuitem", onclick: choose(() => actions.remove(item)) }, "Delete") : null,
   );
   el.classList.add("menu-open");

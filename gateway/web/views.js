@@ -15,7 +15,7 @@ const HERE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 export function renderSidebar(root, store, ui) {
   const rooms = store.sortedRooms().map((summary) => {
     const { room, last_item: last, unread_count: unread, mention_count: mentions, notifications } = summary;
-    const text = last?.deleted_at ? "Message deleted" : last?.kind === "announcement" ? announcementText(last) : last?.content;
+    const text = last?.deleted_at ? "Message deleted" : last?.kind === "announcement" ? announcementText(last) : last?.content || attachedWords(last);
     const preview = last ? `${last.kind === "message" ? `${store.user(last.sender_id).name}: ` : ""}${text}` : "";
     return h(
       "li",
@@ -62,6 +62,15 @@ export function renderSidebar(root, store, ui) {
   replaceKeepingFocus(root.querySelector("#meetup-list"), meetups.length ? meetups : [h("li.empty", {}, "No meetups planned.")]);
   const me = store.me;
   root.querySelector("#me").replaceChildren(...(me ? [avatar(me), h("span", {}, me.name)] : []));
+}
+
+/** A message of files only, in the list: "📷 Photo", "📎 2 files". */
+function attachedWords(item) {
+  const files = item?.attachments ?? [];
+  if (!files.length) return "";
+  const photos = files.every((file) => file.kind === "image");
+  const noun = photos ? "photo" : "file";
+  return `${photos ? "📷" : "📎"} ${files.length === 1 ? noun[0].toUpperCase() + noun.slice(1) : `${files.length} ${noun}s`}`;
 }
 
 /** A room whose level is not "all" says so in the list: 🔕 for nothing, @ for mentions only. */

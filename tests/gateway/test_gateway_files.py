@@ -160,3 +160,45 @@ async def test_the_listener_holds_no_whole_file_in_memory(tmp_path) -> None:
         await listener.stop()
     assert (status, received) == (201, size)
     assert peak < 5_000_000, peak
+
+
+PAGE = "http://127.0.0.1:8765"  # the web client's origin for these settings (BOOCHAT_PUBLIC_URL unset)
+
+
+async def test_the_web_clients_page_may_put_and_read_the_answers_across_origins(files, settings) -> None:
+    """The page is another origin (another port): its PUT's preflight is answered, every answer readable."""
+    ask = {"Origin": PAGE, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"}
+    status, headers, _ = await request("OPTIONS", url(settings, "PUT"), headers=ask)
+    assert (status, headers["Access-Control-Allow-Origin"]) == (204, PAGE)
+    assert headers["Access-Control-Allow-Methods"] == "GET, HEAD, PUT"
+    assert headers["Access-Control-Allow-Headers"] == "Content-Type"
+    status, headers, _ = await request("PUT", url(settings, "PUT"), data=b"\x89PNG", headers={"Origin": PAGE})
+    assert (status, headers["Access-Control-Allow-Origin"]) == (201, PAGE)
+    status, headers, _ = await request("PUT", url(settings, "PUT"), data=b"x" * 1001, headers={"Origin": PAGE})
+    assert (status, headers["Access-Control-Allow-Origin"]) == (422, PAGE)  # the reason is readable too
+    status, headers, _ = await request("GET", url(settings, "GET"), headers={"Origin": PAGE})
+    assert headers["Access-Control-Allow-Origin"] == PAGE and headers["Vary"] == "Origin"
+    assert "Access-Control-Allow-Credentials" not in headers
+
+
+async def test_other_origins_get_no_cors(files, settings) -> None:
+    other = {"Origin": "https://evil.example", "Access-Control-Request-Method": "PUT"}
+    status, headers, _ = await request("OPTIONS", url(settings, "PUT"), headers=other)
+    assert status == 403 and "Access-Control-Allow-Origin" not in headers
+    evil = {"Origin": other["Origin"]}
+    status, headers, _ = await request("PUT", url(settings, "PUT"), data=b"\x89PNG", headers=evil)
+    assert status == 201 and "Access-Control-Allow-Origin" not in headers  # a browser hides the answer
+
+
+async def test_allowed_origins_replace_the_clients_own(tmp_path) -> None:
+    origins = "https://chat.example"
+    settings = Settings(jwt_secret="x" * 32, files_port=free_ports(1), data_dir=tmp_path, allowed_origins=origins)
+    listener = Files(settings, FakeMedia())
+    await listener.start()
+    try:
+        for origin, allowed in [("https://chat.example", True), (PAGE, False)]:
+            ask = {"Origin": origin, "Access-Control-Request-Method": "PUT"}
+            status, headers, _ = await request("OPTIONS", url(settings, "PUT"), headers=ask)
+            assert (status == 204, headers.get("Access-Control-Allow-Origin") == origin) == (allowed, allowed)
+    finally:
+        await listener.stop()

@@ -88,3 +88,24 @@ async def test_config_tells_the_client_how_to_sign_in(gateway: Gateway, expected
     status, headers, body = await fetch(gateway.port, "/config.json")
     assert (status, headers["content-type"], headers["cache-control"]) == (200, "application/json", "no-store")
     assert json.loads(body) == expected
+
+
+@pytest.mark.parametrize("overrides", [{"files_url": "https://files.example.com/base/"}])
+async def test_the_page_may_reach_the_files_listener_only_besides_itself(gateway: Gateway) -> None:
+    """Uploads' PUTs and photos go to the files listener, another origin: the policy names it, nothing more."""
+    _, headers, _ = await fetch(gateway.port, "/")
+    policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+    assert policy["connect-src"] == "'self' https://files.example.com"
+    assert policy["img-src"] == "'self' data: https: https://files.example.com"
+    assert policy["script-src"] == "'self' https://accounts.google.com/gsi/client"
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"files_store": "s3", "s3_bucket": "boochat", "s3_endpoint_url": "http://127.0.0.1:9000"}]
+)
+async def test_with_a_bucket_the_page_may_reach_it_too(gateway: Gateway) -> None:
+    """With S3, uploads' PUTs go to the bucket and downloads are sent on to it: its origin is named."""
+    _, headers, _ = await fetch(gateway.port, "/")
+    policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+    files = f"http://127.0.0.1:{gateway.files.port}"
+    assert policy["connect-src"] == f"'self' {files} http://127.0.0.1:9000"
