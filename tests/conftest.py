@@ -42,6 +42,11 @@ class IsolatedSettings(Settings):
         return (init_settings,)
 
 
+# Every test's data folder (uploaded files) is made in here; it goes, with all of them, when the test
+# session ends.
+SCRATCH = tempfile.TemporaryDirectory(prefix="boochat-tests-")
+
+
 def make_settings(namespace: str, mongo_url: str, amqp_url: str, **overrides: Any) -> Settings:
     """Test settings for ``namespace``: dev login on, a test secret, short timeouts, a free port."""
     values: dict[str, Any] = {
@@ -53,7 +58,7 @@ def make_settings(namespace: str, mongo_url: str, amqp_url: str, **overrides: An
         "request_timeout_seconds": REQUEST_TIMEOUT,
         "gateway_port": free_ports(1),
         "files_port": free_ports(1),
-        "data_dir": tempfile.mkdtemp(prefix="boochat-data-"),  # uploaded files, never the repository's data/
+        "data_dir": tempfile.mkdtemp(prefix="data-", dir=SCRATCH.name),  # uploaded files, never the repository's data/
     }
     values.update(overrides)
     return IsolatedSettings(**values)

@@ -18,6 +18,11 @@ from support.ops_http import get, sample
 START_TIMEOUT = 90.0  # a cold start of every process against the slow stand-in
 
 
+# The stacks' logs (read by failure messages while a test runs) go, with all of them, when the test
+# session ends.
+LOGS = tempfile.TemporaryDirectory(prefix="boochat-stacks-")
+
+
 class Stack:
     def __init__(self, settings: Settings, scale: Mapping[str, int] | None = None, log_dir: Path | None = None) -> None:
         """``settings.gateway_port`` is the first gateway's port; more gateways take the next ones.
@@ -26,7 +31,7 @@ class Stack:
             settings = settings.model_copy(update={"metrics_port": _metrics_ports(settings, scale)})
         self.settings = settings
         self.processes = stack_processes(settings, scale)
-        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix=f"boochat-{settings.namespace}-"))
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix=f"{settings.namespace}-", dir=LOGS.name))
         self.supervisor = Supervisor(self.processes, env=child_env(settings), log_dir=self.log_dir)
 
     @property
