@@ -111,6 +111,7 @@ async def test_reminders_go_once_with_two_replicas_and_one_killed_while_sending(
         fcm_endpoint=fcm.endpoint,
         max_rooms_per_hour=1000,
         request_timeout_seconds=30,
+        rate_limit_per_minute=100_000,  # the wait for every reminder to settle pings round after round
     )
     ann = await Client.connect(stack.ws_url, dev_user=new_user("Ann"))
     bob = await Client.connect(stack.ws_url, dev_user=new_user("Bob"))
