@@ -9,41 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from support.handlers import event, harness
+from support.handlers import event
+from support.rooms import hand_over, room_with
 
-from contracts.events import RoomCreated, RoomInfo, RoomUpdated
+from contracts.events import RoomInfo, RoomUpdated
 from contracts.routing import user_key
 from workers.messaging import handlers
 from workers.messaging.app import WORKER
 from workers.messaging.storage import Item, ItemStateDoc
-
-
-def info(*user_ids: str, room_id: str = "r1") -> RoomInfo:
-    return RoomInfo(
-        id=room_id,
-        name="Den",
-        image_url=None,
-        participant_ids=list(user_ids),
-        created_by=user_ids[0],
-        created_at=datetime.now(UTC),
-    )
-
-
-async def hand_over(messaging, *events) -> None:
-    """Rooms' events, as rooms hands them over before replying."""
-    await messaging.ok("copy_room_changes", "rooms", {"events": [e.model_dump(mode="json") for e in events]})
-
-
-async def room_with(messaging, *users, room_id: str = "r1"):
-    names = {u.id: u.name for u in users}
-    created = event("room.created", RoomCreated(room=info(*names, room_id=room_id), names=names), room_id, 1)
-    await hand_over(messaging, created)
-    return created
-
-
-@pytest.fixture
-async def messaging(mongo_url):
-    return await harness(WORKER, mongo_url)
 
 
 async def chat(messaging, *names: str):

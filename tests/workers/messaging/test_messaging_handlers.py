@@ -10,14 +10,14 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from pymongo.errors import AutoReconnect
 from support.fcm import presence
-from support.handlers import READS, WRITES, database_calls, event, harness, replica
+from support.handlers import READS, WRITES, database_calls, event, replica
+from support.rooms import hand_over, info, room_with
 from support.shapes import a_poll
 
 from contracts.envelope import Command
-from contracts.events import MemberJoined, MemberLeft, ProfileChanged, RoomCreated, RoomInfo
+from contracts.events import MemberJoined, MemberLeft, ProfileChanged
 from contracts.routing import ITEMS_FOR_OFFLINE, reply_key, user_key
 from contracts.shapes import User
 from workers.messaging import storage
@@ -27,39 +27,10 @@ from workers.runtime.dispatch import Answer, run_command
 from workers.runtime.outbox import Caller
 
 
-@pytest.fixture
-async def messaging(mongo_url):
-    return await harness(WORKER, mongo_url)
-
-
-def info(*user_ids: str, room_id: str = "r1") -> RoomInfo:
-    return RoomInfo(
-        id=room_id,
-        name="Den",
-        image_url=None,
-        participant_ids=list(user_ids),
-        created_by=user_ids[0],
-        created_at=datetime.now(UTC),
-    )
-
-
 def bob_joins(alice, bob) -> MemberJoined:
     return MemberJoined(
         room=info(alice.id, bob.id), user_id=bob.id, user_name="Bob", invited_by=alice.id, invited_by_name="Alice"
     )
-
-
-async def hand_over(messaging, *events) -> None:
-    """Rooms' events, as rooms hands them over before replying."""
-    data = {"events": [e.model_dump(mode="json") for e in events]}
-    await messaging.ok("copy_room_changes", "rooms", data)
-
-
-async def room_with(messaging, *users, room_id: str = "r1"):
-    names = {u.id: u.name for u in users}
-    created = event("room.created", RoomCreated(room=info(*names, room_id=room_id), names=names), room_id, 1)
-    await hand_over(messaging, created)
-    return created
 
 
 async def test_send_message_numbers_and_publishes(messaging):
