@@ -56,6 +56,9 @@ def test_null_for_a_required_field_is_refused():
     """A required field stays required: its null is bad."""
     assert "room_id" in errors(GetRoomItems, {"room_id": None})
     assert "room_id" in errors(SendMessage, {"room_id": None, "content": "hi"})
+    # without attachments a message needs its text, as in version 1: null, missing or empty
+    for data in ({"room_id": "r", "content": None}, {"room_id": "r"}, {"room_id": "r", "content": " "}):
+        assert "content" in errors(SendMessage, data)
 
 
 @pytest.mark.parametrize("value", ["1", 1.0, True, -1])
